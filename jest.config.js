@@ -1,0 +1,10 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test', '<rootDir>/lambda'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  snapshotSerializers: ['<rootDir>/test/helpers/asset-hash-serializer.js'],
+  // Synthesizing a stack takes seconds on two cores; a generous timeout is not a timing assertion.
+  testTimeout: 120000,
+};

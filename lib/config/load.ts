@@ -1,0 +1,69 @@
+import { closest, distance } from 'fastest-levenshtein';
+import type { Construct } from 'constructs';
+import type { z } from 'zod';
+import { CONFIG_KEYS, type Config, configSchema } from './schema';
+
+/**
+ * Context keys that are not ours but may legitimately be present: CDK feature flags (`@aws-cdk/...`),
+ * CLI-injected keys (`aws:cdk:...`), lookups cached by the CLI (`availability-zones:...`) and the
+ * few plain keys the CDK CLI itself reads from cdk.json.
+ */
+const FOREIGN_PLAIN_KEYS = new Set(['cli-telemetry', 'acknowledged-issue-numbers']);
+
+function isPlainKey(key: string): boolean {
+  return !/[:@/]/.test(key) && !FOREIGN_PLAIN_KEYS.has(key);
+}
+
+/** Thrown when the context does not describe a valid deployment; `problems` holds one line per mistake. */
+export class ConfigError extends Error {
+  constructor(public readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Validates a plain record of context values (as `cdk.json` and `-c` deliver them) against the schema.
+ * Every problem is reported at once, each naming its key and what is expected.
+ */
+export function parseConfig(context: Record<string, unknown>): Config {
+  const problems: string[] = [];
+  const ours: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(context)) {
+    if (!isPlainKey(key)) continue;
+    if ((CONFIG_KEYS as string[]).includes(key)) {
+      ours[key] = value;
+      continue;
+    }
+    const nearest = closest(key, CONFIG_KEYS as string[]);
+    const hint =
+      distance(key.toLowerCase(), nearest.toLowerCase()) <= Math.max(2, key.length / 3)
+        ? `; did you mean '${nearest}'?`
+        : '';
+    problems.push(`unknown context key '${key}'${hint} Valid keys: ${CONFIG_KEYS.join(', ')}`);
+  }
+  const result = configSchema.safeParse(ours);
+  if (!result.success) {
+    problems.push(...result.error.issues.map((issue) => describeIssue(issue, ours)));
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  return result.data;
+}
+
+/** Reads every context value of the app (cdk.json, `-c`, defaults) and validates it. */
+export function loadConfig(scope: Construct): Config {
+  return parseConfig(scope.node.getAllContext() as Record<string, unknown>);
+}
+
+function describeIssue(issue: z.core.$ZodIssue, input: Record<string, unknown>): string {
+  const key = issue.path.length > 0 ? String(issue.path[0]) : '(config)';
+  const index = issue.path.length > 1 ? ` (item ${Number(issue.path[1]) + 1})` : '';
+  if (issue.code === 'invalid_value' && 'values' in issue) {
+    const got = JSON.stringify(input[key]);
+    return `context key '${key}': got ${got}; expected one of ${issue.values.map((v) => `'${String(v)}'`).join(', ')}`;
+  }
+  if (issue.code === 'invalid_format' || (issue.code === 'invalid_type' && key in input)) {
+    return `context key '${key}'${index}: ${issue.message} (got ${JSON.stringify(input[key])})`;
+  }
+  return `context key '${key}'${index}: ${issue.message}`;
+}

@@ -1,0 +1,270 @@
+import * as ipaddr from 'ipaddr.js';
+import { z } from 'zod';
+
+/**
+ * The one source of every configuration key: its type, its default and a one-line description.
+ *
+ * Values arrive from `cdk.json` context (JSON types) or from `-c key=value` (always strings), so
+ * every non-string field accepts its string form too. The README's parameter table is generated
+ * from this schema by `npm run docs`.
+ */
+
+/** `true`/`false` as a boolean or as the string `-c` delivers. Anything else is refused, not coerced. */
+const bool = () =>
+  z.preprocess(
+    (value) => {
+      if (typeof value !== 'string') return value;
+      const normalized = value.trim().toLowerCase();
+      if (normalized === 'true') return true;
+      if (normalized === 'false') return false;
+      return value;
+    },
+    z.boolean({ error: (issue) => `expected true or false, got ${JSON.stringify(issue.input)}` }),
+  );
+
+/** A list given as a JSON array in cdk.json or as a comma-separated string with `-c`. */
+const list = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (value) =>
+      typeof value === 'string'
+        ? value
+            .split(',')
+            .map((part) => part.trim())
+            .filter((part) => part !== '')
+        : value,
+    z.array(item, { error: 'expected a comma-separated list' }),
+  );
+
+/** Exact version tags only: a moving tag such as `latest` makes two deploys of one commit differ. */
+const imageTag = (what: string) =>
+  z
+    .string()
+    .refine((tag) => tag.trim().toLowerCase() !== 'latest', {
+      error: `'latest' is refused: pin an exact ${what} release tag so that every deploy of a commit runs the same image`,
+    })
+    .refine((tag) => /^\d+\.\d+\.\d+(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?$/.test(tag), {
+      error: `expected an exact release tag such as 1.2.3 or 1.2.3-local`,
+    });
+
+function cidr(family: 'ipv4' | 'ipv6') {
+  const kind = family === 'ipv4' ? 'IPv4' : 'IPv6';
+  const example = family === 'ipv4' ? '203.0.113.0/24' : '2001:db8::/32';
+  return z.string().superRefine((value, ctx) => {
+    let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
+    try {
+      parsed = ipaddr.parseCIDR(value);
+    } catch {
+      ctx.addIssue({
+        code: 'custom',
+        message: `'${value}' is not an ${kind} CIDR; expected a block such as ${example}`,
+      });
+      return;
+    }
+    const [address, prefix] = parsed;
+    if (address.kind() !== family) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `'${value}' is not an ${kind} CIDR; expected a block such as ${example}`,
+      });
+      return;
+    }
+    const network =
+      family === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(value) : ipaddr.IPv6.networkAddressFromCIDR(value);
+    if (network.toString() !== address.toString()) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `'${value}' has host bits set; expected the network address, '${network.toString()}/${prefix}'`,
+      });
+    }
+  });
+}
+
+const hostname = z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, {
+  error: 'expected a lower-case DNS name such as dify.example.com',
+});
+
+/** Availability-zone count and NAT gateway count per profile (the issue's network rules). */
+export const AZ_COUNT = { dev: 2, prod: 3 } as const;
+
+export const configSchema = z
+  .object({
+    platform: z
+      .enum(['ecs', 'eks'])
+      .default('ecs')
+      .describe('Container platform for Dify: ECS Fargate (ecs) or EKS (eks).'),
+    profile: z
+      .enum(['dev', 'prod'])
+      .default('dev')
+      .describe('Sizing profile: sets capacity, Multi-AZ, deletion protection, retention, NAT count and endpoints.'),
+    stackName: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, {
+        error: 'expected a CloudFormation stack name: a letter, then letters, digits or hyphens, 64 at most',
+      })
+      .default('Dify')
+      .describe('Name of the main CloudFormation stack; also prefixes log group names.'),
+    account: z
+      .string()
+      .regex(/^\d{12}$/, { error: 'expected a 12-digit AWS account id' })
+      .optional()
+      .describe('AWS account to deploy to. Unset: environment-agnostic, resolved at deploy time.'),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, { error: 'expected an AWS region name such as eu-west-1' })
+      .optional()
+      .describe('AWS region to deploy to. Unset: environment-agnostic, resolved at deploy time.'),
+    availabilityZones: list(
+      z.string().regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/, {
+        error: 'expected availability zone names such as eu-west-1a',
+      }),
+    )
+      .optional()
+      .describe('Exact availability zones (2 in dev, 3 in prod). Unset: the region’s first zones, at deploy time.'),
+    domainName: hostname
+      .optional()
+      .describe(
+        'Public name of Dify, e.g. dify.example.com. Needs hostedZoneId and hostedZoneName, or certificateArn.',
+      ),
+    hostedZoneId: z
+      .string()
+      .regex(/^Z[A-Z0-9]{1,32}$/, { error: 'expected a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ' })
+      .optional()
+      .describe('Route 53 hosted zone id for domainName, used for DNS validation and alias records.'),
+    hostedZoneName: hostname
+      .optional()
+      .describe('Route 53 hosted zone name that contains domainName, e.g. example.com.'),
+    certificateArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/, {
+        error: 'expected an ACM certificate ARN such as arn:aws:acm:eu-west-1:123456789012:certificate/<uuid>',
+      })
+      .optional()
+      .describe('Existing ACM certificate for domainName, instead of a DNS-validated one.'),
+    allowedIpv4Cidrs: list(cidr('ipv4'))
+      .default([])
+      .describe('IPv4 networks allowed to reach Dify. Empty: nobody. 0.0.0.0/0 is allowed but warned about.'),
+    allowedIpv6Cidrs: list(cidr('ipv6'))
+      .default([])
+      .describe('IPv6 networks allowed to reach Dify. Empty: nobody. ::/0 is allowed but warned about.'),
+    difyVersion: imageTag('Dify')
+      .default('1.13.3')
+      .describe('Dify release (api, worker, beat, web images). Must match ../shared/dify/services.json.'),
+    pluginDaemonVersion: imageTag('dify-plugin-daemon')
+      .default('0.5.3-local')
+      .describe('dify-plugin-daemon image tag that goes with difyVersion.'),
+    sandboxVersion: imageTag('dify-sandbox').default('0.2.14').describe('dify-sandbox image tag.'),
+    vpcCidr: cidr('ipv4')
+      .refine((value) => Number(value.split('/')[1]) <= 18, {
+        error: 'expected a prefix of /18 or larger: nine /22 subnets (three tiers in up to three zones) must fit',
+      })
+      .refine((value) => ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'].some((range) => within(value, range)), {
+        error: 'expected a private (RFC 1918) range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16',
+      })
+      .default('10.0.0.0/16')
+      .describe('IPv4 range of the VPC.'),
+    vpcInterfaceEndpoints: bool()
+      .optional()
+      .describe('Interface endpoints for Secrets Manager, KMS, ECR, Logs and Bedrock. Always on in prod; off in dev.'),
+    alarmEmail: z
+      .email({ error: 'expected an e-mail address such as ops@example.com' })
+      .optional()
+      .describe('Address subscribed to alarm notifications. Unset: alarms publish to a topic with no subscriber.'),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.platform === 'eks') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['platform'],
+        message: "'eks' is not available yet: the EKS runtime has not landed in this release; use platform=ecs",
+      });
+    }
+    if (config.hostedZoneId !== undefined && config.hostedZoneName === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['hostedZoneName'], message: 'required when hostedZoneId is set' });
+    }
+    if (config.hostedZoneName !== undefined && config.hostedZoneId === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['hostedZoneId'], message: 'required when hostedZoneName is set' });
+    }
+    if (config.domainName === undefined) {
+      for (const key of ['hostedZoneId', 'hostedZoneName', 'certificateArn'] as const) {
+        if (config[key] !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['domainName'],
+            message: `required when ${key} is set: the name that the certificate covers and Dify's URLs use`,
+          });
+        }
+      }
+    } else {
+      if (config.hostedZoneId === undefined && config.certificateArn === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['domainName'],
+          message: 'needs either hostedZoneId and hostedZoneName (for a DNS-validated certificate) or certificateArn',
+        });
+      }
+      const zone = config.hostedZoneName;
+      if (zone !== undefined && config.domainName !== zone && !config.domainName.endsWith(`.${zone}`)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['domainName'],
+          message: `'${config.domainName}' is not inside hostedZoneName '${zone}'; expected ${zone} or a name ending in .${zone}`,
+        });
+      }
+    }
+    if (config.certificateArn !== undefined && config.region !== undefined) {
+      const certRegion = config.certificateArn.split(':')[3];
+      if (certRegion !== config.region) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['certificateArn'],
+          message: `is in ${certRegion} but region is ${config.region}; a load balancer certificate must be in the stack's region`,
+        });
+      }
+    }
+    const zones = config.availabilityZones;
+    if (zones !== undefined) {
+      const expected = AZ_COUNT[config.profile];
+      if (zones.length !== expected) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['availabilityZones'],
+          message: `profile '${config.profile}' uses ${expected} availability zones; got ${zones.length}`,
+        });
+      }
+      if (new Set(zones).size !== zones.length) {
+        ctx.addIssue({ code: 'custom', path: ['availabilityZones'], message: 'lists a zone twice' });
+      }
+      if (config.region === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['region'], message: 'required when availabilityZones is set' });
+      } else {
+        for (const zone of zones.filter((z) => !z.startsWith(config.region as string))) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['availabilityZones'],
+            message: `'${zone}' is not in region ${config.region}`,
+          });
+        }
+      }
+    }
+    if (config.profile === 'prod' && config.vpcInterfaceEndpoints === false) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vpcInterfaceEndpoints'],
+        message:
+          'cannot be false in profile prod: prod keeps AWS API traffic on interface endpoints; use profile=dev to turn them off',
+      });
+    }
+  });
+
+/** The validated configuration, with defaults applied. */
+export type Config = z.output<typeof configSchema>;
+
+/** Every key the schema knows, in declaration order. */
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
+
+function within(inner: string, outer: string): boolean {
+  const [address, prefix] = ipaddr.parseCIDR(inner);
+  const [outerAddress, outerPrefix] = ipaddr.parseCIDR(outer);
+  return prefix >= outerPrefix && address.kind() === outerAddress.kind() && address.match(outerAddress, outerPrefix);
+}

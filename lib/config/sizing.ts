@@ -1,0 +1,99 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { AZ_COUNT, type Config } from './schema';
+
+/** What a profile decides for the network. */
+export interface NetworkSizing {
+  /** Availability zones: 2 in dev, 3 in prod. */
+  readonly azCount: number;
+  /** NAT gateways: one in dev (cost), one per zone in prod (a zone outage keeps egress). */
+  readonly natGateways: number;
+  /** Interface endpoints for AWS APIs, so that secrets and images never cross the NAT. */
+  readonly interfaceEndpoints: boolean;
+  readonly logRetention: RetentionDays;
+}
+
+/** What a profile decides for Aurora PostgreSQL. */
+export interface DatabaseSizing {
+  /** Serverless v2 minimum ACU; 0 lets an idle dev database pause. */
+  readonly minCapacity: number;
+  readonly maxCapacity: number;
+  /** Readers in other zones; a reader is the failover target. */
+  readonly readers: number;
+  readonly backupRetention: Duration;
+  readonly deletionProtection: boolean;
+  readonly removalPolicy: RemovalPolicy;
+  readonly logRetention: RetentionDays;
+}
+
+/** What a profile decides for ElastiCache (Valkey). */
+export interface CacheSizing {
+  readonly nodeType: string;
+  /** Nodes in the replication group: 1 primary, plus replicas in prod for Multi-AZ failover. */
+  readonly nodes: number;
+  readonly multiAz: boolean;
+  readonly snapshotRetentionDays: number;
+  readonly logRetention: RetentionDays;
+}
+
+/** What a profile decides for S3 storage. */
+export interface StorageSizing {
+  readonly removalPolicy: RemovalPolicy;
+  readonly noncurrentVersionExpiration: Duration;
+  readonly accessLogExpiration: Duration;
+}
+
+/** What a profile decides for keys, secrets and logs that are not tied to one component. */
+export interface RetentionSizing {
+  readonly removalPolicy: RemovalPolicy;
+  readonly logRetention: RetentionDays;
+}
+
+export interface Sizing {
+  readonly network: NetworkSizing;
+  readonly database: DatabaseSizing;
+  readonly cache: CacheSizing;
+  readonly storage: StorageSizing;
+  readonly retention: RetentionSizing;
+}
+
+/** Turns a profile (and the few keys that refine it) into the sizing of every component. */
+export function sizingFor(config: Pick<Config, 'profile' | 'vpcInterfaceEndpoints'>): Sizing {
+  const prod = config.profile === 'prod';
+  // HIPAA asks for six years of audit records; a year in CloudWatch plus the retained buckets covers
+  // investigations in prod, while dev keeps a month to stay cheap.
+  const logRetention = prod ? RetentionDays.ONE_YEAR : RetentionDays.ONE_MONTH;
+  return {
+    network: {
+      azCount: AZ_COUNT[config.profile],
+      natGateways: prod ? AZ_COUNT.prod : 1,
+      interfaceEndpoints: config.vpcInterfaceEndpoints ?? prod,
+      logRetention,
+    },
+    database: {
+      minCapacity: prod ? 1 : 0,
+      maxCapacity: prod ? 16 : 4,
+      readers: prod ? 1 : 0,
+      backupRetention: Duration.days(prod ? 35 : 7),
+      deletionProtection: prod,
+      removalPolicy: prod ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY,
+      logRetention,
+    },
+    cache: {
+      nodeType: prod ? 'cache.r7g.large' : 'cache.t4g.micro',
+      nodes: prod ? 2 : 1,
+      multiAz: prod,
+      snapshotRetentionDays: prod ? 15 : 1,
+      logRetention,
+    },
+    storage: {
+      removalPolicy: prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      noncurrentVersionExpiration: Duration.days(prod ? 90 : 30),
+      accessLogExpiration: Duration.days(prod ? 365 : 30),
+    },
+    retention: {
+      removalPolicy: prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      logRetention,
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { acknowledge } from '../nag/acknowledge';
+
+export interface AppSecretsProps {
+  /** The secrets key: every value is encrypted with it. */
+  readonly key: kms.IKey;
+  /** RETAIN in prod for `SECRET_KEY`, whose loss makes stored provider credentials unreadable. */
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/**
+ * Dify's own generated secrets, one Secrets Manager secret per purpose. CloudFormation generates each
+ * value, so none is ever typed by a person, passed as context or written into the template.
+ *
+ * Values are alphanumeric: they end up in URLs and headers, where punctuation needs escaping that
+ * Dify does not do. 64 alphanumeric characters carry about 380 bits.
+ */
+export class AppSecrets extends Construct {
+  /** Dify's `SECRET_KEY`: signs sessions and encrypts the provider credentials Dify stores. Shared by api, worker and beat. */
+  public readonly secretKey: secretsmanager.Secret;
+  /** `CODE_EXECUTION_API_KEY` of the api and `API_KEY` of the sandbox. */
+  public readonly sandboxApiKey: secretsmanager.Secret;
+  /** `PLUGIN_DAEMON_KEY` of the api and `SERVER_KEY` of the plugin daemon. */
+  public readonly pluginDaemonKey: secretsmanager.Secret;
+  /** `INNER_API_KEY_FOR_PLUGIN` of the api and `DIFY_INNER_API_KEY` of the plugin daemon. */
+  public readonly pluginInnerApiKey: secretsmanager.Secret;
+
+  constructor(scope: Construct, id: string, props: AppSecretsProps) {
+    super(scope, id);
+    this.secretKey = this.generated(
+      'SecretKey',
+      'Dify SECRET_KEY (never rotate: it encrypts stored provider credentials)',
+      props,
+      {
+        // Losing SECRET_KEY makes every provider credential in the database unreadable, so it outlives
+        // the stack in prod just as the database snapshot does.
+        removalPolicy: props.removalPolicy,
+      },
+    );
+    acknowledge(
+      this.secretKey.node.defaultChild!,
+      ...noAutomaticRotation(
+        'SECRET_KEY encrypts the provider credentials Dify stores in its database; rotating it makes them unreadable (Dify has no re-encryption), so it must never rotate automatically. Access is limited to the api, worker and beat task roles and audited in CloudTrail.',
+      ),
+    );
+    this.sandboxApiKey = this.generated('SandboxApiKey', 'Dify sandbox API key (api -> sandbox)', props);
+    this.pluginDaemonKey = this.generated(
+      'PluginDaemonKey',
+      'Dify plugin daemon server key (api -> plugin daemon)',
+      props,
+    );
+    this.pluginInnerApiKey = this.generated('PluginInnerApiKey', 'Dify inner API key (plugin daemon -> api)', props);
+    for (const secret of [this.sandboxApiKey, this.pluginDaemonKey, this.pluginInnerApiKey]) {
+      acknowledge(
+        secret.node.defaultChild!,
+        ...noAutomaticRotation(
+          'Both services that share this key read it only at task start, so a scheduled rotation would break them until redeployed; the operator CLI rotates it and redeploys exactly its consumers in one step. Access is limited to those two task roles and audited in CloudTrail.',
+        ),
+      );
+    }
+  }
+
+  /** Every secret of this construct, for grants and outputs. */
+  public get all(): secretsmanager.Secret[] {
+    return [this.secretKey, this.sandboxApiKey, this.pluginDaemonKey, this.pluginInnerApiKey];
+  }
+
+  private generated(
+    id: string,
+    description: string,
+    props: AppSecretsProps,
+    overrides: { removalPolicy?: RemovalPolicy } = {},
+  ): secretsmanager.Secret {
+    return new secretsmanager.Secret(this, id, {
+      description,
+      encryptionKey: props.key,
+      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+      removalPolicy: overrides.removalPolicy ?? RemovalPolicy.DESTROY,
+    });
+  }
+}
+
+/** The three packs' rotation findings for a secret whose rotation is done by the operator instead. */
+export function noAutomaticRotation(reason: string) {
+  return [
+    { id: 'AwsSolutions-SMG4', reason },
+    { id: 'NIST.800.53.R5-SecretsManagerRotationEnabled', reason },
+    { id: 'HIPAA.Security-SecretsManagerRotationEnabled', reason },
+  ];
+}

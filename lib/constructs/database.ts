@@ -1,0 +1,230 @@
+import { Duration } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { DatabaseSizing } from '../config/sizing';
+import { acknowledge } from '../nag/acknowledge';
+import { noAutomaticRotation } from './app-secrets';
+import { DatabaseBootstrap } from './database-bootstrap';
+import { encryptedLogGroup, type LogSettings } from './log-group';
+import type { Network } from './network';
+
+export interface DatabaseProps {
+  readonly network: Network;
+  readonly sizing: DatabaseSizing;
+  /** Encrypts storage and Performance Insights. */
+  readonly dataKey: kms.IKey;
+  /** Encrypts the master and role secrets. */
+  readonly secretsKey: kms.IKey;
+  readonly logs: LogSettings;
+  /**
+   * Fixed cluster identifier, so that the PostgreSQL log group can exist (encrypted, with retention)
+   * before RDS would create it unencrypted.
+   */
+  readonly clusterIdentifier: string;
+}
+
+/** PostgreSQL's port; Dify and the plugin daemon assume it. */
+export const DATABASE_PORT = 5432;
+
+/** Characters left out of generated database passwords: they break libpq and SQLAlchemy URLs. */
+export const PASSWORD_EXCLUDED_CHARACTERS = ` "'@/\\%:?#[]{}<>^\`|~&+=,;`;
+
+/** Engine for every variant: PostgreSQL 16, whose 16.3+ minor versions let Serverless v2 pause at 0 ACU. */
+export const ENGINE = rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_9 });
+
+/**
+ * Aurora PostgreSQL Serverless v2 with pgvector, in the isolated subnets.
+ *
+ * - Storage and Performance Insights are encrypted with the data key; TLS is forced
+ *   (`rds.force_ssl=1`) and passwords are stored as SCRAM verifiers.
+ * - The master credentials are generated into Secrets Manager and rotate every 30 days. Dify never
+ *   uses them: a deploy-time bootstrap creates one login role per purpose (`dify` for the api,
+ *   worker and beat; `dify_plugin` for the plugin daemon), each with its own generated secret and
+ *   its own database.
+ * - Nothing reaches port 5432 until a consumer is allowed through `connections`.
+ */
+export class Database extends Construct implements ec2.IConnectable {
+  public readonly cluster: rds.DatabaseCluster;
+  public readonly connections: ec2.Connections;
+  /** Secret of the `dify` role (api, worker, beat), with host, port and dbname. */
+  public readonly appSecret: rds.DatabaseSecret;
+  /** Secret of the `dify_plugin` role (plugin daemon), with host, port and dbname. */
+  public readonly pluginSecret: rds.DatabaseSecret;
+  /** Database names Dify's components use. */
+  public static readonly APP_DATABASE = 'dify';
+  public static readonly PLUGIN_DATABASE = 'dify_plugin';
+
+  constructor(scope: Construct, id: string, props: DatabaseProps) {
+    super(scope, id);
+    const { sizing, network } = props;
+
+    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: network.vpc,
+      description: 'Aurora PostgreSQL: 5432 from the app security groups only',
+      allowAllOutbound: false,
+    });
+    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
+      engine: ENGINE,
+      description: 'Dify: TLS only, SCRAM passwords',
+      parameters: {
+        'rds.force_ssl': '1',
+        password_encryption: 'scram-sha-256',
+        // Connection logging gives the audit trail HIPAA and NIST AU-2 ask for. Statement logging
+        // stays at its default (none): a DDL log would record role passwords.
+        log_connections: '1',
+        log_disconnections: '1',
+      },
+    });
+    const postgresLogGroup = encryptedLogGroup(
+      this,
+      'PostgresLogGroup',
+      { ...props.logs, retention: sizing.logRetention },
+      {
+        exact: `/aws/rds/cluster/${props.clusterIdentifier}/postgresql`,
+      },
+    );
+
+    const instanceProps: rds.ServerlessV2ClusterInstanceProps = {
+      autoMinorVersionUpgrade: true,
+      publiclyAccessible: false,
+      enablePerformanceInsights: true,
+      performanceInsightEncryptionKey: props.dataKey,
+      performanceInsightRetention: rds.PerformanceInsightRetention.DEFAULT,
+    };
+    this.cluster = new rds.DatabaseCluster(this, 'Resource', {
+      engine: ENGINE,
+      clusterIdentifier: props.clusterIdentifier,
+      credentials: rds.Credentials.fromGeneratedSecret('dify_admin', {
+        encryptionKey: props.secretsKey,
+        excludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
+      }),
+      writer: rds.ClusterInstance.serverlessV2('Writer', instanceProps),
+      readers: Array.from({ length: sizing.readers }, (_, index) =>
+        // A reader that scales with the writer can take over without a cold start.
+        rds.ClusterInstance.serverlessV2(`Reader${index + 1}`, { ...instanceProps, scaleWithWriter: true }),
+      ),
+      serverlessV2MinCapacity: sizing.minCapacity,
+      serverlessV2MaxCapacity: sizing.maxCapacity,
+      vpc: network.vpc,
+      vpcSubnets: network.isolatedSubnets,
+      securityGroups: [securityGroup],
+      storageEncrypted: true,
+      storageEncryptionKey: props.dataKey,
+      parameterGroup,
+      iamAuthentication: true,
+      // The bootstrap talks to the database through the Data API: TLS, IAM-authorized, and no network
+      // path from a Lambda to port 5432.
+      enableDataApi: true,
+      cloudwatchLogsExports: ['postgresql'],
+      enablePerformanceInsights: true,
+      performanceInsightEncryptionKey: props.dataKey,
+      performanceInsightRetention: rds.PerformanceInsightRetention.DEFAULT,
+      backup: { retention: sizing.backupRetention, preferredWindow: '17:00-18:00' },
+      preferredMaintenanceWindow: 'sun:18:30-sun:19:30',
+      port: DATABASE_PORT,
+      // Enhanced monitoring: OS-level metrics every minute (NIST AU-12, CA-7).
+      monitoringInterval: Duration.seconds(60),
+      deletionProtection: sizing.deletionProtection,
+      removalPolicy: sizing.removalPolicy,
+      copyTagsToSnapshot: true,
+    });
+    this.cluster.node.addDependency(postgresLogGroup);
+    // The cluster's own `connections` carries the port as a token; a literal port keeps every
+    // ingress rule readable in `cdk diff` and checkable by cdk-nag.
+    this.connections = new ec2.Connections({
+      securityGroups: [securityGroup],
+      defaultPort: ec2.Port.tcp(DATABASE_PORT),
+    });
+
+    const master = this.cluster.secret!;
+    const rotationSecurityGroup = new ec2.SecurityGroup(this, 'RotationSecurityGroup', {
+      vpc: network.vpc,
+      description: 'Master secret rotation: PostgreSQL to the cluster, HTTPS to Secrets Manager',
+      allowAllOutbound: false,
+    });
+    rotationSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'Secrets Manager API');
+    this.connections.allowDefaultPortFrom(rotationSecurityGroup, 'Master secret rotation');
+    network.allowAppAccess(rotationSecurityGroup, 'Master secret rotation');
+    master.addRotationSchedule('Rotation', {
+      automaticallyAfter: Duration.days(30),
+      hostedRotation: secretsmanager.HostedRotation.postgreSqlSingleUser({
+        vpc: network.vpc,
+        vpcSubnets: network.privateSubnets,
+        securityGroups: [rotationSecurityGroup],
+        excludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
+      }),
+    });
+
+    this.appSecret = this.roleSecret('AppUserSecret', 'dify', Database.APP_DATABASE, props.secretsKey);
+    this.pluginSecret = this.roleSecret('PluginUserSecret', 'dify_plugin', Database.PLUGIN_DATABASE, props.secretsKey);
+
+    new DatabaseBootstrap(this, 'Bootstrap', {
+      cluster: this.cluster,
+      masterSecret: master,
+      roles: [
+        { secret: this.appSecret, database: Database.APP_DATABASE },
+        { secret: this.pluginSecret, database: Database.PLUGIN_DATABASE },
+      ],
+      extensions: [{ database: Database.APP_DATABASE, name: 'vector' }],
+      network,
+      logs: props.logs,
+    });
+
+    this.acknowledgeFindings(sizing);
+  }
+
+  private roleSecret(id: string, username: string, dbname: string, key: kms.IKey): rds.DatabaseSecret {
+    const secret = new rds.DatabaseSecret(this, id, {
+      username,
+      dbname,
+      encryptionKey: key,
+      excludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
+    });
+    // Adds host, port and engine, so the secret alone describes the connection.
+    secret.attach(this.cluster);
+    acknowledge(
+      secret.node.defaultChild!,
+      ...noAutomaticRotation(
+        `Dify reads the ${username} password only at task start, so a scheduled rotation would lock running tasks out until redeployed. The operator rotates it with a redeploy of exactly its consumers; the master secret, which no task uses, rotates every 30 days.`,
+      ),
+    );
+    return secret;
+  }
+
+  private acknowledgeFindings(sizing: DatabaseSizing): void {
+    const cluster = this.cluster.node.defaultChild!;
+    acknowledge(this.cluster.node.findChild('MonitoringRole').node.defaultChild!, {
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]',
+      reason:
+        'The AWS-maintained service-role policy for RDS enhanced monitoring; it allows writing OS metrics to the RDSOSMetrics log group only, and only the RDS monitoring service can assume this role.',
+    });
+    const backups = `Aurora's own continuous backups give point-in-time recovery for ${sizing.backupRetention.toDays()} days, encrypted with the data key; the instances hold no data of their own, so an AWS Backup plan would duplicate the cluster backups. Add the cluster to an organization backup plan for cross-account copies.`;
+    for (const instance of this.cluster.node.children.filter(
+      (c) => c.node.id === 'Writer' || c.node.id.startsWith('Reader'),
+    )) {
+      acknowledge(
+        instance.node.defaultChild!,
+        { id: 'NIST.800.53.R5-RDSInBackupPlan', reason: backups },
+        { id: 'HIPAA.Security-RDSInBackupPlan', reason: backups },
+      );
+    }
+    acknowledge(cluster, {
+      id: 'AwsSolutions-RDS11',
+      reason:
+        'Port 5432 is kept because Dify and the plugin daemon assume it in places; a non-default port is obscurity, not a control. The cluster sits in isolated subnets and its security group admits only the app security groups.',
+    });
+    if (!sizing.deletionProtection) {
+      const reason =
+        'Profile dev only: deletion protection is off so that `cdk destroy` removes the dev database. Profile prod turns it on and snapshots on removal.';
+      acknowledge(
+        cluster,
+        { id: 'AwsSolutions-RDS10', reason },
+        { id: 'NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled', reason },
+        { id: 'HIPAA.Security-RDSInstanceDeletionProtectionEnabled', reason },
+      );
+    }
+  }
+}

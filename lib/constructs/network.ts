@@ -1,0 +1,123 @@
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Construct } from 'constructs';
+import type { NetworkSizing } from '../config/sizing';
+import { acknowledge } from '../nag/acknowledge';
+import { encryptedLogGroup, type LogSettings } from './log-group';
+
+export interface NetworkProps {
+  /** IPv4 range of the VPC (RFC 1918, /18 or larger). */
+  readonly cidr: string;
+  readonly sizing: NetworkSizing;
+  readonly logs: LogSettings;
+}
+
+/** Interface endpoints created when `sizing.interfaceEndpoints` is on: every AWS API Dify and its tools call. */
+const INTERFACE_ENDPOINTS = {
+  SecretsManager: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+  Kms: ec2.InterfaceVpcEndpointAwsService.KMS,
+  EcrApi: ec2.InterfaceVpcEndpointAwsService.ECR,
+  EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+  Logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+  BedrockRuntime: ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
+} as const;
+
+/**
+ * The VPC: public subnets for the load balancer and NAT only, private subnets with egress for tasks,
+ * isolated subnets for Aurora and ElastiCache. Flow logs go to an encrypted log group, the default
+ * security group is stripped of its rules, and S3 (always) and the AWS APIs (in prod) are reached
+ * through endpoints.
+ *
+ * Interface endpoints admit HTTPS only from the security groups passed to `allowAppAccess`, never
+ * from the VPC's CIDR, so a compromised workload that we did not register cannot use them.
+ */
+export class Network extends Construct {
+  public readonly vpc: ec2.Vpc;
+  /** Interface endpoints by name; empty when the profile turns them off. */
+  public readonly interfaceEndpoints: Readonly<Record<string, ec2.InterfaceVpcEndpoint>>;
+
+  constructor(scope: Construct, id: string, props: NetworkProps) {
+    super(scope, id);
+    const flowLogGroup = encryptedLogGroup(this, 'FlowLogGroup', props.logs, { suffix: 'vpc-flow-logs' });
+
+    this.vpc = new ec2.Vpc(this, 'Resource', {
+      ipAddresses: ec2.IpAddresses.cidr(props.cidr),
+      maxAzs: props.sizing.azCount,
+      natGateways: props.sizing.natGateways,
+      // The default security group would let anything attached to it talk to everything else attached
+      // to it; nothing should use it, so it keeps no rules at all.
+      restrictDefaultSecurityGroup: true,
+      subnetConfiguration: [
+        { name: 'Public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 22, mapPublicIpOnLaunch: false },
+        { name: 'Private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
+        { name: 'Isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 22 },
+      ],
+      flowLogs: {
+        All: {
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup),
+          trafficType: ec2.FlowLogTrafficType.ALL,
+        },
+      },
+      gatewayEndpoints: {
+        S3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
+      },
+    });
+
+    const endpoints: Record<string, ec2.InterfaceVpcEndpoint> = {};
+    if (props.sizing.interfaceEndpoints) {
+      for (const [name, service] of Object.entries(INTERFACE_ENDPOINTS)) {
+        const securityGroup = new ec2.SecurityGroup(this, `${name}EndpointSecurityGroup`, {
+          vpc: this.vpc,
+          description: `${name} interface endpoint: HTTPS from the app security groups only`,
+          allowAllOutbound: false,
+        });
+        endpoints[name] = this.vpc.addInterfaceEndpoint(`${name}Endpoint`, {
+          service,
+          privateDnsEnabled: true,
+          open: false,
+          securityGroups: [securityGroup],
+          subnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        });
+      }
+    }
+    this.interfaceEndpoints = endpoints;
+    this.acknowledgeFindings();
+  }
+
+  private acknowledgeFindings(): void {
+    const igw =
+      'Only the public subnets route to the internet gateway, and only the load balancer and the NAT gateways are placed in them; tasks run in private subnets that egress through NAT, and data stores in isolated subnets with no route out.';
+    for (const subnet of this.vpc.publicSubnets) {
+      acknowledge(
+        subnet.node.findChild('DefaultRoute'),
+        { id: 'NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW', reason: igw },
+        { id: 'HIPAA.Security-VPCNoUnrestrictedRouteToIGW', reason: igw },
+      );
+    }
+    const flowLogPolicy = this.vpc.node.findChild('All').node.findChild('IAMRole').node.findChild('DefaultPolicy')
+      .node.defaultChild!;
+    const inline =
+      'The flow-log delivery role created by CDK: its inline policy allows writing to the one flow-log group only and cannot be attached to any other principal.';
+    acknowledge(
+      flowLogPolicy,
+      { id: 'NIST.800.53.R5-IAMNoInlinePolicy', reason: inline },
+      { id: 'HIPAA.Security-IAMNoInlinePolicy', reason: inline },
+    );
+  }
+
+  /** Subnets for Dify's tasks and our in-VPC functions: private, egress through NAT only. */
+  public get privateSubnets(): ec2.SubnetSelection {
+    return { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
+  }
+
+  /** Subnets for data stores: isolated, no route to or from the internet. */
+  public get isolatedSubnets(): ec2.SubnetSelection {
+    return { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+  }
+
+  /** Lets a workload reach every interface endpoint on 443. Call it for each in-VPC client. */
+  public allowAppAccess(client: ec2.IConnectable, description: string): void {
+    for (const [name, endpoint] of Object.entries(this.interfaceEndpoints)) {
+      endpoint.connections.allowDefaultPortFrom(client, `${description} to the ${name} endpoint`);
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { StorageSizing } from '../config/sizing';
+import { acknowledge } from '../nag/acknowledge';
+
+export interface StorageProps {
+  readonly sizing: StorageSizing;
+  /** Encrypts Dify's files (SSE-KMS with a bucket key). */
+  readonly dataKey: kms.IKey;
+}
+
+const NO_REPLICATION =
+  'Cross-region replication would copy user data to a second region, which data-residency rules in regulated deployments often forbid; versioning with noncurrent-version retention protects against deletion and overwrite, and replication stays a deliberate opt-in of the owner.';
+
+/**
+ * Dify's file storage and the account's log bucket.
+ *
+ * - `bucket`: uploads, plugin packages and generated files. SSE-KMS with the data key and a bucket
+ *   key, versioned, TLS only, no public access, noncurrent versions expire, kept on `cdk destroy` in
+ *   prod. Its server access logs go to `logBucket`.
+ * - `logBucket`: the sink for S3 server access logs (and, later, load balancer and CloudFront logs).
+ *   Those services can only write to SSE-S3 buckets, so it uses SSE-S3; it is otherwise as locked down.
+ */
+export class Storage extends Construct {
+  public readonly bucket: s3.Bucket;
+  public readonly logBucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: StorageProps) {
+    super(scope, id);
+    const { sizing } = props;
+    const destroy = sizing.removalPolicy === RemovalPolicy.DESTROY;
+
+    this.logBucket = new s3.Bucket(this, 'LogBucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      versioned: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [
+        {
+          id: 'ExpireLogs',
+          expiration: sizing.accessLogExpiration,
+          noncurrentVersionExpiration: sizing.accessLogExpiration,
+        },
+      ],
+      removalPolicy: sizing.removalPolicy,
+      autoDeleteObjects: destroy,
+    });
+    acknowledge(
+      this.logBucket.node.defaultChild!,
+      {
+        id: 'AwsSolutions-S1',
+        reason:
+          'This is the access-log bucket itself: logging it into itself would loop, and logging it elsewhere only moves the question. Writes come from the S3 log delivery service alone (bucket policy), and CloudTrail records its API calls.',
+      },
+      ...['NIST.800.53.R5', 'HIPAA.Security'].map((pack) => ({
+        id: `${pack}-S3BucketLoggingEnabled`,
+        reason:
+          'This is the access-log bucket itself: logging it into itself would loop. Writes come from the S3 log delivery service alone (bucket policy), and CloudTrail records its API calls.',
+      })),
+      ...['NIST.800.53.R5', 'HIPAA.Security'].map((pack) => ({
+        id: `${pack}-S3DefaultEncryptionKMS`,
+        reason:
+          'S3 server access logging and load balancer access logs can only be delivered to a bucket encrypted with SSE-S3, not SSE-KMS; the logs hold request metadata, not user content, and the bucket blocks public access and requires TLS.',
+      })),
+      ...['NIST.800.53.R5', 'HIPAA.Security'].map((pack) => ({
+        id: `${pack}-S3BucketReplicationEnabled`,
+        reason: NO_REPLICATION,
+      })),
+    );
+
+    this.bucket = new s3.Bucket(this, 'Resource', {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: props.dataKey,
+      bucketKeyEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      versioned: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      serverAccessLogsBucket: this.logBucket,
+      serverAccessLogsPrefix: 'dify-storage/',
+      lifecycleRules: [
+        {
+          id: 'ExpireNoncurrentVersions',
+          noncurrentVersionExpiration: sizing.noncurrentVersionExpiration,
+          abortIncompleteMultipartUploadAfter: sizing.noncurrentVersionExpiration,
+        },
+      ],
+      removalPolicy: sizing.removalPolicy,
+      autoDeleteObjects: destroy,
+    });
+    acknowledge(
+      this.bucket.node.defaultChild!,
+      ...['NIST.800.53.R5', 'HIPAA.Security'].map((pack) => ({
+        id: `${pack}-S3BucketReplicationEnabled`,
+        reason: NO_REPLICATION,
+      })),
+    );
+  }
+
+  /** Read and write Dify's files: for the api, the worker and the plugin daemon only. */
+  public grantReadWrite(grantee: iam.IGrantable): iam.Grant {
+    return this.bucket.grantReadWrite(grantee);
+  }
+}

@@ -1,0 +1,53 @@
+import { Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, type NagPack } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+
+/**
+ * One accepted finding: the narrowest id cdk-nag reports (`AwsSolutions-IAM5[Resource::*]`, never a
+ * bare pack or a whole rule for a whole stack) and the compensating control that makes it acceptable.
+ */
+export interface Acknowledgement {
+  readonly id: string;
+  readonly reason: string;
+}
+
+const RULE_ID = /^(AwsSolutions|NIST\.800\.53\.R5|HIPAA\.Security)-[A-Za-z0-9]+(\[.+\])?$/;
+
+/**
+ * Acknowledges cdk-nag findings on the construct that owns the resource.
+ *
+ * The metadata is written directly instead of through `Validations.acknowledge()`, because
+ * cdk-nag 3.0.x's `acknowledge()` throws on ids that contain two or more `::`
+ * (cdklabs/cdk-nag#2351); cdk-nag reads the same metadata key either way, and
+ * `writeSuppressionsToCloudFormation` copies each reason into the template.
+ */
+export function acknowledge(scope: IConstruct, ...acknowledgements: Acknowledgement[]): void {
+  const data: Record<string, string> = {};
+  for (const { id, reason } of acknowledgements) {
+    if (!RULE_ID.test(id)) {
+      throw new Error(`acknowledge(${scope.node.path}): '${id}' is not a cdk-nag rule id of the three packs we run`);
+    }
+    if (reason.trim().length < 40) {
+      throw new Error(
+        `acknowledge(${scope.node.path}, ${id}): the reason must name the compensating control (40 characters at least)`,
+      );
+    }
+    data[id] = reason;
+  }
+  scope.node.addMetadata(Validations.ACKNOWLEDGED_RULES_METADATA_KEY, data);
+}
+
+/** The packs every variant must pass. `bin/` registers them, so `cdk synth` fails on any finding. */
+export function nagPacks(scope?: IConstruct): NagPack[] {
+  const props = { verbose: true, writeSuppressionsToCloudFormation: true };
+  return [
+    new AwsSolutionsChecks(scope, props),
+    new NIST80053R5Checks(scope, props),
+    new HIPAASecurityChecks(scope, props),
+  ];
+}
+
+/** Registers the packs on an app, so synthesis is interrupted by any unacknowledged finding. */
+export function registerNagPacks(app: IConstruct): void {
+  Validations.of(app).addPlugins(...nagPacks(app));
+}

@@ -1,0 +1,142 @@
+import { Annotations, CfnOutput, Fn, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { type Sizing, sizingFor } from '../config/sizing';
+import type { Config } from '../config/schema';
+import { configWarnings } from '../config/warnings';
+import { AppSecrets } from '../constructs/app-secrets';
+import { Cache } from '../constructs/cache';
+import { Database } from '../constructs/database';
+import { Keys } from '../constructs/keys';
+import type { LogSettings } from '../constructs/log-group';
+import { Network } from '../constructs/network';
+import { Observability } from '../constructs/observability';
+import { Storage } from '../constructs/storage';
+import { acknowledgeCdkSingletons } from '../nag/cdk-singletons';
+
+export interface DifyStackProps extends StackProps {
+  readonly config: Config;
+}
+
+/**
+ * The main stack. It only composes the components, in the order of the architecture: keys, network,
+ * secrets, data tier, observability.
+ */
+export class DifyStack extends Stack {
+  public readonly sizing: Sizing;
+  public readonly keys: Keys;
+  public readonly network: Network;
+  public readonly secrets: AppSecrets;
+  public readonly database: Database;
+  public readonly cache: Cache;
+  public readonly storage: Storage;
+  public readonly observability: Observability;
+  private readonly zones: string[];
+
+  constructor(scope: Construct, id: string, props: DifyStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    this.sizing = sizingFor(config);
+    // Fixed zone names, or the region's first zones resolved at deploy time: never a context lookup,
+    // so synth needs no credentials even with a concrete account and region.
+    this.zones =
+      config.availabilityZones ??
+      Array.from({ length: this.sizing.network.azCount }, (_, index) => Fn.select(index, Fn.getAzs()));
+
+    const logGroupPrefix = `/dify/${this.stackName}/`;
+    const clusterIdentifier = `${this.stackName.toLowerCase()}-aurora`;
+    this.keys = new Keys(this, 'Keys', {
+      logGroupPrefix,
+      extraLogGroupPrefixes: [`/aws/rds/cluster/${clusterIdentifier}/`],
+      removalPolicy: this.sizing.retention.removalPolicy,
+    });
+    const logs: LogSettings = {
+      prefix: logGroupPrefix,
+      key: this.keys.logs,
+      retention: this.sizing.retention.logRetention,
+      removalPolicy: this.sizing.retention.removalPolicy,
+    };
+
+    this.network = new Network(this, 'Network', { cidr: config.vpcCidr, sizing: this.sizing.network, logs });
+    this.secrets = new AppSecrets(this, 'AppSecrets', {
+      key: this.keys.secrets,
+      removalPolicy: this.sizing.retention.removalPolicy,
+    });
+    this.database = new Database(this, 'Database', {
+      network: this.network,
+      sizing: this.sizing.database,
+      dataKey: this.keys.data,
+      secretsKey: this.keys.secrets,
+      logs,
+      clusterIdentifier,
+    });
+    this.cache = new Cache(this, 'Cache', {
+      network: this.network,
+      sizing: this.sizing.cache,
+      dataKey: this.keys.data,
+      secretsKey: this.keys.secrets,
+      logs,
+    });
+    this.storage = new Storage(this, 'Storage', { sizing: this.sizing.storage, dataKey: this.keys.data });
+    this.observability = new Observability(this, 'Observability', {
+      key: this.keys.logs,
+      alarmEmail: config.alarmEmail,
+    });
+    this.addDataTierAlarms();
+
+    this.addOutputs();
+    acknowledgeCdkSingletons(this);
+    for (const warning of configWarnings(config)) {
+      Annotations.of(this).addWarningV2(warning.id, warning.message);
+    }
+  }
+
+  public override get availabilityZones(): string[] {
+    return this.zones;
+  }
+
+  private addDataTierAlarms(): void {
+    const clusterId = { DBClusterIdentifier: this.database.cluster.clusterIdentifier };
+    this.observability.alarm('DatabaseCpu', Observability.metric('AWS/RDS', 'CPUUtilization', clusterId), {
+      threshold: 80,
+      description: 'Aurora CPU at or above 80% for 15 minutes',
+    });
+    this.observability.alarm('DatabaseCapacity', Observability.metric('AWS/RDS', 'ACUUtilization', clusterId), {
+      threshold: 90,
+      description: 'Aurora Serverless v2 at or above 90% of its maximum ACU for 15 minutes: raise the maximum',
+    });
+    const cacheId = { ReplicationGroupId: this.cache.replicationGroup.ref };
+    this.observability.alarm('CacheCpu', Observability.metric('AWS/ElastiCache', 'EngineCPUUtilization', cacheId), {
+      threshold: 80,
+      description: 'Valkey engine CPU at or above 80% for 15 minutes',
+    });
+    this.observability.alarm(
+      'CacheMemory',
+      Observability.metric('AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', cacheId),
+      { threshold: 85, description: 'Valkey memory at or above 85% for 15 minutes: Celery tasks may be evicted' },
+    );
+  }
+
+  /** ARNs and names the operator tooling reads; never a secret value. */
+  private addOutputs(): void {
+    const outputs: Record<string, string> = {
+      VpcId: this.network.vpc.vpcId,
+      StorageBucketName: this.storage.bucket.bucketName,
+      LogBucketName: this.storage.logBucket.bucketName,
+      AlarmTopicArn: this.observability.topic.topicArn,
+      DatabaseClusterArn: this.database.cluster.clusterArn,
+      DatabaseMasterSecretArn: this.database.cluster.secret!.secretArn,
+      DatabaseAppSecretArn: this.database.appSecret.secretArn,
+      DatabasePluginSecretArn: this.database.pluginSecret.secretArn,
+      CacheReplicationGroupId: this.cache.replicationGroup.ref,
+      CacheAuthTokenSecretArn: this.cache.authToken.secretArn,
+      DifySecretKeySecretArn: this.secrets.secretKey.secretArn,
+      SandboxApiKeySecretArn: this.secrets.sandboxApiKey.secretArn,
+      PluginDaemonKeySecretArn: this.secrets.pluginDaemonKey.secretArn,
+      PluginInnerApiKeySecretArn: this.secrets.pluginInnerApiKey.secretArn,
+      DataKeyArn: this.keys.data.keyArn,
+      SecretsKeyArn: this.keys.secrets.keyArn,
+      LogsKeyArn: this.keys.logs.keyArn,
+    };
+    for (const [id, value] of Object.entries(outputs)) new CfnOutput(this, id, { value });
+  }
+}
