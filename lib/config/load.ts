@@ -40,7 +40,7 @@ export function parseConfig(context: Record<string, unknown>): Config {
       distance(key.toLowerCase(), nearest.toLowerCase()) <= Math.max(2, key.length / 3)
         ? `; did you mean '${nearest}'?`
         : '';
-    problems.push(`unknown context key '${key}'${hint} Valid keys: ${CONFIG_KEYS.join(', ')}`);
+    problems.push(`unknown context key '${key}'${hint}${hint ? '' : ` Valid keys: ${CONFIG_KEYS.join(', ')}`}`);
   }
   const result = configSchema.safeParse(ours);
   if (!result.success) {

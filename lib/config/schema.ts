@@ -37,14 +37,19 @@ const list = <T extends z.ZodType>(item: T) =>
 
 /** Exact version tags only: a moving tag such as `latest` makes two deploys of one commit differ. */
 const imageTag = (what: string) =>
-  z
-    .string()
-    .refine((tag) => tag.trim().toLowerCase() !== 'latest', {
-      error: `'latest' is refused: pin an exact ${what} release tag so that every deploy of a commit runs the same image`,
-    })
-    .refine((tag) => /^\d+\.\d+\.\d+(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?$/.test(tag), {
-      error: `expected an exact release tag such as 1.2.3 or 1.2.3-local`,
-    });
+  z.string().superRefine((tag, ctx) => {
+    if (tag.trim().toLowerCase() === 'latest') {
+      ctx.addIssue({
+        code: 'custom',
+        message: `'latest' is refused: pin an exact ${what} release tag so that every deploy of a commit runs the same image`,
+      });
+    } else if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?$/.test(tag)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected an exact release tag such as 1.2.3 or 1.2.3-local, got '${tag}'`,
+      });
+    }
+  });
 
 function cidr(family: 'ipv4' | 'ipv6') {
   const kind = family === 'ipv4' ? 'IPv4' : 'IPv6';

@@ -1,0 +1,140 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { build } from '../helpers/synth';
+import { ingressRulesOf, logicalId, references, resources, strings } from '../helpers/template';
+
+describe('Database', () => {
+  const dev = build({ profile: 'dev' });
+  const prod = build({ profile: 'prod' });
+
+  it('runs Aurora PostgreSQL 16 Serverless v2, pausing at 0 ACU in dev and never below 1 ACU in prod', () => {
+    dev.template.hasResourceProperties('AWS::RDS::DBCluster', {
+      Engine: 'aurora-postgresql',
+      EngineVersion: Match.stringLikeRegexp('^16\\.'),
+      ServerlessV2ScalingConfiguration: { MinCapacity: 0, MaxCapacity: Match.anyValue() },
+    });
+    prod.template.hasResourceProperties('AWS::RDS::DBCluster', {
+      ServerlessV2ScalingConfiguration: { MinCapacity: 1, MaxCapacity: Match.anyValue() },
+    });
+    dev.template.resourceCountIs('AWS::RDS::DBInstance', 1);
+    prod.template.resourceCountIs('AWS::RDS::DBInstance', 2);
+  });
+
+  it('accepts 5432 only from the app’s security groups', () => {
+    // Why: the database holds every conversation and credential Dify stores; no CIDR, and no port but 5432.
+    for (const { template, stacks } of [dev, prod]) {
+      const group = stacks.main.database.connections.securityGroups[0];
+      const rules = ingressRulesOf(template, logicalId(group));
+      expect(rules.length).toBeGreaterThan(0);
+      for (const rule of rules) {
+        expect(rule).toMatchObject({ IpProtocol: 'tcp', FromPort: 5432, ToPort: 5432 });
+        expect(rule.SourceSecurityGroupId).toBeDefined();
+        expect(rule.CidrIp ?? rule.CidrIpv6).toBeUndefined();
+      }
+    }
+  });
+
+  it('lives in the isolated subnets', () => {
+    const { template, stacks } = dev;
+    const isolated = stacks.main.network.vpc.isolatedSubnets.map((s) => logicalId(s));
+    const [[, group]] = resources(template, 'AWS::RDS::DBSubnetGroup');
+    const ids = group.Properties?.SubnetIds as unknown[];
+    expect(ids).toHaveLength(isolated.length);
+    for (const id of isolated) expect(references(ids, id)).toBe(true);
+  });
+
+  it('forces TLS, stores SCRAM passwords and enables IAM authentication', () => {
+    dev.template.hasResourceProperties('AWS::RDS::DBClusterParameterGroup', {
+      Parameters: Match.objectLike({ 'rds.force_ssl': '1', password_encryption: 'scram-sha-256' }),
+    });
+    dev.template.hasResourceProperties('AWS::RDS::DBCluster', {
+      StorageEncrypted: true,
+      EnableIAMDatabaseAuthentication: true,
+      EnableHttpEndpoint: true,
+      EnableCloudwatchLogsExports: ['postgresql'],
+    });
+  });
+
+  it('exports PostgreSQL logs to an encrypted group that exists before the cluster', () => {
+    const [[clusterId, cluster]] = resources(dev.template, 'AWS::RDS::DBCluster');
+    const [[groupId, group]] = resources(dev.template, 'AWS::Logs::LogGroup').filter(
+      ([, g]) => g.Properties?.LogGroupName === '/aws/rds/cluster/dify-aurora/postgresql',
+    );
+    expect(group.Properties?.KmsKeyId).toBeDefined();
+    expect((dev.template.toJSON().Resources[clusterId].DependsOn as string[]) ?? []).toContain(groupId);
+    expect(cluster.Properties?.DBClusterIdentifier).toBe('dify-aurora');
+  });
+
+  it('protects prod from deletion and keeps a snapshot; dev can be destroyed', () => {
+    const [[, prodCluster]] = resources(prod.template, 'AWS::RDS::DBCluster');
+    expect(prodCluster.Properties?.DeletionProtection).toBe(true);
+    expect(prodCluster.DeletionPolicy).toBe('Snapshot');
+    expect(prodCluster.Properties?.BackupRetentionPeriod).toBe(35);
+    const [[, devCluster]] = resources(dev.template, 'AWS::RDS::DBCluster');
+    expect(devCluster.Properties?.DeletionProtection).toBe(false);
+    expect(devCluster.DeletionPolicy).toBe('Delete');
+    expect(devCluster.Properties?.BackupRetentionPeriod).toBe(7);
+  });
+
+  it('generates the master credentials into a secret under the secrets key, rotated every 30 days', () => {
+    const { template, stacks } = dev;
+    const master = stacks.main.database.cluster.node.findChild('Secret');
+    const secret = template.toJSON().Resources[logicalId(master)];
+    expect(secret.Properties.GenerateSecretString.GenerateStringKey).toBe('password');
+    expect(references(secret.Properties.KmsKeyId, logicalId(stacks.main.keys.secrets))).toBe(true);
+    template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      SecretId: { Ref: logicalId(stacks.main.database.cluster.secret!) },
+      RotationRules: { ScheduleExpression: 'rate(30 days)' },
+      HostedRotationLambda: Match.objectLike({ RotationType: 'PostgreSQLSingleUser' }),
+    });
+  });
+
+  it('gives Dify and the plugin daemon their own roles and databases, never the master user', () => {
+    const { template, stacks } = dev;
+    const [[, bootstrap]] = resources(template, 'Custom::DifyDatabaseBootstrap');
+    const props = bootstrap.Properties as Record<string, any>;
+    expect(props.Roles).toEqual([
+      { SecretArn: { Ref: logicalId(stacks.main.database.appSecret) }, Database: 'dify' },
+      { SecretArn: { Ref: logicalId(stacks.main.database.pluginSecret) }, Database: 'dify_plugin' },
+    ]);
+    expect(props.Extensions).toEqual([{ Database: 'dify', Name: 'vector' }]);
+    for (const secret of [stacks.main.database.appSecret, stacks.main.database.pluginSecret]) {
+      const json = JSON.parse(
+        template.toJSON().Resources[logicalId(secret)].Properties.GenerateSecretString.SecretStringTemplate,
+      );
+      expect(json.username).not.toBe('dify_admin');
+    }
+  });
+
+  it('passes only ARNs and names to the bootstrap, never a password', () => {
+    // Why: CloudFormation echoes custom resource properties in events and to the provider's logs.
+    const [[, bootstrap]] = resources(dev.template, 'Custom::DifyDatabaseBootstrap');
+    const keys = JSON.stringify(Object.keys(bootstrap.Properties ?? {}).filter((key) => key !== 'ServiceToken'));
+    expect(keys).not.toMatch(/password|token/i);
+    for (const value of strings(bootstrap.Properties)) expect(value).not.toContain('{{resolve:');
+  });
+
+  it('runs the bootstrap after the writer instance exists', () => {
+    const [[id]] = resources(dev.template, 'Custom::DifyDatabaseBootstrap');
+    const [[writerId]] = resources(dev.template, 'AWS::RDS::DBInstance');
+    expect(dev.template.toJSON().Resources[id].DependsOn).toContain(writerId);
+  });
+
+  it('grants the bootstrap the Data API on this cluster and read on exactly the two role secrets', () => {
+    const { template, stacks } = dev;
+    const role = stacks.main.database.node.findChild('Bootstrap').node.findChild('FunctionRole').node.defaultChild!;
+    const [[, policy]] = resources(template, 'AWS::IAM::Policy').filter(([, p]) =>
+      references(p.Properties?.Roles, logicalId(role)),
+    );
+    const statements = (policy.Properties?.PolicyDocument as { Statement: Array<Record<string, any>> }).Statement;
+    const secretReads = statements.filter((s) => JSON.stringify(s.Action).includes('secretsmanager:GetSecretValue'));
+    const readable = secretReads.flatMap((s) => [s.Resource].flat());
+    expect(readable).toEqual(
+      expect.arrayContaining([
+        { Ref: logicalId(stacks.main.database.appSecret) },
+        { Ref: logicalId(stacks.main.database.pluginSecret) },
+      ]),
+    );
+    expect(JSON.stringify(readable)).not.toContain('"*"');
+    expect(JSON.stringify(statements)).toContain('rds-data:ExecuteStatement');
+  });
+});

@@ -1,0 +1,135 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { build } from '../helpers/synth';
+import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
+
+describe('Network', () => {
+  const dev = build({ profile: 'dev' });
+  const prod = build({ profile: 'prod' });
+
+  it('spreads over 2 zones with 1 NAT gateway in dev, and 3 zones with a NAT gateway each in prod', () => {
+    // Why: prod must survive the loss of a zone, including its egress; dev stays cheap.
+    expect(dev.stacks.main.network.vpc.availabilityZones).toHaveLength(2);
+    expect(prod.stacks.main.network.vpc.availabilityZones).toHaveLength(3);
+    dev.template.resourceCountIs('AWS::EC2::NatGateway', 1);
+    prod.template.resourceCountIs('AWS::EC2::NatGateway', 3);
+    // Three tiers in each zone.
+    dev.template.resourceCountIs('AWS::EC2::Subnet', 6);
+    prod.template.resourceCountIs('AWS::EC2::Subnet', 9);
+  });
+
+  it('resolves zones at deploy time, or uses the exact names given, and never looks them up at synth', () => {
+    const zones = JSON.stringify(
+      resources(dev.template, 'AWS::EC2::Subnet').map(([, s]) => s.Properties?.AvailabilityZone),
+    );
+    expect(zones).toContain('Fn::GetAZs');
+    const pinned = build({
+      profile: 'prod',
+      account: '123456789012',
+      region: 'eu-west-1',
+      availabilityZones: 'eu-west-1a,eu-west-1b,eu-west-1c',
+      alarmEmail: 'ops@example.com',
+    });
+    const names = resources(pinned.template, 'AWS::EC2::Subnet').map(([, s]) => s.Properties?.AvailabilityZone);
+    expect(new Set(names)).toEqual(new Set(['eu-west-1a', 'eu-west-1b', 'eu-west-1c']));
+    expect(pinned.app.node.tryGetContext('availability-zones:account=123456789012:region=eu-west-1')).toBeUndefined();
+  });
+
+  it('puts nothing but NAT gateways in a public subnet', () => {
+    // Why: a public subnet is reachable from the internet; only the front door and NAT belong there.
+    for (const { template, stacks } of [dev, prod]) {
+      const publicSubnets = stacks.main.network.vpc.publicSubnets.map((subnet) => logicalId(subnet));
+      const allowed = new Set(['AWS::EC2::NatGateway', 'AWS::EC2::SubnetRouteTableAssociation', 'AWS::EC2::Subnet']);
+      const offenders = resources(template)
+        .filter(([, resource]) => !allowed.has(resource.Type))
+        .filter(([, resource]) => publicSubnets.some((id) => references(resource.Properties, id)))
+        .map(([id, resource]) => `${id} (${resource.Type})`);
+      expect(offenders).toEqual([]);
+    }
+  });
+
+  it('never assigns public IPs on launch, even in public subnets', () => {
+    for (const [, subnet] of resources(prod.template, 'AWS::EC2::Subnet')) {
+      expect(subnet.Properties?.MapPublicIpOnLaunch).not.toBe(true);
+    }
+  });
+
+  it('sends all flow logs to a KMS-encrypted log group with a retention', () => {
+    dev.template.hasResourceProperties('AWS::EC2::FlowLog', {
+      ResourceType: 'VPC',
+      TrafficType: 'ALL',
+      LogDestinationType: 'cloud-watch-logs',
+    });
+    const [[, flowLog]] = resources(dev.template, 'AWS::EC2::FlowLog');
+    const [[, group]] = resources(dev.template, 'AWS::Logs::LogGroup').filter(([id]) =>
+      references(flowLog.Properties?.LogGroupName, id),
+    );
+    expect(group.Properties?.KmsKeyId).toBeDefined();
+    expect(group.Properties?.RetentionInDays).toBeGreaterThan(0);
+  });
+
+  it('strips every rule from the default security group', () => {
+    // Why: anything attached to the default group could otherwise talk to everything else on it.
+    dev.template.hasResourceProperties('Custom::VpcRestrictDefaultSG', { DefaultSecurityGroupId: Match.anyValue() });
+  });
+
+  it('always has an S3 gateway endpoint', () => {
+    for (const { template } of [dev, prod]) {
+      template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+        VpcEndpointType: 'Gateway',
+        ServiceName: Match.objectLike({
+          'Fn::Join': Match.arrayWith([Match.arrayWith([Match.stringLikeRegexp('\\.s3$')])]),
+        }),
+      });
+    }
+  });
+
+  const services = ['secretsmanager', 'kms', 'ecr.api', 'ecr.dkr', 'logs', 'bedrock-runtime'];
+  const interfaceServices = (template: typeof dev.template) =>
+    resources(template, 'AWS::EC2::VPCEndpoint')
+      .filter(([, e]) => e.Properties?.VpcEndpointType === 'Interface')
+      .map(([, e]) => JSON.stringify(e.Properties?.ServiceName));
+
+  it('has private-DNS interface endpoints for every AWS API in prod, none in dev unless asked', () => {
+    const prodServices = interfaceServices(prod.template);
+    expect(prodServices).toHaveLength(services.length);
+    for (const service of services) expect(prodServices.some((name) => name.includes(`.${service}"`))).toBe(true);
+    for (const [, endpoint] of resources(prod.template, 'AWS::EC2::VPCEndpoint').filter(
+      ([, e]) => e.Properties?.VpcEndpointType === 'Interface',
+    )) {
+      expect(endpoint.Properties?.PrivateDnsEnabled).toBe(true);
+    }
+    expect(interfaceServices(dev.template)).toHaveLength(0);
+    expect(interfaceServices(build({ profile: 'dev', vpcInterfaceEndpoints: 'true' }).template)).toHaveLength(
+      services.length,
+    );
+  });
+
+  it("admits 443 to each endpoint only from the app's own security groups, never from a CIDR", () => {
+    // Why: an endpoint open to the VPC CIDR lets any workload, even one we never registered, use the
+    // AWS APIs through it with whatever credentials it steals.
+    const { stacks, template } = prod;
+    const endpoints = Object.values(stacks.main.network.interfaceEndpoints);
+    expect(endpoints).toHaveLength(services.length);
+    for (const endpoint of endpoints) {
+      for (const group of endpoint.connections.securityGroups) {
+        const rules = ingressRulesOf(template, logicalId(group));
+        expect(rules.length).toBeGreaterThan(0);
+        for (const rule of rules) {
+          expect(rule).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443 });
+          expect(rule.CidrIp ?? rule.CidrIpv6).toBeUndefined();
+          expect(rule.SourceSecurityGroupId).toBeDefined();
+        }
+      }
+    }
+  });
+
+  it('opens no security group of the app to a CIDR (the front door will be the one exception)', () => {
+    for (const { template } of [dev, prod]) {
+      for (const [id] of resources(template, 'AWS::EC2::SecurityGroup')) {
+        for (const rule of ingressRulesOf(template, id)) {
+          expect({ id, cidr: rule.CidrIp ?? rule.CidrIpv6 }).toEqual({ id, cidr: undefined });
+        }
+      }
+    }
+  });
+});
