@@ -88,9 +88,6 @@ const hostname = z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a
   error: 'expected a lower-case DNS name such as dify.example.com',
 });
 
-/** Availability-zone count and NAT gateway count per profile (the issue's network rules). */
-export const AZ_COUNT = { dev: 2, prod: 3 } as const;
-
 export const configSchema = z
   .object({
     platform: z
@@ -118,13 +115,6 @@ export const configSchema = z
       .regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, { error: 'expected an AWS region name such as eu-west-1' })
       .optional()
       .describe('AWS region to deploy to. Unset: environment-agnostic, resolved at deploy time.'),
-    availabilityZones: list(
-      z.string().regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/, {
-        error: 'expected availability zone names such as eu-west-1a',
-      }),
-    )
-      .optional()
-      .describe('Exact availability zones (2 in dev, 3 in prod). Unset: the region’s first zones, at deploy time.'),
     domainName: hostname
       .optional()
       .describe(
@@ -225,31 +215,6 @@ export const configSchema = z
           path: ['certificateArn'],
           message: `is in ${certRegion} but region is ${config.region}; a load balancer certificate must be in the stack's region`,
         });
-      }
-    }
-    const zones = config.availabilityZones;
-    if (zones !== undefined) {
-      const expected = AZ_COUNT[config.profile];
-      if (zones.length !== expected) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['availabilityZones'],
-          message: `profile '${config.profile}' uses ${expected} availability zones; got ${zones.length}`,
-        });
-      }
-      if (new Set(zones).size !== zones.length) {
-        ctx.addIssue({ code: 'custom', path: ['availabilityZones'], message: 'lists a zone twice' });
-      }
-      if (config.region === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['region'], message: 'required when availabilityZones is set' });
-      } else {
-        for (const zone of zones.filter((z) => !z.startsWith(config.region as string))) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['availabilityZones'],
-            message: `'${zone}' is not in region ${config.region}`,
-          });
-        }
       }
     }
     if (config.profile === 'prod' && config.vpcInterfaceEndpoints === false) {

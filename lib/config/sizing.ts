@@ -1,6 +1,9 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { AZ_COUNT, type Config } from './schema';
+import type { Config } from './schema';
+
+/** Availability zones per profile: two keep dev cheap, three let prod lose a zone and keep a quorum. */
+export const AZ_COUNT = { dev: 2, prod: 3 } as const;
 
 /** What a profile decides for the network. */
 export interface NetworkSizing {

@@ -43,7 +43,7 @@ export class AppSecrets extends Construct {
     acknowledge(
       this.secretKey.node.defaultChild!,
       ...noAutomaticRotation(
-        'SECRET_KEY encrypts the provider credentials Dify stores in its database; rotating it makes them unreadable (Dify has no re-encryption), so it must never rotate automatically. Access is limited to the api, worker and beat task roles and audited in CloudTrail.',
+        'SECRET_KEY encrypts the provider credentials Dify stores in its database; rotating it makes them unreadable (Dify has no re-encryption), so it must never rotate automatically. Reads need an explicit grant (api, worker and beat only) and CloudTrail records each one.',
       ),
     );
     this.sandboxApiKey = this.generated('SandboxApiKey', 'Dify sandbox API key (api -> sandbox)', props);
@@ -57,7 +57,7 @@ export class AppSecrets extends Construct {
       acknowledge(
         secret.node.defaultChild!,
         ...noAutomaticRotation(
-          'Both services that share this key read it only at task start, so a scheduled rotation would break them until redeployed; the operator CLI rotates it and redeploys exactly its consumers in one step. Access is limited to those two task roles and audited in CloudTrail.',
+          'The two services that share this key read it only at task start, so a scheduled rotation would break them until both are redeployed; rotation is an operator step that changes the value and redeploys both consumers together (README: Rotating secrets). Reads need an explicit grant and CloudTrail records each one.',
         ),
       );
     }

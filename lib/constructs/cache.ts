@@ -63,7 +63,7 @@ export class Cache extends Construct implements ec2.IConnectable {
     acknowledge(
       this.authToken.node.defaultChild!,
       ...noAutomaticRotation(
-        'A Secrets Manager rotation cannot change an ElastiCache AUTH token without dropping clients; the operator rotates it with ElastiCache’s two-token ROTATE then SET strategy and redeploys its consumers, so nothing drops.',
+        'A Secrets Manager rotation cannot change an ElastiCache AUTH token without dropping clients; the operator rotates it with ElastiCache’s two-token ROTATE then SET strategy and redeploys its consumers in between, so nothing drops (README: Rotating secrets).',
       ),
     );
 

@@ -188,7 +188,7 @@ export class Database extends Construct implements ec2.IConnectable {
     acknowledge(
       secret.node.defaultChild!,
       ...noAutomaticRotation(
-        `Dify reads the ${username} password only at task start, so a scheduled rotation would lock running tasks out until redeployed. The operator rotates it with a redeploy of exactly its consumers; the master secret, which no task uses, rotates every 30 days.`,
+        `Dify reads the ${username} password only at task start, so a scheduled rotation would lock running tasks out until redeployed. The operator rotates it and redeploys exactly its consumers (README: Rotating secrets); the master secret, which no task uses, rotates every 30 days.`,
       ),
     );
     return secret;

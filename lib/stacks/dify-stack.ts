@@ -36,11 +36,10 @@ export class DifyStack extends Stack {
     super(scope, id, props);
     const { config } = props;
     this.sizing = sizingFor(config);
-    // Fixed zone names, or the region's first zones resolved at deploy time: never a context lookup,
-    // so synth needs no credentials even with a concrete account and region.
-    this.zones =
-      config.availabilityZones ??
-      Array.from({ length: this.sizing.network.azCount }, (_, index) => Fn.select(index, Fn.getAzs()));
+    // The region's first zones, resolved by CloudFormation at deploy time: never a context lookup, so
+    // synth needs no credentials even with a concrete account and region, and never a hard-coded
+    // zone name that does not exist in another account's mapping.
+    this.zones = Array.from({ length: this.sizing.network.azCount }, (_, index) => Fn.select(index, Fn.getAzs()));
 
     const logGroupPrefix = `/dify/${this.stackName}/`;
     const clusterIdentifier = `${this.stackName.toLowerCase()}-aurora`;

@@ -18,7 +18,6 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     profile: 'prod',
     account: '123456789012',
     region: 'eu-west-1',
-    availabilityZones: 'eu-west-1a,eu-west-1b,eu-west-1c',
     alarmEmail: 'ops@example.com',
   },
 };

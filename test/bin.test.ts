@@ -1,0 +1,65 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoPath } from '../lib/paths';
+
+/**
+ * Runs the compiled app the way `cdk synth` does (the CLI passes `-c` values in CDK_CONTEXT_JSON and
+ * the output folder in CDK_OUTDIR), with no AWS credentials and no network.
+ */
+function synth(context: Record<string, string>) {
+  const outdir = mkdtempSync(join(tmpdir(), 'dify-synth-'));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    CDK_OUTDIR: outdir,
+    CDK_CONTEXT_JSON: JSON.stringify(context),
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  const result = spawnSync(process.execPath, [repoPath('dist/bin/dify.js')], {
+    env,
+    encoding: 'utf8',
+    cwd: repoPath('.'),
+  });
+  return { ...result, outdir };
+}
+
+describe('bin/dify.ts', () => {
+  beforeAll(() => {
+    const build = spawnSync(process.execPath, [repoPath('scripts/build.mjs')], {
+      cwd: repoPath('.'),
+      encoding: 'utf8',
+    });
+    expect(build.status).toBe(0);
+  });
+
+  it('synthesizes the bare default offline, with all three nag packs run and passed', () => {
+    const result = synth({ ...JSON.parse(readFileSync(repoPath('cdk.json'), 'utf8')).context });
+    try {
+      expect(result.status).toBe(0);
+      // The report lists only plugins with findings: the nag packs must not be among them...
+      const report = JSON.parse(readFileSync(join(result.outdir, 'validation-report.json'), 'utf8'));
+      const plugins = (report.pluginReports as Array<{ pluginName: string }>).map((r) => r.pluginName);
+      expect(plugins).not.toEqual(expect.arrayContaining([expect.stringMatching(/AwsSolutions|NIST|HIPAA/)]));
+      const template = JSON.parse(readFileSync(join(result.outdir, 'Dify.template.json'), 'utf8'));
+      expect(Object.keys(template.Resources).length).toBeGreaterThan(50);
+      // ...and they did run: their aspect wrote each acknowledgement into the template.
+      const acknowledged = Object.values(
+        template.Resources as Record<string, { Metadata?: { cdk_nag?: unknown } }>,
+      ).filter((resource) => resource.Metadata?.cdk_nag !== undefined);
+      expect(acknowledged.length).toBeGreaterThan(10);
+    } finally {
+      rmSync(result.outdir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a bad -c value with the key and what is expected, without a stack trace', () => {
+    const result = synth({ plaform: 'ecs', profile: 'staging' });
+    rmSync(result.outdir, { recursive: true, force: true });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("unknown context key 'plaform'; did you mean 'platform'?");
+    expect(result.stderr).toContain("context key 'profile': got \"staging\"; expected one of 'dev', 'prod'");
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});

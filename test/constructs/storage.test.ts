@@ -1,0 +1,75 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { build } from '../helpers/synth';
+import { logicalId, references } from '../helpers/template';
+
+describe('Storage', () => {
+  const dev = build({ profile: 'dev' });
+  const prod = build({ profile: 'prod' });
+  const json = (built: typeof dev, construct: Parameters<typeof logicalId>[0]) =>
+    built.template.toJSON().Resources[logicalId(construct)];
+
+  it('encrypts Dify’s files with the data key and a bucket key', () => {
+    const bucket = json(dev, dev.stacks.main.storage.bucket);
+    const rule = bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0];
+    expect(rule.ServerSideEncryptionByDefault.SSEAlgorithm).toBe('aws:kms');
+    expect(references(rule.ServerSideEncryptionByDefault.KMSMasterKeyID, logicalId(dev.stacks.main.keys.data))).toBe(
+      true,
+    );
+    expect(rule.BucketKeyEnabled).toBe(true);
+  });
+
+  it('versions, blocks public access, expires noncurrent versions and logs access to the log bucket', () => {
+    const { storage } = dev.stacks.main;
+    const bucket = json(dev, storage.bucket).Properties;
+    expect(bucket.VersioningConfiguration.Status).toBe('Enabled');
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket.LifecycleConfiguration.Rules[0].NoncurrentVersionExpiration.NoncurrentDays).toBe(30);
+    expect(references(bucket.LoggingConfiguration.DestinationBucketName, logicalId(storage.logBucket))).toBe(true);
+  });
+
+  it('denies every request that is not over TLS 1.2 or later, on both buckets', () => {
+    const { storage } = dev.stacks.main;
+    for (const bucket of [storage.bucket, storage.logBucket]) {
+      dev.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: logicalId(bucket) },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            Match.objectLike({ Effect: 'Deny', Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } } }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('locks the log bucket down too, and lets only the S3 log service write to it', () => {
+    const { storage } = dev.stacks.main;
+    const logBucket = json(dev, storage.logBucket).Properties;
+    expect(logBucket.PublicAccessBlockConfiguration.BlockPublicPolicy).toBe(true);
+    expect(logBucket.OwnershipControls.Rules[0].ObjectOwnership).toBe('BucketOwnerEnforced');
+    dev.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logicalId(storage.logBucket) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'logging.s3.amazonaws.com' },
+            Action: 's3:PutObject',
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('keeps both buckets on destroy in prod, and lets dev be destroyed', () => {
+    for (const bucket of [prod.stacks.main.storage.bucket, prod.stacks.main.storage.logBucket]) {
+      expect(json(prod, bucket).DeletionPolicy).toBe('Retain');
+    }
+    expect(json(dev, dev.stacks.main.storage.bucket).DeletionPolicy).toBe('Delete');
+  });
+});

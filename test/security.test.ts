@@ -1,0 +1,98 @@
+import { build, VARIANTS } from './helpers/synth';
+import { logicalId, references, resources, strings } from './helpers/template';
+import { scanForSecrets } from './helpers/secret-scan';
+
+describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_name, context) => {
+  const { template, stacks } = build(context);
+  const json = template.toJSON();
+
+  it('encrypts every log group with KMS and gives it a retention', () => {
+    const groups = resources(template, 'AWS::Logs::LogGroup');
+    expect(groups.length).toBeGreaterThan(0);
+    for (const [id, group] of groups) {
+      expect({ id, kms: group.Properties?.KmsKeyId !== undefined }).toEqual({ id, kms: true });
+      expect({ id, retention: typeof group.Properties?.RetentionInDays }).toEqual({ id, retention: 'number' });
+    }
+  });
+
+  it('runs every Lambda, CDK’s own included, on Node 22 or later', () => {
+    for (const [id, fn] of resources(template, 'AWS::Lambda::Function')) {
+      const runtime = String(fn.Properties?.Runtime);
+      const major = Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1]);
+      expect({ id, runtime, supported: major >= 22 }).toEqual({ id, runtime, supported: true });
+    }
+  });
+
+  it('has no secret-looking literal anywhere in the template', () => {
+    expect(scanForSecrets(json)).toEqual([]);
+  });
+
+  it('keeps one generated secret per purpose, each under the secrets key', () => {
+    const secrets = resources(template, 'AWS::SecretsManager::Secret');
+    // SECRET_KEY, sandbox key, plugin daemon key, plugin inner key, Redis AUTH token,
+    // and the master, dify and dify_plugin database credentials.
+    expect(secrets).toHaveLength(8);
+    for (const [id, secret] of secrets) {
+      expect({ id, generated: secret.Properties?.GenerateSecretString !== undefined }).toEqual({ id, generated: true });
+      expect(secret.Properties?.SecretString).toBeUndefined();
+      expect(references(secret.Properties?.KmsKeyId, logicalId(stacks.main.keys.secrets))).toBe(true);
+    }
+  });
+
+  it('generates a SECRET_KEY of at least 42 characters', () => {
+    const secret = json.Resources[logicalId(stacks.main.secrets.secretKey)];
+    expect(secret.Properties.GenerateSecretString.PasswordLength).toBeGreaterThanOrEqual(42);
+  });
+
+  it('never writes a secret to an SSM parameter', () => {
+    template.resourceCountIs('AWS::SSM::Parameter', 0);
+  });
+
+  it('resolves secrets only where AWS needs the value, never in an output', () => {
+    const dynamic = Object.entries(json.Resources as Record<string, { Properties?: unknown }>).flatMap(([id, r]) =>
+      strings(r.Properties)
+        .filter((s) => s.includes('{{resolve:secretsmanager:'))
+        .map(() => id),
+    );
+    // Only the cluster's master password and the cache's AUTH token are resolved by CloudFormation.
+    expect(new Set(dynamic)).toEqual(
+      new Set([logicalId(stacks.main.database.cluster), logicalId(stacks.main.cache.replicationGroup)]),
+    );
+    for (const value of strings(json.Outputs)) expect(value).not.toContain('{{resolve:');
+  });
+
+  it('outputs secret ARNs only', () => {
+    const outputs = json.Outputs as Record<string, { Value: unknown }>;
+    const secretOutputs = Object.entries(outputs).filter(([name]) => name.endsWith('SecretArn'));
+    expect(secretOutputs.length).toBeGreaterThanOrEqual(8);
+    const secretIds = new Set(resources(template, 'AWS::SecretsManager::Secret').map(([id]) => id));
+    const attachmentIds = new Set(resources(template, 'AWS::SecretsManager::SecretTargetAttachment').map(([id]) => id));
+    for (const [name, output] of secretOutputs) {
+      const ref = (output.Value as { Ref?: string }).Ref;
+      expect({ name, isSecretRef: ref !== undefined && (secretIds.has(ref) || attachmentIds.has(ref)) }).toEqual({
+        name,
+        isSecretRef: true,
+      });
+    }
+  });
+});
+
+describe('the secret scanner', () => {
+  // A check that cannot fail proves nothing: plant secrets and make sure each is caught.
+  const planted: Array<[string, unknown]> = [
+    ['a literal password property', { Resources: { X: { Properties: { MasterUserPassword: 'hunter2hunter2' } } } }],
+    ['an access key id', { Resources: { X: { Properties: { Environment: { KEY: 'AKIAABCDEFGHIJKLMNOP' } } } } }],
+    ['a private key', { Outputs: { Key: { Value: '-----BEGIN RSA PRIVATE KEY-----\nabc' } } }],
+    [
+      'a broker URL with a password',
+      { Resources: { X: { Properties: { Url: 'rediss://:s3cr3tT0ken@host:6379/1' } } } },
+    ],
+    [
+      'a generated-looking token',
+      { Resources: { X: { Properties: { Value: 'q8Zr2LmT4vXw9BnK3cYp7JdH6sFg1RaE5uWo0' } } } },
+    ],
+  ];
+  it.each(planted)('catches %s', (_name, template) => {
+    expect(scanForSecrets(template as Record<string, unknown>).length).toBeGreaterThan(0);
+  });
+});
