@@ -54,6 +54,26 @@ describe('bin/dify.ts', () => {
     }
   });
 
+  it('synthesizes the same template twice, without lookups: no randomness, no clock, no account calls', () => {
+    const context = {
+      ...JSON.parse(readFileSync(repoPath('cdk.json'), 'utf8')).context,
+      profile: 'prod',
+      region: 'eu-west-1',
+      account: '123456789012',
+    };
+    const runs = [synth(context), synth(context)];
+    try {
+      for (const run of runs) expect(run.status).toBe(0);
+      const [a, b] = runs.map((run) => readFileSync(join(run.outdir, 'Dify.template.json'), 'utf8'));
+      expect(a).toBe(b);
+      // A lookup the app wanted but could not make would be listed as `missing` in the manifest.
+      const manifest = JSON.parse(readFileSync(join(runs[0].outdir, 'manifest.json'), 'utf8'));
+      expect(manifest.missing).toBeUndefined();
+    } finally {
+      for (const run of runs) rmSync(run.outdir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a bad -c value with the key and what is expected, without a stack trace', () => {
     const result = synth({ plaform: 'ecs', profile: 'staging' });
     rmSync(result.outdir, { recursive: true, force: true });

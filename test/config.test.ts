@@ -230,6 +230,15 @@ describe('configuration: -c strings are parsed into their types', () => {
     expect(parseConfig({ vpcInterfaceEndpoints: text }).vpcInterfaceEndpoints).toBe(value);
   });
 
+  it.each([
+    ['8', 8],
+    ['2.5', 2.5],
+    [' 64 ', 64],
+  ])('reads the number string %j as %j', (text, value) => {
+    expect(parseConfig({ databaseMaxCapacity: text }).databaseMaxCapacity).toBe(value);
+    expect(sizingFor(parseConfig({ databaseMaxCapacity: text })).database.maxCapacity).toBe(value);
+  });
+
   it('accepts a full custom-domain configuration', () => {
     const config = parseConfig({
       profile: 'prod',

@@ -35,6 +35,14 @@ const list = <T extends z.ZodType>(item: T) =>
     z.array(item, { error: 'expected a comma-separated list' }),
   );
 
+/** A number as JSON or as the string `-c` delivers; `''` and words are refused, not read as 0 or NaN. */
+const num = () =>
+  z.preprocess(
+    (value) =>
+      typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? Number(value) : value,
+    z.number({ error: (issue) => `expected a number, got ${JSON.stringify(issue.input)}` }),
+  );
+
 /** Exact version tags only: a moving tag such as `latest` makes two deploys of one commit differ. */
 const imageTag = (what: string) =>
   z.string().superRefine((tag, ctx) => {
@@ -157,6 +165,12 @@ export const configSchema = z
       })
       .default('10.0.0.0/16')
       .describe('IPv4 range of the VPC.'),
+    databaseMaxCapacity: num()
+      .refine((acu) => acu >= 1 && acu <= 256 && Number.isInteger(acu * 2), {
+        error: 'expected Aurora capacity units from 1 to 256, in steps of 0.5',
+      })
+      .optional()
+      .describe('Upper bound of Aurora Serverless v2 capacity, in ACU. Unset: 4 in dev, 16 in prod.'),
     vpcInterfaceEndpoints: bool()
       .optional()
       .describe('Interface endpoints for Secrets Manager, KMS, ECR, Logs and Bedrock. Always on in prod; off in dev.'),

@@ -61,7 +61,7 @@ export interface Sizing {
 }
 
 /** Turns a profile (and the few keys that refine it) into the sizing of every component. */
-export function sizingFor(config: Pick<Config, 'profile' | 'vpcInterfaceEndpoints'>): Sizing {
+export function sizingFor(config: Pick<Config, 'profile' | 'vpcInterfaceEndpoints' | 'databaseMaxCapacity'>): Sizing {
   const prod = config.profile === 'prod';
   // HIPAA asks for six years of audit records; a year in CloudWatch plus the retained buckets covers
   // investigations in prod, while dev keeps a month to stay cheap.
@@ -75,7 +75,7 @@ export function sizingFor(config: Pick<Config, 'profile' | 'vpcInterfaceEndpoint
     },
     database: {
       minCapacity: prod ? 1 : 0,
-      maxCapacity: prod ? 16 : 4,
+      maxCapacity: config.databaseMaxCapacity ?? (prod ? 16 : 4),
       readers: prod ? 1 : 0,
       backupRetention: Duration.days(prod ? 35 : 7),
       deletionProtection: prod,
