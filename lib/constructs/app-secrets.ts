@@ -2,7 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { acknowledge } from '../nag/acknowledge';
+import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 
 export interface AppSecretsProps {
   /** The secrets key: every value is encrypted with it. */
@@ -85,9 +85,5 @@ export class AppSecrets extends Construct {
 
 /** The three packs' rotation findings for a secret whose rotation is done by the operator instead. */
 export function noAutomaticRotation(reason: string) {
-  return [
-    { id: 'AwsSolutions-SMG4', reason },
-    { id: 'NIST.800.53.R5-SecretsManagerRotationEnabled', reason },
-    { id: 'HIPAA.Security-SecretsManagerRotationEnabled', reason },
-  ];
+  return [{ id: 'AwsSolutions-SMG4', reason }, ...nistAndHipaa('SecretsManagerRotationEnabled', reason)];
 }

@@ -5,7 +5,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { CacheSizing } from '../config/sizing';
-import { acknowledge } from '../nag/acknowledge';
+import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { noAutomaticRotation } from './app-secrets';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
@@ -128,11 +128,7 @@ export class Cache extends Construct implements ec2.IConnectable {
     if (sizing.snapshotRetentionDays < 15) {
       const reason =
         'Profile dev only: the cache holds sessions, locks and queued tasks that Dify recreates, and one day of snapshots is enough to debug; durable data lives in Aurora and S3. Profile prod keeps 15 days.';
-      acknowledge(
-        this.replicationGroup,
-        { id: 'NIST.800.53.R5-ElastiCacheRedisClusterAutomaticBackup', reason },
-        { id: 'HIPAA.Security-ElastiCacheRedisClusterAutomaticBackup', reason },
-      );
+      acknowledge(this.replicationGroup, ...nistAndHipaa('ElastiCacheRedisClusterAutomaticBackup', reason));
     }
   }
 

@@ -6,7 +6,7 @@ import type * as rds from 'aws-cdk-lib/aws-rds';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { acknowledge } from '../nag/acknowledge';
+import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { repoPath } from '../paths';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
@@ -116,10 +116,8 @@ export class DatabaseBootstrap extends Construct {
     for (const fn of functions) {
       acknowledge(
         fn.node.defaultChild!,
-        { id: 'NIST.800.53.R5-LambdaDLQ', reason: once },
-        { id: 'HIPAA.Security-LambdaDLQ', reason: once },
-        { id: 'NIST.800.53.R5-LambdaConcurrency', reason: concurrency },
-        { id: 'HIPAA.Security-LambdaConcurrency', reason: concurrency },
+        ...nistAndHipaa('LambdaDLQ', once),
+        ...nistAndHipaa('LambdaConcurrency', concurrency),
       );
     }
     acknowledge(providerRole.role.node.findChild('DefaultPolicy').node.defaultChild!, {

@@ -5,7 +5,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { DatabaseSizing } from '../config/sizing';
-import { acknowledge } from '../nag/acknowledge';
+import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { noAutomaticRotation } from './app-secrets';
 import { DatabaseBootstrap } from './database-bootstrap';
 import { encryptedLogGroup, type LogSettings } from './log-group';
@@ -205,11 +205,7 @@ export class Database extends Construct implements ec2.IConnectable {
     for (const instance of this.cluster.node.children.filter(
       (c) => c.node.id === 'Writer' || c.node.id.startsWith('Reader'),
     )) {
-      acknowledge(
-        instance.node.defaultChild!,
-        { id: 'NIST.800.53.R5-RDSInBackupPlan', reason: backups },
-        { id: 'HIPAA.Security-RDSInBackupPlan', reason: backups },
-      );
+      acknowledge(instance.node.defaultChild!, ...nistAndHipaa('RDSInBackupPlan', backups));
     }
     acknowledge(cluster, {
       id: 'AwsSolutions-RDS11',
@@ -222,8 +218,7 @@ export class Database extends Construct implements ec2.IConnectable {
       acknowledge(
         cluster,
         { id: 'AwsSolutions-RDS10', reason },
-        { id: 'NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled', reason },
-        { id: 'HIPAA.Security-RDSInstanceDeletionProtectionEnabled', reason },
+        ...nistAndHipaa('RDSInstanceDeletionProtectionEnabled', reason),
       );
     }
   }

@@ -1,7 +1,7 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { acknowledge } from '../nag/acknowledge';
+import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 
 export interface FunctionRoleProps {
   /** The function's own log group: the only one it may write to. */
@@ -46,11 +46,7 @@ export class FunctionRole extends Construct {
     const policy = this.role.node.findChild('DefaultPolicy').node.defaultChild!;
     const inline =
       'A policy inline in one role cannot be attached anywhere else and changes only with this stack; each statement is scoped to the resources this one function uses (its log group, and the grants of the resources it owns).';
-    acknowledge(
-      policy,
-      { id: 'NIST.800.53.R5-IAMNoInlinePolicy', reason: inline },
-      { id: 'HIPAA.Security-IAMNoInlinePolicy', reason: inline },
-    );
+    acknowledge(policy, ...nistAndHipaa('IAMNoInlinePolicy', inline));
     if (props.inVpc) {
       acknowledge(policy, {
         id: 'AwsSolutions-IAM5[Resource::*]',

@@ -1,7 +1,7 @@
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import type { NetworkSizing } from '../config/sizing';
-import { acknowledge } from '../nag/acknowledge';
+import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 
 export interface NetworkProps {
@@ -87,21 +87,13 @@ export class Network extends Construct {
     const igw =
       'Only the public subnets route to the internet gateway, and only the load balancer and the NAT gateways are placed in them; tasks run in private subnets that egress through NAT, and data stores in isolated subnets with no route out.';
     for (const subnet of this.vpc.publicSubnets) {
-      acknowledge(
-        subnet.node.findChild('DefaultRoute'),
-        { id: 'NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW', reason: igw },
-        { id: 'HIPAA.Security-VPCNoUnrestrictedRouteToIGW', reason: igw },
-      );
+      acknowledge(subnet.node.findChild('DefaultRoute'), ...nistAndHipaa('VPCNoUnrestrictedRouteToIGW', igw));
     }
     const flowLogPolicy = this.vpc.node.findChild('All').node.findChild('IAMRole').node.findChild('DefaultPolicy')
       .node.defaultChild!;
     const inline =
       'The flow-log delivery role created by CDK: its inline policy allows writing to the one flow-log group only and cannot be attached to any other principal.';
-    acknowledge(
-      flowLogPolicy,
-      { id: 'NIST.800.53.R5-IAMNoInlinePolicy', reason: inline },
-      { id: 'HIPAA.Security-IAMNoInlinePolicy', reason: inline },
-    );
+    acknowledge(flowLogPolicy, ...nistAndHipaa('IAMNoInlinePolicy', inline));
   }
 
   /** Subnets for Dify's tasks and our in-VPC functions: private, egress through NAT only. */

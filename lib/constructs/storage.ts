@@ -4,7 +4,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { StorageSizing } from '../config/sizing';
-import { acknowledge } from '../nag/acknowledge';
+import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 
 export interface StorageProps {
   readonly sizing: StorageSizing;
@@ -57,20 +57,15 @@ export class Storage extends Construct {
         reason:
           'This is the access-log bucket itself: logging it into itself would loop, and logging it elsewhere only moves the question. Writes come from the S3 log delivery service alone (bucket policy), and CloudTrail records its API calls.',
       },
-      ...['NIST.800.53.R5', 'HIPAA.Security'].map((pack) => ({
-        id: `${pack}-S3BucketLoggingEnabled`,
-        reason:
-          'This is the access-log bucket itself: logging it into itself would loop. Writes come from the S3 log delivery service alone (bucket policy), and CloudTrail records its API calls.',
-      })),
-      ...['NIST.800.53.R5', 'HIPAA.Security'].map((pack) => ({
-        id: `${pack}-S3DefaultEncryptionKMS`,
-        reason:
-          'S3 server access logging and load balancer access logs can only be delivered to a bucket encrypted with SSE-S3, not SSE-KMS; the logs hold request metadata, not user content, and the bucket blocks public access and requires TLS.',
-      })),
-      ...['NIST.800.53.R5', 'HIPAA.Security'].map((pack) => ({
-        id: `${pack}-S3BucketReplicationEnabled`,
-        reason: NO_REPLICATION,
-      })),
+      ...nistAndHipaa(
+        'S3BucketLoggingEnabled',
+        'This is the access-log bucket itself: logging it into itself would loop. Writes come from the S3 log delivery service alone (bucket policy), and CloudTrail records its API calls.',
+      ),
+      ...nistAndHipaa(
+        'S3DefaultEncryptionKMS',
+        'S3 server access logging and load balancer access logs can only be delivered to a bucket encrypted with SSE-S3, not SSE-KMS; the logs hold request metadata, not user content, and the bucket blocks public access and requires TLS.',
+      ),
+      ...nistAndHipaa('S3BucketReplicationEnabled', NO_REPLICATION),
     );
 
     this.bucket = new s3.Bucket(this, 'Resource', {
@@ -94,13 +89,7 @@ export class Storage extends Construct {
       removalPolicy: sizing.removalPolicy,
       autoDeleteObjects: destroy,
     });
-    acknowledge(
-      this.bucket.node.defaultChild!,
-      ...['NIST.800.53.R5', 'HIPAA.Security'].map((pack) => ({
-        id: `${pack}-S3BucketReplicationEnabled`,
-        reason: NO_REPLICATION,
-      })),
-    );
+    acknowledge(this.bucket.node.defaultChild!, ...nistAndHipaa('S3BucketReplicationEnabled', NO_REPLICATION));
   }
 
   /** Read and write Dify's files: for the api, the worker and the plugin daemon only. */

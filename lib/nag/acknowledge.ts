@@ -11,6 +11,14 @@ export interface Acknowledgement {
   readonly reason: string;
 }
 
+/** The same finding in the NIST 800-53 rev 5 and HIPAA Security packs, which share most rule names. */
+export function nistAndHipaa(rule: string, reason: string): Acknowledgement[] {
+  return [
+    { id: `NIST.800.53.R5-${rule}`, reason },
+    { id: `HIPAA.Security-${rule}`, reason },
+  ];
+}
+
 const RULE_ID = /^(AwsSolutions|NIST\.800\.53\.R5|HIPAA\.Security)-[A-Za-z0-9]+(\[.+\])?$/;
 
 /**
