@@ -187,6 +187,13 @@ describe('configuration: defaults', () => {
       pluginDaemonVersion: '0.5.3-local',
       sandboxVersion: '0.2.14',
       vpcCidr: '10.0.0.0/16',
+      region: 'us-east-1',
+      edge: 'cloudfront',
+      wafRateLimit: 1000,
+      wafAnonymousIpList: false,
+      uploadFileSizeLimitMb: 15,
+      cloudFrontPriceClass: 'PriceClass_100',
+      cloudFrontGeoAllowlist: [],
     });
   });
 

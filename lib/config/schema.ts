@@ -121,8 +121,14 @@ export const configSchema = z
     region: z
       .string()
       .regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, { error: 'expected an AWS region name such as eu-west-1' })
-      .optional()
-      .describe('AWS region to deploy to. Unset: environment-agnostic, resolved at deploy time.'),
+      .default('us-east-1')
+      .describe('AWS region of the main stack. A concrete default lets the us-east-1 edge stack reference it offline.'),
+    edge: z
+      .enum(['cloudfront', 'alb', 'internal'])
+      .default('cloudfront')
+      .describe(
+        'Front door: CloudFront with a VPC origin to an internal ALB, an internet-facing ALB, or an internal ALB only.',
+      ),
     domainName: hostname
       .optional()
       .describe(
@@ -149,6 +155,30 @@ export const configSchema = z
     allowedIpv6Cidrs: list(cidr('ipv6'))
       .default([])
       .describe('IPv6 networks allowed to reach Dify. Empty: nobody. ::/0 is allowed but warned about.'),
+    wafRateLimit: num()
+      .refine((limit) => Number.isInteger(limit) && limit >= 10 && limit <= 2_000_000_000, {
+        error: 'expected a whole number of requests per 5 minutes per client IP, from 10 (the WAF minimum)',
+      })
+      .default(1000)
+      .describe('WAF rate limit: requests per client IP in any 5 minutes before it is blocked.'),
+    wafAnonymousIpList: bool()
+      .default(false)
+      .describe('Also block VPNs, proxies, Tor and hosting providers (AWS managed anonymous-IP list).'),
+    uploadFileSizeLimitMb: num()
+      .refine((mb) => Number.isInteger(mb) && mb >= 1 && mb <= 1024, {
+        error: 'expected whole megabytes from 1 to 1024',
+      })
+      .default(15)
+      .describe("Dify's UPLOAD_FILE_SIZE_LIMIT; the front door lets bodies this large through on upload paths only."),
+    cloudFrontPriceClass: z
+      .enum(['PriceClass_100', 'PriceClass_200', 'PriceClass_All'])
+      .default('PriceClass_100')
+      .describe('CloudFront price class (edge locations used). edge=cloudfront only.'),
+    cloudFrontGeoAllowlist: list(
+      z.string().regex(/^[A-Z]{2}$/, { error: 'expected ISO 3166-1 alpha-2 country codes such as DE or JP' }),
+    )
+      .default([])
+      .describe('Countries CloudFront serves; empty: no geographic restriction. edge=cloudfront only.'),
     difyVersion: imageTag('Dify')
       .default('1.13.3')
       .describe('Dify release (api, worker, beat, web images). Must match ../shared/dify/services.json.'),
@@ -229,6 +259,39 @@ export const configSchema = z
           path: ['certificateArn'],
           message: `is in ${certRegion} but region is ${config.region}; a load balancer certificate must be in the stack's region`,
         });
+      }
+    }
+    if (config.edge === 'cloudfront' && config.certificateArn !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['certificateArn'],
+        message:
+          'applies to edge=alb or edge=internal; edge=cloudfront issues its certificates by DNS in the hosted zone, so set hostedZoneId and hostedZoneName instead',
+      });
+    }
+    if (config.edge !== 'cloudfront') {
+      if (config.domainName === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['domainName'],
+          message: `required with edge=${config.edge}: the load balancer serves HTTPS only and needs a certificate for a name (or use edge=cloudfront)`,
+        });
+      }
+      if (config.allowedIpv6Cidrs.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['allowedIpv6Cidrs'],
+          message: `applies to edge=cloudfront only: with edge=${config.edge} the load balancer is IPv4-only, so an IPv6 entry would admit nobody`,
+        });
+      }
+      for (const key of ['cloudFrontGeoAllowlist'] as const) {
+        if (config[key].length > 0) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: `applies to edge=cloudfront only (edge is ${config.edge})`,
+          });
+        }
       }
     }
     if (config.profile === 'prod' && config.vpcInterfaceEndpoints === false) {

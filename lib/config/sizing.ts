@@ -52,7 +52,13 @@ export interface RetentionSizing {
   readonly logRetention: RetentionDays;
 }
 
+/** What a profile decides for the front door. */
+export interface EdgeSizing {
+  readonly deletionProtection: boolean;
+}
+
 export interface Sizing {
+  readonly edge: EdgeSizing;
   readonly network: NetworkSizing;
   readonly database: DatabaseSizing;
   readonly cache: CacheSizing;
@@ -67,6 +73,7 @@ export function sizingFor(config: Pick<Config, 'profile' | 'vpcInterfaceEndpoint
   // investigations in prod, while dev keeps a month to stay cheap.
   const logRetention = prod ? RetentionDays.ONE_YEAR : RetentionDays.ONE_MONTH;
   return {
+    edge: { deletionProtection: prod },
     network: {
       azCount: AZ_COUNT[config.profile],
       natGateways: prod ? AZ_COUNT.prod : 1,

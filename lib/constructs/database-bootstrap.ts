@@ -6,7 +6,8 @@ import type * as rds from 'aws-cdk-lib/aws-rds';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
+import { acknowledge } from '../nag/acknowledge';
+import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
 import { repoPath } from '../paths';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
@@ -109,17 +110,7 @@ export class DatabaseBootstrap extends Construct {
       this.function,
       ...provider.node.findAll().filter((c): c is lambda.Function => c instanceof lambda.Function),
     ];
-    const once =
-      'Invoked only by CloudFormation during a deploy, synchronously; a failed run fails the deploy and CloudFormation rolls back, so a dead-letter queue would hold nothing actionable.';
-    const concurrency =
-      'Invoked only by CloudFormation, once per deploy; reserving concurrency would take capacity from the account for a function that runs a few seconds a deploy.';
-    for (const fn of functions) {
-      acknowledge(
-        fn.node.defaultChild!,
-        ...nistAndHipaa('LambdaDLQ', once),
-        ...nistAndHipaa('LambdaConcurrency', concurrency),
-      );
-    }
+    for (const fn of functions) acknowledgeDeployTimeFunction(fn.node.defaultChild!);
     acknowledge(providerRole.role.node.findChild('DefaultPolicy').node.defaultChild!, {
       id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(this.function.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
       reason:

@@ -8,6 +8,11 @@ export interface FunctionRoleProps {
   readonly logGroup: logs.ILogGroup;
   /** Whether the function runs in the VPC and so must manage its network interfaces. */
   readonly inVpc: boolean;
+  /**
+   * Read-only actions the function needs that support no resource-level permission, and why.
+   * @default - none
+   */
+  readonly unscopedActions?: { readonly actions: string[]; readonly why: string };
 }
 
 /**
@@ -43,16 +48,25 @@ export class FunctionRole extends Construct {
         }),
       );
     }
+    if (props.unscopedActions !== undefined) {
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ sid: 'Unscoped', actions: props.unscopedActions.actions, resources: ['*'] }),
+      );
+    }
     const policy = this.role.node.findChild('DefaultPolicy').node.defaultChild!;
     const inline =
       'A policy inline in one role cannot be attached anywhere else and changes only with this stack; each statement is scoped to the resources this one function uses (its log group, and the grants of the resources it owns).';
     acknowledge(policy, ...nistAndHipaa('IAMNoInlinePolicy', inline));
-    if (props.inVpc) {
-      acknowledge(policy, {
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason:
-          'Only the EC2 network-interface actions Lambda needs to attach to the VPC, which do not support resource-level permissions (the same actions as AWSLambdaVPCAccessExecutionRole, without its log permissions).',
-      });
+    const unscoped = [
+      ...(props.inVpc
+        ? [
+            'the EC2 network-interface actions Lambda needs to attach to the VPC, which do not support resource-level permissions (the same actions as AWSLambdaVPCAccessExecutionRole, without its log permissions)',
+          ]
+        : []),
+      ...(props.unscopedActions ? [`${props.unscopedActions.actions.join(', ')}: ${props.unscopedActions.why}`] : []),
+    ];
+    if (unscoped.length > 0) {
+      acknowledge(policy, { id: 'AwsSolutions-IAM5[Resource::*]', reason: `Only ${unscoped.join('; and ')}.` });
     }
   }
 }

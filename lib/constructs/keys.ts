@@ -57,27 +57,7 @@ export class Keys extends Construct {
       description: `${stack.stackName}: CloudWatch log groups and alarm notifications`,
     });
 
-    const prefixes = [props.logGroupPrefix, ...(props.extraLogGroupPrefixes ?? [])];
-    this.logs.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'CloudWatchLogsForThisStackOnly',
-        principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
-        actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
-        resources: ['*'],
-        conditions: {
-          ArnLike: {
-            'kms:EncryptionContext:aws:logs:arn': prefixes.map((prefix) =>
-              stack.formatArn({
-                service: 'logs',
-                resource: 'log-group',
-                resourceName: `${prefix}*`,
-                arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-              }),
-            ),
-          },
-        },
-      }),
-    );
+    allowLogGroups(this.logs, [props.logGroupPrefix, ...(props.extraLogGroupPrefixes ?? [])]);
     // CloudWatch alarms publish to the KMS-encrypted alarm topic; SNS needs the alarm service to be
     // able to create data keys, and only on behalf of alarms in this account.
     this.logs.addToResourcePolicy(
@@ -90,4 +70,33 @@ export class Keys extends Construct {
       }),
     );
   }
+}
+
+/**
+ * Lets the CloudWatch Logs service use a key only for log groups whose names start with one of the
+ * prefixes: the encryption context names the log group, so no other log group of the account can be
+ * encrypted with (and so read through) the key.
+ */
+export function allowLogGroups(key: kms.Key, prefixes: readonly string[]): void {
+  const stack = Stack.of(key);
+  key.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'CloudWatchLogsForThisStackOnly',
+      principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
+      actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+      resources: ['*'],
+      conditions: {
+        ArnLike: {
+          'kms:EncryptionContext:aws:logs:arn': prefixes.map((prefix) =>
+            stack.formatArn({
+              service: 'logs',
+              resource: 'log-group',
+              resourceName: `${prefix}*`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ),
+        },
+      },
+    }),
+  );
 }

@@ -8,6 +8,11 @@ import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 
 export interface StorageProps {
   readonly sizing: StorageSizing;
+  /**
+   * Whether CloudFront writes access logs to the log bucket. CloudFront's standard logging writes
+   * with ACLs, so the log bucket then keeps ACLs enabled (owner preferred) instead of disabled.
+   */
+  readonly cloudFrontLogs: boolean;
   /** Encrypts Dify's files (SSE-KMS with a bucket key). */
   readonly dataKey: kms.IKey;
 }
@@ -39,7 +44,9 @@ export class Storage extends Construct {
       enforceSSL: true,
       minimumTLSVersion: 1.2,
       versioned: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      objectOwnership: props.cloudFrontLogs
+        ? s3.ObjectOwnership.BUCKET_OWNER_PREFERRED
+        : s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       lifecycleRules: [
         {
           id: 'ExpireLogs',

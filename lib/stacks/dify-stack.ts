@@ -1,20 +1,27 @@
 import { Annotations, CfnOutput, Fn, Stack, type StackProps } from 'aws-cdk-lib';
+import * as route53 from 'aws-cdk-lib/aws-route53';
 import type { Construct } from 'constructs';
 import { type Sizing, sizingFor } from '../config/sizing';
 import type { Config } from '../config/schema';
 import { configWarnings } from '../config/warnings';
 import { AppSecrets } from '../constructs/app-secrets';
 import { Cache } from '../constructs/cache';
+import type { CloudFrontOptions } from '../constructs/cloudfront-front';
+import { Edge, type EdgeDomain } from '../constructs/edge';
 import { Database } from '../constructs/database';
 import { Keys } from '../constructs/keys';
 import type { LogSettings } from '../constructs/log-group';
 import { Network } from '../constructs/network';
 import { Observability } from '../constructs/observability';
 import { Storage } from '../constructs/storage';
-import { acknowledgeCdkSingletons } from '../nag/cdk-singletons';
 
 export interface DifyStackProps extends StackProps {
   readonly config: Config;
+  /**
+   * The us-east-1 web ACL and certificate, and CloudFront's settings.
+   * @default - none: only valid with `edge=alb` or `edge=internal`
+   */
+  readonly cloudFront?: CloudFrontOptions;
 }
 
 /**
@@ -30,6 +37,7 @@ export class DifyStack extends Stack {
   public readonly cache: Cache;
   public readonly storage: Storage;
   public readonly observability: Observability;
+  public readonly edge: Edge;
   private readonly zones: string[];
 
   constructor(scope: Construct, id: string, props: DifyStackProps) {
@@ -45,7 +53,7 @@ export class DifyStack extends Stack {
     const clusterIdentifier = `${this.stackName.toLowerCase()}-aurora`;
     this.keys = new Keys(this, 'Keys', {
       logGroupPrefix,
-      extraLogGroupPrefixes: [`/aws/rds/cluster/${clusterIdentifier}/`],
+      extraLogGroupPrefixes: [`/aws/rds/cluster/${clusterIdentifier}/`, `aws-waf-logs-${this.stackName}`],
       removalPolicy: this.sizing.retention.removalPolicy,
     });
     const logs: LogSettings = {
@@ -75,7 +83,26 @@ export class DifyStack extends Stack {
       secretsKey: this.keys.secrets,
       logs,
     });
-    this.storage = new Storage(this, 'Storage', { sizing: this.sizing.storage, dataKey: this.keys.data });
+    this.storage = new Storage(this, 'Storage', {
+      sizing: this.sizing.storage,
+      dataKey: this.keys.data,
+      cloudFrontLogs: config.edge === 'cloudfront',
+    });
+    this.edge = new Edge(this, 'Edge', {
+      mode: config.edge,
+      network: this.network,
+      logBucket: this.storage.logBucket,
+      domain: this.domain(config),
+      rules: {
+        allowedIpv4Cidrs: config.allowedIpv4Cidrs,
+        allowedIpv6Cidrs: config.allowedIpv6Cidrs,
+        rateLimit: config.wafRateLimit,
+        anonymousIpList: config.wafAnonymousIpList,
+      },
+      deletionProtection: this.sizing.edge.deletionProtection,
+      logs,
+      cloudFront: props.cloudFront,
+    });
     this.observability = new Observability(this, 'Observability', {
       key: this.keys.logs,
       alarmEmail: config.alarmEmail,
@@ -83,10 +110,21 @@ export class DifyStack extends Stack {
     this.addDataTierAlarms();
 
     this.addOutputs();
-    acknowledgeCdkSingletons(this);
     for (const warning of configWarnings(config)) {
       Annotations.of(this).addWarningV2(warning.id, warning.message);
     }
+  }
+
+  private domain(config: Config): EdgeDomain | undefined {
+    if (config.domainName === undefined) return undefined;
+    const zone =
+      config.hostedZoneId !== undefined && config.hostedZoneName !== undefined
+        ? route53.HostedZone.fromHostedZoneAttributes(this, 'HostedZone', {
+            hostedZoneId: config.hostedZoneId,
+            zoneName: config.hostedZoneName,
+          })
+        : undefined;
+    return { name: config.domainName, zone, certificateArn: config.certificateArn };
   }
 
   public override get availabilityZones(): string[] {
@@ -118,6 +156,9 @@ export class DifyStack extends Stack {
   /** ARNs and names the operator tooling reads; never a secret value. */
   private addOutputs(): void {
     const outputs: Record<string, string> = {
+      DifyUrl: this.edge.url,
+      LoadBalancerArn: this.edge.loadBalancer.loadBalancerArn,
+      ...(this.edge.cloudFront ? { DistributionId: this.edge.cloudFront.distribution.distributionId } : {}),
       VpcId: this.network.vpc.vpcId,
       StorageBucketName: this.storage.bucket.bucketName,
       LogBucketName: this.storage.logBucket.bucketName,

@@ -1,5 +1,5 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { build } from '../helpers/synth';
+import { build, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
 describe('Network', () => {
@@ -121,9 +121,10 @@ describe('Network', () => {
     }
   });
 
-  it('opens no security group of the app to a CIDR (the front door will be the one exception)', () => {
-    for (const { template } of [dev, prod]) {
-      for (const [id] of resources(template, 'AWS::EC2::SecurityGroup')) {
+  it('opens no security group of the app to a CIDR, but the internet-facing load balancer’s to the allow-list', () => {
+    for (const { template, stacks } of [dev, prod, build(VARIANTS['alb-zone'])]) {
+      const frontDoor = logicalId(stacks.main.edge.loadBalancer.connections.securityGroups[0]);
+      for (const [id] of resources(template, 'AWS::EC2::SecurityGroup').filter(([id]) => id !== frontDoor)) {
         for (const rule of ingressRulesOf(template, id)) {
           expect({ id, cidr: rule.CidrIp ?? rule.CidrIpv6 }).toEqual({ id, cidr: undefined });
         }

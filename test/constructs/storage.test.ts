@@ -1,5 +1,5 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { build } from '../helpers/synth';
+import { build, VARIANTS } from '../helpers/synth';
 import { logicalId, references } from '../helpers/template';
 
 describe('Storage', () => {
@@ -51,7 +51,13 @@ describe('Storage', () => {
     const { storage } = dev.stacks.main;
     const logBucket = json(dev, storage.logBucket).Properties;
     expect(logBucket.PublicAccessBlockConfiguration.BlockPublicPolicy).toBe(true);
-    expect(logBucket.OwnershipControls.Rules[0].ObjectOwnership).toBe('BucketOwnerEnforced');
+    // CloudFront's standard logs are written with ACLs, so ACLs stay enabled (owner preferred) only
+    // when CloudFront logs here; otherwise they are disabled.
+    expect(logBucket.OwnershipControls.Rules[0].ObjectOwnership).toBe('BucketOwnerPreferred');
+    const alb = build(VARIANTS['alb-zone']);
+    expect(json(alb, alb.stacks.main.storage.logBucket).Properties.OwnershipControls.Rules[0].ObjectOwnership).toBe(
+      'BucketOwnerEnforced',
+    );
     dev.template.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: logicalId(storage.logBucket) },
       PolicyDocument: {

@@ -16,14 +16,31 @@ export interface SecretFinding {
   readonly why: string;
 }
 
+function entropy(text: string): number {
+  const counts = new Map<string, number>();
+  for (const char of text) counts.set(char, (counts.get(char) ?? 0) + 1);
+  let bits = 0;
+  for (const n of counts.values()) bits -= (n / text.length) * Math.log2(n / text.length);
+  return bits;
+}
+
 /** High-entropy tokens: long, mixed-case, with several digits, and not hex (content hashes are hex). */
 function looksGenerated(value: string, knownIds: ReadonlySet<string>): boolean {
   return value.split(/[^A-Za-z0-9+=_-]+/).some((token) => {
     if (token.length < 32 || knownIds.has(token) || /^[0-9a-f]+$/i.test(token)) return false;
     if ([...knownIds].some((id) => token.startsWith(id))) return false;
+    // CDK's generated names: the construct path's words, then an 8-character upper-case hex hash.
+    if (
+      /^(?:[A-Z][a-z]+|[A-Z]+|[0-9])+[0-9A-F]{8}$/.test(token) &&
+      !/[0-9][a-z]|[a-z][0-9][a-z]/.test(token.slice(0, -8))
+    )
+      return false;
     // Random tokens mix all three classes throughout; identifiers and rule ids are words with few digits.
     const count = (pattern: RegExp) => (token.match(pattern) ?? []).length;
-    return count(/[a-z]/g) >= 4 && count(/[A-Z]/g) >= 4 && count(/[0-9]/g) >= 4;
+    const mixed = count(/[a-z]/g) >= 4 && count(/[A-Z]/g) >= 4 && count(/[0-9]/g) >= 4;
+    // Shannon entropy per character: 32 random alphanumerics score about 4.4-4.6; policy names and
+    // hex ids, whose alphabets are small or repetitive, score under 4.2.
+    return mixed && entropy(token) >= 4.25;
   });
 }
 

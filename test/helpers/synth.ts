@@ -10,22 +10,50 @@ import { repoPath } from '../../lib/paths';
 export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(repoPath('cdk.json'), 'utf8')).context;
 
 /** The variants CI proves: every profile, each with the defaults a bare synth uses. */
+const ZONE = { domainName: 'dify.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ', hostedZoneName: 'example.com' };
+const CERTIFICATE = 'arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012';
+
+/**
+ * The variants CI proves: every profile, every edge mode with and without a domain, and the risky
+ * but allowed settings. Values are strings, as `-c` delivers them.
+ */
 export const VARIANTS: Record<string, Record<string, string>> = {
   dev: { profile: 'dev' },
   prod: { profile: 'prod' },
   'dev-endpoints': { profile: 'dev', vpcInterfaceEndpoints: 'true' },
-  'prod-pinned': {
+  'prod-pinned': { profile: 'prod', account: '123456789012', region: 'eu-west-1', alarmEmail: 'ops@example.com' },
+  'cloudfront-domain': {
     profile: 'prod',
-    account: '123456789012',
     region: 'eu-west-1',
-    alarmEmail: 'ops@example.com',
+    ...ZONE,
+    allowedIpv4Cidrs: '203.0.113.0/24',
+    allowedIpv6Cidrs: '2001:db8::/32',
+    cloudFrontGeoAllowlist: 'DE,FR',
+    wafAnonymousIpList: 'true',
+  },
+  'alb-zone': { edge: 'alb', ...ZONE, allowedIpv4Cidrs: '203.0.113.0/24,198.51.100.0/24' },
+  'alb-certificate-open': {
+    edge: 'alb',
+    profile: 'prod',
+    domainName: 'dify.example.com',
+    certificateArn: CERTIFICATE,
+    allowedIpv4Cidrs: '0.0.0.0/0',
+  },
+  internal: {
+    edge: 'internal',
+    domainName: 'dify.example.com',
+    certificateArn: CERTIFICATE,
+    allowedIpv4Cidrs: '198.51.100.0/24',
   },
 };
 
 export interface Built {
   readonly app: App;
   readonly stacks: DifyApp;
+  /** The main stack's template. */
   readonly template: Template;
+  /** Every stack's template, by stack name (the main stack and, with CloudFront, the us-east-1 one). */
+  readonly templates: Record<string, Template>;
 }
 
 const cache = new Map<string, Built>();
@@ -44,7 +72,19 @@ export function build(context: Record<string, string> = {}): Built {
   // The packs' aspects write each acknowledgement into the template, as in `bin/`; the findings
   // themselves are collected by nagFindings() instead of failing the synth, so a test can list them.
   nagPacks(app);
-  const built = { app, stacks, template: Template.fromStack(stacks.main) };
+  // Synthesis prints the validation report (our own synth warnings) through console.error; the
+  // warnings are asserted where they matter (test/config.test.ts), so keep test output readable.
+  const printError = console.error;
+  console.error = () => undefined;
+  let templates: Record<string, Template>;
+  try {
+    templates = Object.fromEntries(
+      [stacks.main, stacks.global].flatMap((stack) => (stack ? [[stack.stackName, Template.fromStack(stack)]] : [])),
+    );
+  } finally {
+    console.error = printError;
+  }
+  const built = { app, stacks, template: templates[stacks.main.stackName], templates };
   cache.set(key, built);
   return built;
 }

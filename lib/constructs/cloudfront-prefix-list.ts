@@ -1,0 +1,63 @@
+import { Stack } from 'aws-cdk-lib';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { Construct } from 'constructs';
+import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
+import { FunctionRole } from './function-role';
+import { encryptedLogGroup, type LogSettings } from './log-group';
+import type { Network } from './network';
+
+export interface CloudFrontPrefixListProps {
+  readonly network: Network;
+  readonly logs: LogSettings;
+}
+
+/** The AWS-managed prefix list of CloudFront's origin-facing addresses. */
+export const CLOUDFRONT_ORIGIN_FACING = 'com.amazonaws.global.cloudfront.origin-facing';
+
+/** Construct id of the Lambda that CDK shares between every AwsCustomResource of a stack. */
+const SINGLETON_ID = 'AWS679f53fac002430cb0da5b7982bd2287';
+
+/**
+ * The id of CloudFront's origin-facing managed prefix list in this region, read at deploy time.
+ *
+ * The id differs per region, and synth may not look anything up, so a deploy-time call to
+ * `ec2:DescribeManagedPrefixLists` (by the list's fixed name) supplies it.
+ */
+export class CloudFrontPrefixList extends Construct {
+  public readonly prefixListId: string;
+
+  constructor(scope: Construct, id: string, props: CloudFrontPrefixListProps) {
+    super(scope, id);
+    const logGroup = encryptedLogGroup(this, 'LogGroup', props.logs, { suffix: 'cloudfront-prefix-list' });
+    const role = new FunctionRole(this, 'Role', {
+      logGroup,
+      inVpc: true,
+      unscopedActions: {
+        actions: ['ec2:DescribeManagedPrefixLists'],
+        why: 'read-only, and it supports no resource-level permission',
+      },
+    });
+    const call: cr.AwsSdkCall = {
+      service: 'EC2',
+      action: 'describeManagedPrefixLists',
+      parameters: { Filters: [{ Name: 'prefix-list-name', Values: [CLOUDFRONT_ORIGIN_FACING] }] },
+      physicalResourceId: cr.PhysicalResourceId.of(CLOUDFRONT_ORIGIN_FACING),
+      outputPaths: ['PrefixLists.0.PrefixListId'],
+    };
+    const lookup = new cr.AwsCustomResource(this, 'Resource', {
+      onCreate: call,
+      onUpdate: call,
+      role: role.role,
+      logGroup,
+      installLatestAwsSdk: false,
+      vpc: props.network.vpc,
+      vpcSubnets: props.network.privateSubnets,
+    });
+    this.prefixListId = lookup.getResponseField('PrefixLists.0.PrefixListId');
+
+    // AwsCustomResource runs on one Lambda shared by the whole stack (a singleton at stack level).
+    const handler = Stack.of(this).node.tryFindChild(SINGLETON_ID)?.node.defaultChild;
+    if (handler === undefined) throw new Error(`AwsCustomResource's handler ${SINGLETON_ID} not found`);
+    acknowledgeDeployTimeFunction(handler);
+  }
+}

@@ -1,0 +1,288 @@
+import { Duration } from 'aws-cdk-lib';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as targets from 'aws-cdk-lib/aws-route53-targets';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
+import { Construct } from 'constructs';
+import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
+import { CloudFrontFront, type CloudFrontOptions } from './cloudfront-front';
+import { CloudFrontPrefixList } from './cloudfront-prefix-list';
+import type { LogSettings } from './log-group';
+import type { Network } from './network';
+import { WebAcl, type WebAclRules } from './web-acl';
+
+/** `cloudfront`: CloudFront + VPC origin + internal ALB; `alb`: internet-facing ALB; `internal`: internal ALB only. */
+export type EdgeMode = 'cloudfront' | 'alb' | 'internal';
+
+/** The public name of Dify and how its certificates are obtained. */
+export interface EdgeDomain {
+  readonly name: string;
+  /**
+   * Hosted zone for DNS-validated certificates and alias records.
+   * @default - no zone: `certificateArn` must be given, and DNS records are the owner's to create
+   */
+  readonly zone?: route53.IHostedZone;
+  /**
+   * An existing regional ACM certificate for the load balancer.
+   * @default - a DNS-validated certificate in `zone`
+   */
+  readonly certificateArn?: string;
+}
+
+export interface EdgeProps {
+  readonly mode: EdgeMode;
+  readonly network: Network;
+  /** Receives the load balancer's (and CloudFront's) access logs. */
+  readonly logBucket: s3.IBucket;
+  /**
+   * Dify's public name.
+   * @default - no domain: only allowed with `cloudfront`, which then serves CloudFront's default domain
+   */
+  readonly domain?: EdgeDomain;
+  /** Allow-lists and rate limit, enforced by WAF (and by the ALB's security group in `alb` and `internal`). */
+  readonly rules: WebAclRules;
+  /** Deletion protection on the load balancer (prod). */
+  readonly deletionProtection: boolean;
+  readonly logs: LogSettings;
+  /** Required in `cloudfront` mode: the us-east-1 web ACL and certificate, price class, geo restriction. */
+  readonly cloudFront?: CloudFrontOptions;
+}
+
+/** How a service is routed: the port it listens on, its health check, and the paths it serves. */
+export interface TargetOptions {
+  readonly port: number;
+  readonly healthCheckPath: string;
+  /**
+   * Path patterns routed to this target, in the order given.
+   * @default - none: the target becomes the default action (everything no rule matches)
+   */
+  readonly pathPatterns?: readonly string[];
+  /** The targets (for example an ECS service); more can be attached to the returned target group. */
+  readonly targets?: elbv2.IApplicationLoadBalancerTarget[];
+  /**
+   * The service's security group side, so the load balancer may reach it on `port` and nothing else.
+   * @default - no rule: the caller opens the port itself
+   */
+  readonly connectable?: ec2.IConnectable;
+}
+
+/** A listener rule may hold at most five path patterns. */
+const PATTERNS_PER_RULE = 5;
+/** Gap between rule priorities, so a later release can insert a rule without renumbering. */
+const PRIORITY_STEP = 10;
+
+/**
+ * The only way into Dify: the load balancer, its certificates, CloudFront, WAF, routing and the
+ * allow-list. Services register with `addTarget`, and the edge gives their rules stable priorities
+ * in registration order.
+ *
+ * TLS holds at every hop a client can see: the ALB accepts TLS 1.2+ only
+ * (ELBSecurityPolicy-TLS13-1-2-2021-06) and redirects HTTP to HTTPS; CloudFront requires TLS 1.2
+ * (TLSv1.2_2021) with a custom domain and redirects viewers to HTTPS. The one plain-HTTP hop is
+ * CloudFront's VPC origin to the internal ALB when no domain is set, inside the VPC.
+ */
+export class Edge extends Construct {
+  public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
+  /** The listener that routes to services: HTTPS, or HTTP behind CloudFront without a domain. */
+  public readonly listener: elbv2.ApplicationListener;
+  /** Dify's public base URL, e.g. `https://dify.example.com`. */
+  public readonly url: string;
+  public readonly webAcl?: WebAcl;
+  public readonly cloudFront?: CloudFrontFront;
+  private readonly registered: Array<{ id: string; priority: number; patterns: readonly string[] }> = [];
+  private nextPriority = PRIORITY_STEP;
+  private hasDefault = false;
+
+  constructor(scope: Construct, id: string, props: EdgeProps) {
+    super(scope, id);
+    const { mode, network, domain } = props;
+    if (mode !== 'cloudfront' && domain === undefined) {
+      throw new Error(`Edge: mode '${mode}' serves HTTPS only and needs a domain`);
+    }
+    if (mode === 'cloudfront' && props.cloudFront === undefined) {
+      throw new Error("Edge: mode 'cloudfront' needs the us-east-1 web ACL (props.cloudFront)");
+    }
+
+    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: network.vpc,
+      description: `Dify load balancer (${mode}): the front door only`,
+      allowAllOutbound: false,
+    });
+    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, 'LoadBalancer', {
+      vpc: network.vpc,
+      internetFacing: mode === 'alb',
+      vpcSubnets: mode === 'alb' ? { subnetType: ec2.SubnetType.PUBLIC } : network.privateSubnets,
+      securityGroup,
+      dropInvalidHeaderFields: true,
+      // Streamed (SSE) answers stay open for minutes; the 60 s default cuts them.
+      idleTimeout: Duration.seconds(600),
+      deletionProtection: props.deletionProtection,
+      http2Enabled: true,
+    });
+    this.loadBalancer.logAccessLogs(props.logBucket, 'alb');
+
+    const certificate = domain === undefined ? undefined : this.regionalCertificate(domain);
+    if (certificate === undefined) {
+      // CloudFront without a domain: CloudFront terminates TLS, and its VPC origin speaks HTTP to the
+      // internal ALB inside the VPC, because no certificate can name the ALB's internal DNS name.
+      this.listener = this.loadBalancer.addListener('Http', {
+        protocol: elbv2.ApplicationProtocol.HTTP,
+        port: 80,
+        open: false,
+      });
+    } else {
+      this.listener = this.loadBalancer.addListener('Https', {
+        protocol: elbv2.ApplicationProtocol.HTTPS,
+        port: 443,
+        certificates: [elbv2.ListenerCertificate.fromArn(certificate.certificateArn)],
+        sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+        open: false,
+      });
+    }
+    this.listener.addAction('NotRouted', {
+      action: elbv2.ListenerAction.fixedResponse(404, { contentType: 'text/plain', messageBody: 'Not found' }),
+    });
+
+    if (mode === 'cloudfront') {
+      // Only CloudFront's origin-facing addresses may reach the ALB, on the one listener port.
+      const prefixList = new CloudFrontPrefixList(this, 'CloudFrontPrefixList', { network, logs: props.logs });
+      securityGroup.addIngressRule(
+        ec2.Peer.prefixList(prefixList.prefixListId),
+        ec2.Port.tcp(this.listener.port),
+        'CloudFront origin-facing addresses only',
+      );
+      this.cloudFront = new CloudFrontFront(this, 'CloudFront', {
+        loadBalancer: this.loadBalancer,
+        originHttps: certificate !== undefined,
+        domain,
+        logBucket: props.logBucket,
+        options: props.cloudFront!,
+      });
+      this.url = `https://${domain?.name ?? this.cloudFront.distribution.distributionDomainName}`;
+    } else {
+      // Port 80 only redirects to HTTPS; it admits the same allow-listed networks as 443.
+      const redirect = this.loadBalancer.addRedirect({ sourcePort: 80, targetPort: 443, open: false });
+      acknowledge(
+        redirect.node.defaultChild!,
+        ...nistAndHipaa(
+          'ELBv2ACMCertificateRequired',
+          'This listener only answers with a permanent redirect to HTTPS on 443 and forwards nothing; every request that reaches Dify arrives over TLS 1.2+ with the ACM certificate.',
+        ),
+      );
+      for (const cidr of props.rules.allowedIpv4Cidrs) {
+        for (const port of [443, 80]) {
+          securityGroup.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), `allowedIpv4Cidrs ${cidr}`);
+        }
+      }
+      this.webAcl = new WebAcl(this, 'WebAcl', { scope: 'REGIONAL', ...props.rules, logs: props.logs });
+      new wafv2.CfnWebACLAssociation(this, 'WebAclAssociation', {
+        resourceArn: this.loadBalancer.loadBalancerArn,
+        webAclArn: this.webAcl.arn,
+      });
+      if (domain?.zone !== undefined) {
+        new route53.ARecord(this, 'AliasRecord', {
+          zone: domain.zone,
+          recordName: domain.name,
+          target: route53.RecordTarget.fromAlias(new targets.LoadBalancerTarget(this.loadBalancer)),
+        });
+      }
+      this.url = `https://${domain!.name}`;
+    }
+    this.acknowledgeFindings(mode, props);
+  }
+
+  /**
+   * Routes `pathPatterns` (or, without patterns, everything else) to a new target group. Rules get
+   * priorities 10, 20, 30... in the order services register, so a registration never renumbers
+   * another service's rules.
+   */
+  public addTarget(id: string, options: TargetOptions): elbv2.ApplicationTargetGroup {
+    const group = new elbv2.ApplicationTargetGroup(this, `${id}Target`, {
+      vpc: this.loadBalancer.vpc,
+      port: options.port,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targetType: elbv2.TargetType.IP,
+      targets: options.targets,
+      healthCheck: { path: options.healthCheckPath, healthyHttpCodes: '200-399', interval: Duration.seconds(30) },
+      deregistrationDelay: Duration.seconds(30),
+    });
+    if (options.connectable !== undefined) {
+      this.loadBalancer.connections.allowTo(options.connectable, ec2.Port.tcp(options.port), `Load balancer to ${id}`);
+    }
+    const patterns = options.pathPatterns ?? [];
+    if (patterns.length === 0) {
+      if (this.hasDefault) throw new Error(`Edge.addTarget(${id}): a default target is already registered`);
+      this.hasDefault = true;
+      this.listener.addTargetGroups(`${id}Default`, { targetGroups: [group] });
+      return group;
+    }
+    for (let start = 0; start < patterns.length; start += PATTERNS_PER_RULE) {
+      const chunk = patterns.slice(start, start + PATTERNS_PER_RULE);
+      const priority = this.nextPriority;
+      this.nextPriority += PRIORITY_STEP;
+      this.listener.addTargetGroups(`${id}Rule${start / PATTERNS_PER_RULE + 1}`, {
+        targetGroups: [group],
+        priority,
+        conditions: [elbv2.ListenerCondition.pathPatterns(chunk)],
+      });
+      this.registered.push({ id, priority, patterns: chunk });
+    }
+    return group;
+  }
+
+  /** The routing table so far: target id, rule priority and path patterns, in evaluation order. */
+  public get routes(): ReadonlyArray<{ id: string; priority: number; patterns: readonly string[] }> {
+    return [...this.registered];
+  }
+
+  private regionalCertificate(domain: EdgeDomain): acm.ICertificate {
+    if (domain.certificateArn !== undefined) {
+      return acm.Certificate.fromCertificateArn(this, 'Certificate', domain.certificateArn);
+    }
+    return new acm.Certificate(this, 'Certificate', {
+      domainName: domain.name,
+      validation: acm.CertificateValidation.fromDns(domain.zone),
+    });
+  }
+
+  private acknowledgeFindings(mode: EdgeMode, props: EdgeProps): void {
+    const alb = this.loadBalancer.node.defaultChild!;
+    if (mode === 'cloudfront') {
+      acknowledge(
+        alb,
+        ...nistAndHipaa(
+          'ALBWAFEnabled',
+          'The load balancer is internal and reachable only from CloudFront’s origin-facing addresses through the VPC origin; the web ACL is attached to the CloudFront distribution, where every request passes it first.',
+        ).filter((ack) => ack.id.startsWith('NIST')),
+      );
+      if (props.domain === undefined) {
+        const httpHop =
+          'Without a custom domain no certificate can name the internal ALB, so CloudFront’s VPC origin speaks HTTP to it inside the VPC; viewers are redirected to HTTPS at CloudFront, and the ALB admits only CloudFront’s origin-facing addresses. Set domainName to make this hop HTTPS.';
+        acknowledge(
+          this.listener.node.defaultChild!,
+          ...nistAndHipaa('ALBHttpToHttpsRedirection', httpHop),
+          ...nistAndHipaa('ELBv2ACMCertificateRequired', httpHop),
+        );
+      }
+    }
+    if (!props.deletionProtection) {
+      acknowledge(
+        alb,
+        ...nistAndHipaa(
+          'ELBDeletionProtectionEnabled',
+          'Profile dev only: deletion protection is off so that `cdk destroy` removes the dev load balancer. Profile prod turns it on.',
+        ),
+      );
+    }
+    if (props.rules.allowedIpv4Cidrs.includes('0.0.0.0/0')) {
+      acknowledge(this.loadBalancer.connections.securityGroups[0].node.defaultChild!, {
+        id: 'AwsSolutions-EC23',
+        reason:
+          'The owner set allowedIpv4Cidrs=0.0.0.0/0 explicitly, and synth warns about it; only 80 (redirect) and 443 are open, and the WAF rate limit and managed rule groups still apply.',
+      });
+    }
+  }
+}
