@@ -1,0 +1,129 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DENIED_DESTINATIONS, squidConfig } from '../../lib/constructs/dify/squid-config';
+
+const squid = (() => {
+  try {
+    execFileSync('squid', ['-v'], { stdio: 'ignore' });
+    return 'squid';
+  } catch {
+    return undefined;
+  }
+})();
+
+describe('the SSRF proxy configuration', () => {
+  const config = squidConfig({ vpcCidr: '10.0.0.0/16', port: 3128, runDirectory: '/var/run/squid' });
+  const lines = config.split('\n');
+  const index = (line: string) => lines.indexOf(line);
+
+  it('denies the metadata endpoints, link-local, loopback, private ranges and the VPC before anything is allowed', () => {
+    const allow = index('http_access allow dify_clients');
+    expect(allow).toBeGreaterThan(0);
+    for (const acl of ['to_metadata', 'to_link_local', 'to_loopback', 'to_private', 'to_vpc']) {
+      const deny = index(`http_access deny ${acl}`);
+      expect({ acl, before: deny >= 0 && deny < allow }).toEqual({ acl, before: true });
+    }
+    expect(config).toContain('169.254.169.254/32');
+    expect(config).toContain('169.254.170.2/32');
+    expect(lines.at(-2) ?? '').not.toMatch(/^http_access allow/);
+    expect(index('http_access deny all')).toBe(allow + 1);
+  });
+
+  it('allows only ports 80 and 443, and CONNECT only to 443', () => {
+    expect(config).toContain('acl safe_ports port 80 443');
+    expect(index('http_access deny !safe_ports')).toBeLessThan(index('http_access allow dify_clients'));
+    expect(index('http_access deny CONNECT !tls_ports')).toBeLessThan(index('http_access allow dify_clients'));
+  });
+
+  it('caches nothing and writes only to its run directory and stdout', () => {
+    expect(config).toContain('cache deny all');
+    expect(config).toContain('access_log stdio:/dev/stdout');
+    expect(config).toContain('pid_filename /var/run/squid/squid.pid');
+    expect(config).not.toMatch(/^cache_dir /m);
+  });
+
+  describe('with a real squid on loopback', () => {
+    if (squid === undefined) {
+      it('needs squid (apt-get install -y squid; .ci/run installs it)', () => {
+        throw new Error('squid is not installed: this suite would prove nothing without it');
+      });
+      return;
+    }
+    let dir: string;
+    let proxy: ChildProcess;
+    let origin: Server;
+    let proxyPort: number;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'squid-'));
+      origin = createServer((_req, res) => res.end('origin reached')).listen(0, '127.0.0.1');
+      await new Promise((resolve) => origin.once('listening', resolve));
+      const free = createServer().listen(0, '127.0.0.1');
+      await new Promise((resolve) => free.once('listening', resolve));
+      proxyPort = (free.address() as AddressInfo).port;
+      await new Promise((resolve) => free.close(resolve));
+      // Clients come from loopback here, as they come from the VPC in AWS.
+      const conf = squidConfig({ vpcCidr: '127.0.0.0/8', port: proxyPort, runDirectory: dir }).replace(
+        `http_port ${proxyPort}`,
+        `http_port 127.0.0.1:${proxyPort}`,
+      );
+      writeFileSync(join(dir, 'squid.conf'), conf);
+      execFileSync(squid, ['-k', 'parse', '-f', join(dir, 'squid.conf')], { stdio: 'pipe' });
+      proxy = spawn(squid, ['-N', '-f', join(dir, 'squid.conf')], { stdio: 'ignore' });
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const up = await fetchThroughProxy(`http://127.0.0.1:1/`).then(
+          () => true,
+          () => false,
+        );
+        if (up) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }, 20000);
+
+    afterAll(async () => {
+      proxy?.kill('SIGKILL');
+      await new Promise((resolve) => origin?.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    function fetchThroughProxy(url: string): Promise<{ status: number; body: string }> {
+      return new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: proxyPort, path: url, method: 'GET', timeout: 3000 }, (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.end();
+      });
+    }
+
+    it('parses as valid squid configuration', () => {
+      expect(() =>
+        execFileSync(squid, ['-k', 'parse', '-f', join(dir, 'squid.conf')], { stdio: 'pipe' }),
+      ).not.toThrow();
+    });
+
+    it('refuses to reach a loopback origin, as it refuses metadata and private addresses', async () => {
+      const port = (origin.address() as AddressInfo).port;
+      const response = await fetchThroughProxy(`http://127.0.0.1:${port}/`);
+      expect(response.status).toBe(403);
+      expect(response.body).not.toContain('origin reached');
+    });
+
+    it('refuses a port other than 80 and 443 before looking at the destination', async () => {
+      const response = await fetchThroughProxy('http://127.0.0.1:8080/');
+      expect(response.status).toBe(403);
+    });
+
+    it('lists every denied range in its configuration', () => {
+      const all = Object.values(DENIED_DESTINATIONS).flat();
+      for (const range of all) expect(config).toContain(range);
+    });
+  });
+});
