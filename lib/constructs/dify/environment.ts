@@ -1,0 +1,254 @@
+/**
+ * What each Dify container is told, as plain data: non-secret `environment`, `secrets` injected by
+ * ECS from Secrets Manager, and the few values the container assembles at start from those secrets.
+ * The ECS constructs map this onto task definitions; test/dify/environment.test.ts holds it to the
+ * pinned release's contract in ../shared/dify/services.json.
+ */
+
+/** Dify's services, named as in the release's docker-compose.yaml. */
+export type DifyServiceName =
+  'api' | 'worker' | 'worker_beat' | 'migration' | 'web' | 'sandbox' | 'plugin_daemon' | 'ssrf_proxy';
+
+/** The secrets of the stack, one per purpose. */
+export type SecretName =
+  | 'secretKey'
+  | 'sandboxApiKey'
+  | 'pluginDaemonKey'
+  | 'pluginInnerApiKey'
+  | 'redisAuthToken'
+  | 'appDatabase'
+  | 'pluginDatabase';
+
+/** A secret, or one JSON field of it (the database secrets hold username, password, host...). */
+export interface SecretRef {
+  readonly secret: SecretName;
+  readonly field?: 'username' | 'password';
+}
+
+/** Service Connect names and ports: how the services find each other inside the VPC. */
+export const ENDPOINTS = {
+  api: { name: 'api', port: 5001 },
+  web: { name: 'web', port: 3000 },
+  sandbox: { name: 'sandbox', port: 8194 },
+  pluginDaemon: { name: 'plugin-daemon', port: 5002 },
+  ssrfProxy: { name: 'ssrf-proxy', port: 3128 },
+} as const;
+
+const url = (endpoint: { name: string; port: number }) => `http://${endpoint.name}:${endpoint.port}`;
+
+/** Where the RDS certificate bundle is written at container start, for `sslmode=verify-full`. */
+export const RDS_CA_PATH = '/tmp/rds-ca/global-bundle.pem';
+/** AWS's published bundle of every RDS certificate authority. */
+export const RDS_CA_URL = 'https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem';
+
+/** Everything the environment depends on that the stack knows. */
+export interface Wiring {
+  /** Dify's public base URL, e.g. `https://dify.example.com`. */
+  readonly publicUrl: string;
+  readonly region: string;
+  readonly databaseHost: string;
+  readonly databasePort: number;
+  readonly appDatabase: string;
+  readonly pluginDatabase: string;
+  readonly cacheHost: string;
+  readonly cachePort: number;
+  readonly bucketName: string;
+  readonly uploadFileSizeLimitMb: number;
+  /**
+   * A PyPI mirror for plugin and sandbox dependency installs.
+   * @default - none: installs reach PyPI through the SSRF proxy
+   */
+  readonly pipMirrorUrl?: string;
+}
+
+export interface ServiceEnvironment {
+  readonly environment: Record<string, string>;
+  readonly secrets: Record<string, SecretRef>;
+  /** Variables the container's start command builds from its secrets (never stored anywhere). */
+  readonly assembledAtStart: readonly string[];
+}
+
+const API_FAMILY_MODE: Record<string, string> = {
+  api: 'api',
+  worker: 'worker',
+  worker_beat: 'beat',
+  migration: 'migration',
+};
+
+/** The api image's environment, shared by api, worker, beat and the migration task. */
+function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment {
+  const proxy = url(ENDPOINTS.ssrfProxy);
+  const environment: Record<string, string> = {
+    MODE: API_FAMILY_MODE[service],
+    // Only the one-off migration task migrates; replicas racing `flask upgrade-db` corrupt it.
+    MIGRATION_ENABLED: service === 'migration' ? 'true' : 'false',
+    DEPLOY_ENV: 'PRODUCTION',
+    LOG_LEVEL: 'INFO',
+    // Public URLs come from the domain; INTERNAL_FILES_URL stays inside the VPC (pitfall 7).
+    CONSOLE_API_URL: wiring.publicUrl,
+    CONSOLE_WEB_URL: wiring.publicUrl,
+    SERVICE_API_URL: wiring.publicUrl,
+    APP_API_URL: wiring.publicUrl,
+    APP_WEB_URL: wiring.publicUrl,
+    FILES_URL: wiring.publicUrl,
+    INTERNAL_FILES_URL: url(ENDPOINTS.api),
+    ENDPOINT_URL_TEMPLATE: `${wiring.publicUrl}/e/{hook_id}`,
+    CONSOLE_CORS_ALLOW_ORIGINS: wiring.publicUrl,
+    WEB_API_CORS_ALLOW_ORIGINS: wiring.publicUrl,
+    DB_TYPE: 'postgresql',
+    DB_HOST: wiring.databaseHost,
+    DB_PORT: String(wiring.databasePort),
+    DB_DATABASE: wiring.appDatabase,
+    // The api has no DB_SSL_MODE: libpq parameters go in DB_EXTRAS. verify-full checks the
+    // certificate chain against the RDS bundle and the host name.
+    DB_EXTRAS: `sslmode=verify-full&sslrootcert=${RDS_CA_PATH}`,
+    VECTOR_STORE: 'pgvector',
+    PGVECTOR_HOST: wiring.databaseHost,
+    // The api's config defaults PGVECTOR_PORT to 5433 (pitfall 12).
+    PGVECTOR_PORT: String(wiring.databasePort),
+    PGVECTOR_DATABASE: wiring.appDatabase,
+    REDIS_HOST: wiring.cacheHost,
+    REDIS_PORT: String(wiring.cachePort),
+    REDIS_DB: '0',
+    REDIS_USE_SSL: 'true',
+    // Its default, CERT_NONE, would accept any certificate (pitfall 8).
+    REDIS_SSL_CERT_REQS: 'CERT_REQUIRED',
+    STORAGE_TYPE: 's3',
+    S3_BUCKET_NAME: wiring.bucketName,
+    S3_REGION: wiring.region,
+    // The task role, never access keys.
+    S3_USE_AWS_MANAGED_IAM: 'true',
+    CODE_EXECUTION_ENDPOINT: url(ENDPOINTS.sandbox),
+    PLUGIN_DAEMON_URL: url(ENDPOINTS.pluginDaemon),
+    SSRF_PROXY_HTTP_URL: proxy,
+    SSRF_PROXY_HTTPS_URL: proxy,
+    UPLOAD_FILE_SIZE_LIMIT: String(wiring.uploadFileSizeLimitMb),
+  };
+  if (service === 'api') {
+    // Keeps streamed answers alive; the load balancer's idle timeout is 600 s (pitfall 6).
+    environment.GUNICORN_TIMEOUT = '360';
+  }
+  const secrets: Record<string, SecretRef> = {
+    SECRET_KEY: { secret: 'secretKey' },
+    DB_USERNAME: { secret: 'appDatabase', field: 'username' },
+    DB_PASSWORD: { secret: 'appDatabase', field: 'password' },
+    REDIS_PASSWORD: { secret: 'redisAuthToken' },
+  };
+  if (service !== 'migration') {
+    Object.assign(secrets, {
+      PGVECTOR_USER: { secret: 'appDatabase', field: 'username' },
+      PGVECTOR_PASSWORD: { secret: 'appDatabase', field: 'password' },
+      CODE_EXECUTION_API_KEY: { secret: 'sandboxApiKey' },
+      PLUGIN_DAEMON_KEY: { secret: 'pluginDaemonKey' },
+      INNER_API_KEY_FOR_PLUGIN: { secret: 'pluginInnerApiKey' },
+    });
+  } else {
+    delete environment.CODE_EXECUTION_ENDPOINT;
+    delete environment.PLUGIN_DAEMON_URL;
+  }
+  // The broker URL embeds the AUTH token, so it is built in the container from REDIS_PASSWORD and
+  // never stored: rediss:// with ssl_cert_reqs, which Celery requires for TLS (pitfall 8).
+  return { environment, secrets, assembledAtStart: service === 'migration' ? [] : ['CELERY_BROKER_URL'] };
+}
+
+/** The environment of one Dify service. */
+export function difyEnvironment(service: DifyServiceName, wiring: Wiring): ServiceEnvironment {
+  switch (service) {
+    case 'api':
+    case 'worker':
+    case 'worker_beat':
+    case 'migration':
+      return apiFamily(service, wiring);
+    case 'web':
+      return {
+        // Empty API URLs make the browser use the same origin, which the front door routes.
+        environment: {
+          CONSOLE_API_URL: wiring.publicUrl,
+          APP_API_URL: wiring.publicUrl,
+          NEXT_TELEMETRY_DISABLED: '1',
+          ALLOW_EMBED: 'false',
+          PORT: String(ENDPOINTS.web.port),
+          HOSTNAME: '0.0.0.0',
+        },
+        secrets: {},
+        assembledAtStart: [],
+      };
+    case 'sandbox':
+      return {
+        environment: {
+          GIN_MODE: 'release',
+          SANDBOX_PORT: String(ENDPOINTS.sandbox.port),
+          WORKER_TIMEOUT: '15',
+          // User code reaches the network only through the SSRF proxy.
+          ENABLE_NETWORK: 'true',
+          HTTP_PROXY: url(ENDPOINTS.ssrfProxy),
+          HTTPS_PROXY: url(ENDPOINTS.ssrfProxy),
+          ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
+        },
+        secrets: { API_KEY: { secret: 'sandboxApiKey' } },
+        assembledAtStart: [],
+      };
+    case 'plugin_daemon':
+      return {
+        environment: {
+          SERVER_PORT: String(ENDPOINTS.pluginDaemon.port),
+          DIFY_INNER_API_URL: url(ENDPOINTS.api),
+          DB_TYPE: 'postgresql',
+          DB_HOST: wiring.databaseHost,
+          DB_PORT: String(wiring.databasePort),
+          DB_DATABASE: wiring.pluginDatabase,
+          // The daemon accepts only disable or require (pitfall 2); the server forces TLS anyway.
+          DB_SSL_MODE: 'require',
+          REDIS_HOST: wiring.cacheHost,
+          REDIS_PORT: String(wiring.cachePort),
+          REDIS_USE_SSL: 'true',
+          REDIS_SSL_CERT_REQS: 'CERT_REQUIRED',
+          PLUGIN_STORAGE_TYPE: 'aws_s3',
+          PLUGIN_STORAGE_OSS_BUCKET: wiring.bucketName,
+          S3_USE_AWS_MANAGED_IAM: 'true',
+          S3_USE_AWS: 'true',
+          AWS_REGION: wiring.region,
+          // Plugins unpack and run from local disk even with S3 storage (pitfall 3).
+          PLUGIN_WORKING_PATH: '/app/storage/cwd',
+          PLUGIN_INSTALLED_PATH: 'plugin',
+          PLUGIN_PACKAGE_CACHE_PATH: 'plugin_packages',
+          PLUGIN_MAX_EXECUTION_TIMEOUT: '600',
+          MAX_PLUGIN_PACKAGE_SIZE: String(52_428_800),
+          PYTHON_ENV_INIT_TIMEOUT: '120',
+          PLUGIN_REMOTE_INSTALLING_ENABLED: 'false',
+          FORCE_VERIFYING_SIGNATURE: 'true',
+          // Plugin installs reach PyPI through the SSRF proxy, or use the mirror; the api stays direct.
+          HTTP_PROXY: url(ENDPOINTS.ssrfProxy),
+          HTTPS_PROXY: url(ENDPOINTS.ssrfProxy),
+          NO_PROXY: `${ENDPOINTS.api.name},localhost,127.0.0.1`,
+          ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
+        },
+        secrets: {
+          SERVER_KEY: { secret: 'pluginDaemonKey' },
+          DIFY_INNER_API_KEY: { secret: 'pluginInnerApiKey' },
+          DB_USERNAME: { secret: 'pluginDatabase', field: 'username' },
+          DB_PASSWORD: { secret: 'pluginDatabase', field: 'password' },
+          REDIS_PASSWORD: { secret: 'redisAuthToken' },
+        },
+        assembledAtStart: [],
+      };
+    case 'ssrf_proxy':
+      return { environment: { HTTP_PORT: String(ENDPOINTS.ssrfProxy.port) }, secrets: {}, assembledAtStart: [] };
+  }
+}
+
+/**
+ * The start command of the api-family containers: fetch the RDS certificate bundle through the SSRF
+ * proxy (over HTTPS, verified by the public PKI), build the Celery broker URL from the injected
+ * secrets, then hand over to the image's own entrypoint. Nothing secret is written to disk or logged.
+ */
+export function apiStartScript(): string {
+  const proxy = url(ENDPOINTS.ssrfProxy);
+  return [
+    'set -eu',
+    `mkdir -p ${RDS_CA_PATH.replace(/\/[^/]+$/, '')}`,
+    `HTTPS_PROXY=${proxy} python -c "import urllib.request; urllib.request.urlretrieve('${RDS_CA_URL}', '${RDS_CA_PATH}')"`,
+    'export CELERY_BROKER_URL="rediss://:${REDIS_PASSWORD}@${REDIS_HOST}:${REDIS_PORT}/1?ssl_cert_reqs=required"',
+    'exec /bin/bash /entrypoint.sh',
+  ].join('\n');
+}

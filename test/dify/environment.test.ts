@@ -1,0 +1,161 @@
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  apiStartScript,
+  type DifyServiceName,
+  difyEnvironment,
+  RDS_CA_PATH,
+  type SecretRef,
+  type Wiring,
+} from '../../lib/constructs/dify/environment';
+import { repoPath } from '../../lib/paths';
+
+/** The pinned release's contract, kept beside the repository in ../shared (CI has it too). */
+const CONTRACT_PATH = repoPath('../shared/dify/services.json');
+
+interface Variable {
+  readonly required?: boolean;
+  readonly secret?: boolean;
+}
+interface Contract {
+  readonly difyVersion: string;
+  readonly sharedSecretsMustMatch: string[][];
+  readonly services: Record<string, { readonly env: Record<string, Variable> }>;
+}
+
+const SERVICES: DifyServiceName[] = [
+  'api',
+  'worker',
+  'worker_beat',
+  'migration',
+  'web',
+  'sandbox',
+  'plugin_daemon',
+  'ssrf_proxy',
+];
+const WIRING: Wiring = {
+  publicUrl: 'https://dify.example.com',
+  region: 'eu-west-1',
+  databaseHost: 'db.example.internal',
+  databasePort: 5432,
+  appDatabase: 'dify',
+  pluginDatabase: 'dify_plugin',
+  cacheHost: 'cache.example.internal',
+  cachePort: 6379,
+  bucketName: 'dify-storage',
+  uploadFileSizeLimitMb: 15,
+};
+
+describe('the Dify environment contract', () => {
+  it('has the pinned release’s contract at ../shared/dify/services.json', () => {
+    expect(existsSync(CONTRACT_PATH)).toBe(true);
+  });
+  const contract: Contract = existsSync(CONTRACT_PATH)
+    ? JSON.parse(readFileSync(CONTRACT_PATH, 'utf8'))
+    : { difyVersion: '', sharedSecretsMustMatch: [], services: {} };
+
+  describe.each(SERVICES)('service %s', (service) => {
+    const env = () => contract.services[service].env;
+    const given = difyEnvironment(service, WIRING);
+    const names = [...Object.keys(given.environment), ...Object.keys(given.secrets), ...given.assembledAtStart];
+
+    it('sets only variables the pinned release reads', () => {
+      const unknown = names.filter((name) => !(name in env()));
+      expect(unknown).toEqual([]);
+    });
+
+    it('sets every variable the release marks required', () => {
+      const missing = Object.entries(env())
+        .filter(([, variable]) => variable.required)
+        .map(([name]) => name)
+        .filter((name) => !names.includes(name));
+      expect(missing).toEqual([]);
+    });
+
+    it('keeps every secret-marked variable out of the plain environment', () => {
+      const leaked = Object.keys(given.environment).filter((name) => env()[name]?.secret);
+      expect(leaked).toEqual([]);
+    });
+
+    it('sets each variable in one place only', () => {
+      expect(new Set(names).size).toBe(names.length);
+    });
+  });
+
+  it('feeds each pair of keys that must match from the same secret', () => {
+    const sources = (service: string, variable: string): SecretRef | undefined =>
+      difyEnvironment(service as DifyServiceName, WIRING).secrets[variable];
+    expect(contract.sharedSecretsMustMatch.length).toBeGreaterThanOrEqual(4);
+    for (const pair of contract.sharedSecretsMustMatch) {
+      const refs = pair.flatMap((entry) => {
+        const [services, variable] = entry.split(' ');
+        return services.split('/').map((service) => ({ entry, ref: sources(service, variable) }));
+      });
+      for (const { entry, ref } of refs)
+        expect({ entry, defined: ref !== undefined }).toEqual({ entry, defined: true });
+      expect(new Set(refs.map(({ ref }) => JSON.stringify(ref))).size).toBe(1);
+    }
+  });
+
+  it('gives the api, worker and beat their own database role, and the plugin daemon another', () => {
+    for (const service of ['api', 'worker', 'worker_beat'] as const) {
+      expect(difyEnvironment(service, WIRING).secrets.DB_PASSWORD).toEqual({
+        secret: 'appDatabase',
+        field: 'password',
+      });
+    }
+    expect(difyEnvironment('plugin_daemon', WIRING).secrets.DB_PASSWORD).toEqual({
+      secret: 'pluginDatabase',
+      field: 'password',
+    });
+  });
+
+  it('migrates only in the migration task', () => {
+    for (const service of ['api', 'worker', 'worker_beat'] as const) {
+      expect(difyEnvironment(service, WIRING).environment.MIGRATION_ENABLED).toBe('false');
+    }
+    expect(difyEnvironment('migration', WIRING).environment).toMatchObject({
+      MODE: 'migration',
+      MIGRATION_ENABLED: 'true',
+    });
+  });
+
+  it('connects over TLS with verification everywhere', () => {
+    const api = difyEnvironment('api', WIRING).environment;
+    expect(api.DB_EXTRAS).toBe(`sslmode=verify-full&sslrootcert=${RDS_CA_PATH}`);
+    expect(api).toMatchObject({ REDIS_USE_SSL: 'true', REDIS_SSL_CERT_REQS: 'CERT_REQUIRED', PGVECTOR_PORT: '5432' });
+    expect(difyEnvironment('plugin_daemon', WIRING).environment).toMatchObject({
+      DB_SSL_MODE: 'require',
+      REDIS_USE_SSL: 'true',
+      REDIS_SSL_CERT_REQS: 'CERT_REQUIRED',
+    });
+  });
+
+  it('uses the public URL for browsers and the in-VPC name for internal file fetches; CORS allows only the domain', () => {
+    const api = difyEnvironment('api', WIRING).environment;
+    expect(api.FILES_URL).toBe('https://dify.example.com');
+    expect(api.INTERNAL_FILES_URL).toBe('http://api:5001');
+    expect(api.CONSOLE_CORS_ALLOW_ORIGINS).toBe('https://dify.example.com');
+    expect(api.WEB_API_CORS_ALLOW_ORIGINS).toBe('https://dify.example.com');
+    expect(Object.values(api)).not.toContain('*');
+  });
+
+  it('sends the sandbox’s and the plugin daemon’s egress through the SSRF proxy', () => {
+    for (const service of ['sandbox', 'plugin_daemon'] as const) {
+      expect(difyEnvironment(service, WIRING).environment).toMatchObject({
+        HTTP_PROXY: 'http://ssrf-proxy:3128',
+        HTTPS_PROXY: 'http://ssrf-proxy:3128',
+      });
+    }
+    expect(difyEnvironment('api', WIRING).environment.SSRF_PROXY_HTTP_URL).toBe('http://ssrf-proxy:3128');
+  });
+
+  it('builds the Celery broker URL at start as rediss:// with ssl_cert_reqs, from the injected token', () => {
+    const script = apiStartScript();
+    expect(script).toContain(
+      'export CELERY_BROKER_URL="rediss://:${REDIS_PASSWORD}@${REDIS_HOST}:${REDIS_PORT}/1?ssl_cert_reqs=required"',
+    );
+    expect(script).toContain('exec /bin/bash /entrypoint.sh');
+    expect(script.indexOf('urlretrieve')).toBeLessThan(script.indexOf('exec'));
+    expect(script).not.toMatch(/echo|set -x/);
+  });
+});
