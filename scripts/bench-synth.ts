@@ -47,7 +47,7 @@ for (const [name, context] of Object.entries(VARIANTS)) {
       CDK_CONTEXT_JSON: JSON.stringify({ ...cdkContext, ...context }),
     }),
   );
-  console.log(`  ${name.padEnd(14)} ${summarize(times)}`);
+  console.log(`  ${name.padEnd(22)} ${summarize(times)}`);
 }
 const cli = Array.from({ length: RUNS }, () =>
   timeCommand(
