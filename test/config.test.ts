@@ -137,7 +137,7 @@ describe('configuration: bad input is refused with a message naming the key and 
     [
       'a stack name CloudFormation refuses',
       { stackName: '1-dify' },
-      ["context key 'stackName'", 'expected a CloudFormation stack name'],
+      ["context key 'stackName'", 'expected a letter, then letters, digits and single hyphens'],
     ],
     [
       'a number where cdk.json needs a list',

@@ -108,8 +108,9 @@ export const configSchema = z
       .describe('Sizing profile: sets capacity, Multi-AZ, deletion protection, retention, NAT count and endpoints.'),
     stackName: z
       .string()
-      .regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, {
-        error: 'expected a CloudFormation stack name: a letter, then letters, digits or hyphens, 64 at most',
+      .regex(/^[A-Za-z](?:-?[A-Za-z0-9]){0,55}$/, {
+        // The Aurora cluster identifier is `<stackName>-aurora`: 63 characters, no double or trailing hyphen.
+        error: 'expected a letter, then letters, digits and single hyphens (not at the end), 56 characters at most',
       })
       .default('Dify')
       .describe('Name of the main CloudFormation stack; also prefixes log group names.'),

@@ -36,10 +36,12 @@ export class Cache extends Construct implements ec2.IConnectable {
   public readonly connections: ec2.Connections;
   /** The AUTH token (a plain string secret). */
   public readonly authToken: secretsmanager.Secret;
+  private readonly nodes: number;
 
   constructor(scope: Construct, id: string, props: CacheProps) {
     super(scope, id);
     const { sizing, network } = props;
+    this.nodes = sizing.nodes;
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: network.vpc,
       description: 'ElastiCache Valkey: 6379 from the app security groups only',
@@ -130,6 +132,14 @@ export class Cache extends Construct implements ec2.IConnectable {
         'Profile dev only: the cache holds sessions, locks and queued tasks that Dify recreates, and one day of snapshots is enough to debug; durable data lives in Aurora and S3. Profile prod keeps 15 days.';
       acknowledge(this.replicationGroup, ...nistAndHipaa('ElastiCacheRedisClusterAutomaticBackup', reason));
     }
+  }
+
+  /** The member nodes' cache cluster ids, which ElastiCache names `<group>-001`, `-002`, ... */
+  public get nodeIds(): Array<{ index: number; id: string }> {
+    return Array.from({ length: this.nodes }, (_, i) => ({
+      index: i + 1,
+      id: `${this.replicationGroup.ref}-${String(i + 1).padStart(3, '0')}`,
+    }));
   }
 
   /** Host of the primary endpoint. */

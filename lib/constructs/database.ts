@@ -150,6 +150,9 @@ export class Database extends Construct implements ec2.IConnectable {
     network.allowAppAccess(rotationSecurityGroup, 'Master secret rotation');
     master.addRotationSchedule('Rotation', {
       automaticallyAfter: Duration.days(30),
+      // Rotating at creation would race the bootstrap, which authenticates with this secret while
+      // the rotation may hold it half-changed; the first rotation comes 30 days in.
+      rotateImmediatelyOnUpdate: false,
       hostedRotation: secretsmanager.HostedRotation.postgreSqlSingleUser({
         vpc: network.vpc,
         vpcSubnets: network.privateSubnets,

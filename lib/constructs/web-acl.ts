@@ -163,7 +163,9 @@ export class WebAcl extends Construct {
       rules: rules.map((rule, priority) => ({ ...rule, priority })),
     });
 
-    const logGroupName = `aws-waf-logs-${stack.stackName}-${props.scope.toLowerCase()}`;
+    // A dot cannot occur in a stack name, so the logs key's prefix `aws-waf-logs-<stack>.` matches
+    // this stack's groups and no other stack's.
+    const logGroupName = `aws-waf-logs-${stack.stackName}.${props.scope.toLowerCase()}`;
     const logGroup = encryptedLogGroup(this, 'LogGroup', props.logs, { exact: logGroupName });
     const logging = new wafv2.CfnLoggingConfiguration(this, 'Logging', {
       resourceArn: this.acl.attrArn,

@@ -53,7 +53,7 @@ export class DifyStack extends Stack {
     const clusterIdentifier = `${this.stackName.toLowerCase()}-aurora`;
     this.keys = new Keys(this, 'Keys', {
       logGroupPrefix,
-      extraLogGroupPrefixes: [`/aws/rds/cluster/${clusterIdentifier}/`, `aws-waf-logs-${this.stackName}`],
+      extraLogGroupPrefixes: [`/aws/rds/cluster/${clusterIdentifier}/`, `aws-waf-logs-${this.stackName}.`],
       removalPolicy: this.sizing.retention.removalPolicy,
     });
     const logs: LogSettings = {
@@ -141,16 +141,27 @@ export class DifyStack extends Stack {
       threshold: 90,
       description: 'Aurora Serverless v2 at or above 90% of its maximum ACU for 15 minutes: raise the maximum',
     });
-    const cacheId = { ReplicationGroupId: this.cache.replicationGroup.ref };
-    this.observability.alarm('CacheCpu', Observability.metric('AWS/ElastiCache', 'EngineCPUUtilization', cacheId), {
-      threshold: 80,
-      description: 'Valkey engine CPU at or above 80% for 15 minutes',
-    });
-    this.observability.alarm(
-      'CacheMemory',
-      Observability.metric('AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', cacheId),
-      { threshold: 85, description: 'Valkey memory at or above 85% for 15 minutes: Celery tasks may be evicted' },
-    );
+    // ElastiCache publishes engine metrics per node (CacheClusterId `<group>-001`, `-002`, ...),
+    // not per replication group, so each node gets its own alarms.
+    for (const node of this.cache.nodeIds) {
+      const cacheId = { CacheClusterId: node.id };
+      this.observability.alarm(
+        `CacheCpu${node.index}`,
+        Observability.metric('AWS/ElastiCache', 'EngineCPUUtilization', cacheId),
+        {
+          threshold: 80,
+          description: `Valkey node ${node.index} engine CPU at or above 80% for 15 minutes`,
+        },
+      );
+      this.observability.alarm(
+        `CacheMemory${node.index}`,
+        Observability.metric('AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', cacheId),
+        {
+          threshold: 85,
+          description: `Valkey node ${node.index} memory at or above 85% for 15 minutes: Celery tasks may be evicted`,
+        },
+      );
+    }
   }
 
   /** ARNs and names the operator tooling reads; never a secret value. */

@@ -31,7 +31,7 @@ export class GlobalStack extends Stack {
       alias: `alias/${this.stackName}/logs`,
       description: `${this.stackName}: CloudFront web ACL logs`,
     });
-    allowLogGroups(logsKey, [`aws-waf-logs-${this.stackName}`]);
+    allowLogGroups(logsKey, [`aws-waf-logs-${this.stackName}.`]);
 
     this.webAcl = new WebAcl(this, 'WebAcl', {
       scope: 'CLOUDFRONT',

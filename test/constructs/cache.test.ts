@@ -29,8 +29,12 @@ describe('Cache', () => {
     expect(references(group(dev).AuthToken, logicalId(dev.stacks.main.cache.authToken))).toBe(true);
   });
 
-  it('accepts 6379 only from the app’s security groups', () => {
+  it('accepts connections from nobody until a consumer is allowed, and then only on 6379 from its security group', () => {
+    // No Dify service is deployed yet, so the cache admits nothing at all; the services issue adds
+    // its consumers through `cache.connections`, and its security-group matrix test takes over.
     const rules = ingressRulesOf(dev.template, logicalId(dev.stacks.main.cache.connections.securityGroups[0]));
+    expect(rules).toEqual([]);
+    expect(dev.stacks.main.cache.connections.defaultPort?.toString()).toBe('6379');
     for (const rule of rules) {
       expect(rule).toMatchObject({ FromPort: 6379, ToPort: 6379 });
       expect(rule.SourceSecurityGroupId).toBeDefined();

@@ -67,7 +67,9 @@ describe('Network', () => {
 
   it('strips every rule from the default security group', () => {
     // Why: anything attached to the default group could otherwise talk to everything else on it.
-    dev.template.hasResourceProperties('Custom::VpcRestrictDefaultSG', { DefaultSecurityGroupId: Match.anyValue() });
+    dev.template.hasResourceProperties('Custom::VpcRestrictDefaultSG', {
+      DefaultSecurityGroupId: { 'Fn::GetAtt': [logicalId(dev.stacks.main.network.vpc), 'DefaultSecurityGroup'] },
+    });
   });
 
   it('always has an S3 gateway endpoint', () => {

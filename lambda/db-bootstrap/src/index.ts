@@ -76,9 +76,13 @@ export async function bootstrap(event: CloudFormationCustomResourceEvent, client
     if (!VERIFIER_SHAPE.test(verifier)) throw new BootstrapError('internal: password verifier has an unexpected shape');
 
     const exists = await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = :name', { name: username });
+    // ALTER ROLE may not name SUPERUSER or NOSUPERUSER unless the caller is a real superuser, which
+    // Aurora's master (rds_superuser) is not; a role created here is never a superuser anyway.
     await sql.run(
       'postgres',
-      `${exists ? 'ALTER' : 'CREATE'} ROLE "${username}" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${verifier}'`,
+      exists
+        ? `ALTER ROLE "${username}" WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '${verifier}'`
+        : `CREATE ROLE "${username}" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${verifier}'`,
       {
         step: exists ? 'alter-role' : 'create-role',
         role: username,

@@ -115,7 +115,8 @@ describe('the database bootstrap', () => {
     const sql = ddl();
     expect(sql.filter((s) => s.includes('CREATE ROLE') || s.includes('CREATE DATABASE'))).toEqual([]);
     expect(sql).toContain(
-      `postgres: ALTER ROLE "dify" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '<verifier>'`,
+      // No NOSUPERUSER: only a real superuser may name that attribute in ALTER ROLE.
+      `postgres: ALTER ROLE "dify" WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '<verifier>'`,
     );
     expect(sql).toContain('postgres: ALTER DATABASE "dify_plugin" OWNER TO "dify_plugin"');
     expect(sql).toContain('dify: CREATE EXTENSION IF NOT EXISTS "vector"');
