@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DENIED_DESTINATIONS, squidConfig } from '../../lib/constructs/dify/squid-config';
+import { freeLoopbackPort } from '../helpers/free-port';
 
 const squid = (() => {
   try {
@@ -62,10 +63,7 @@ describe('the SSRF proxy configuration', () => {
       dir = mkdtempSync(join(tmpdir(), 'squid-'));
       origin = createServer((_req, res) => res.end('origin reached')).listen(0, '127.0.0.1');
       await new Promise((resolve) => origin.once('listening', resolve));
-      const free = createServer().listen(0, '127.0.0.1');
-      await new Promise((resolve) => free.once('listening', resolve));
-      proxyPort = (free.address() as AddressInfo).port;
-      await new Promise((resolve) => free.close(resolve));
+      proxyPort = await freeLoopbackPort();
       // Clients come from loopback here, as they come from the VPC in AWS.
       const conf = squidConfig({ vpcCidr: '127.0.0.0/8', port: proxyPort, runDirectory: dir }).replace(
         `http_port ${proxyPort}`,

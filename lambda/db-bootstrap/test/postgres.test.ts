@@ -9,11 +9,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecuteStatementCommand } from '@aws-sdk/client-rds-data';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
+import { freeLoopbackPort } from '../../../test/helpers/free-port';
 import { bootstrap, type Clients } from '../src/index';
 
 /**
@@ -64,7 +64,7 @@ describe('the database bootstrap against a real PostgreSQL', () => {
     chownSync(dir, uid('postgres'), uid('postgres'));
     chownSync(pwfile, uid('postgres'), uid('postgres'));
     asPostgres('initdb', ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth', 'scram-sha-256']);
-    port = await freePort();
+    port = await freeLoopbackPort();
     server = spawn(
       'runuser',
       [
@@ -197,15 +197,4 @@ describe('the database bootstrap against a real PostgreSQL', () => {
 
 function uid(user: string): number {
   return Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
