@@ -1,0 +1,104 @@
+/**
+ * The gateway's two stored documents, each one JSON secret in Secrets Manager under the stack's secrets key.
+ * This module is the contract between the gateway (which reads them) and the operator CLI (which writes them):
+ * change it only with both in step.
+ */
+import { z } from 'zod';
+
+/** Providers the gateway can forward to. `custom` is any OpenAI-compatible base URL. */
+export const PROVIDERS = ['openai', 'anthropic', 'azure-openai', 'custom'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+/** Guardrail detectors; `custom:<name>` entries come from `customDetectors`. */
+export const BUILT_IN_DETECTORS = [
+  'credit_card',
+  'my_number',
+  'email',
+  'phone',
+  'aws_access_key',
+  'private_key',
+] as const;
+export type BuiltInDetector = (typeof BUILT_IN_DETECTORS)[number];
+export const GUARDRAIL_ACTIONS = ['block', 'redact', 'log'] as const;
+export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
+
+const id = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'an id is 1-32 characters: a lowercase letter, then lowercase letters, digits or -');
+
+/** One provider API key. `key` is the only secret field in the document. */
+export const providerKeySchema = z.strictObject({
+  id,
+  key: z.string().min(8).max(512),
+  /** Share of requests relative to the other healthy keys of the provider. */
+  weight: z.number().int().min(1).max(1000).default(1),
+  /** An operator's switch (`dify-aws keys disable`); the gateway's own health state is never stored here. */
+  enabled: z.boolean().default(true),
+  /** ISO 8601 timestamp written by the CLI, for `keys list`; the gateway ignores it. */
+  addedAt: z.string().optional(),
+});
+export type ProviderKey = z.infer<typeof providerKeySchema>;
+
+export const providerSchema = z.strictObject({
+  /** Base URL without a trailing path, e.g. https://api.openai.com; for azure-openai the resource endpoint. */
+  baseUrl: z.url({ protocol: /^https?$/ }),
+  /** Model ids served by this provider. A request's `model` picks the provider; ids must not repeat across providers. */
+  models: z.array(z.string().min(1).max(200)).min(1),
+  /** azure-openai only: the api-version query parameter. */
+  apiVersion: z.string().optional(),
+  /** azure-openai only: model id -> deployment name (default: the model id). */
+  deployments: z.record(z.string(), z.string()).optional(),
+  keys: z.array(providerKeySchema).default([]),
+});
+export type ProviderConfig = z.infer<typeof providerSchema>;
+
+/** The provider key pool secret (`<stack>/llm-gateway/provider-keys`). */
+export const providerPoolSchema = z.strictObject({
+  version: z.literal(1),
+  providers: z.partialRecord(z.enum(PROVIDERS), providerSchema),
+});
+export type ProviderPool = z.infer<typeof providerPoolSchema>;
+
+/** One client of the gateway (Dify, or another internal caller). */
+export const clientSchema = z.strictObject({
+  id,
+  /** Hex HMAC-SHA256 of the whole client key, keyed with the pepper secret. The key itself is never stored. */
+  keyHash: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Source networks allowed to use this key (IPv4 or IPv6 CIDRs). */
+  allowedCidrs: z.array(z.string()).min(1),
+  /** Model ids this client may use; `*` allows every configured model. */
+  allowedModels: z.array(z.string().min(1)).min(1),
+  requestsPerMinute: z.number().int().min(1),
+  tokensPerMinute: z.number().int().min(1),
+  /** Action per detector; a detector not listed uses `defaultGuardrailAction`. */
+  guardrails: z.record(z.string(), z.enum(GUARDRAIL_ACTIONS)).default({}),
+  defaultGuardrailAction: z.enum(GUARDRAIL_ACTIONS).default('block'),
+  disabled: z.boolean().default(false),
+  createdAt: z.string().optional(),
+});
+export type ClientRecord = z.infer<typeof clientSchema>;
+
+/** A configurable regex detector, named `custom:<name>` in policies and audit lines. */
+export const customDetectorSchema = z.strictObject({
+  name: id,
+  pattern: z.string().min(1).max(1000),
+  flags: z
+    .string()
+    .regex(/^[imsu]*$/)
+    .default(''),
+});
+export type CustomDetector = z.infer<typeof customDetectorSchema>;
+
+/** The client records secret (`<stack>/llm-gateway/clients`). */
+export const clientsDocumentSchema = z.strictObject({
+  version: z.literal(1),
+  clients: z.array(clientSchema).default([]),
+  customDetectors: z.array(customDetectorSchema).default([]),
+});
+export type ClientsDocument = z.infer<typeof clientsDocumentSchema>;
+
+/**
+ * Client keys read `dgw_<client id>_<43 base64url characters>` (32 random bytes), so the gateway finds the
+ * record by id and then compares hashes in constant time.
+ */
+export const CLIENT_KEY_PATTERN = /^dgw_([a-z][a-z0-9-]{0,31})_([A-Za-z0-9_-]{43})$/;
