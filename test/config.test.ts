@@ -18,6 +18,23 @@ describe('configuration: bad input is refused with a message naming the key and 
   // Each row: given this context, the message must contain these fragments.
   const cases: Array<[string, Record<string, unknown>, string[]]> = [
     ['a misspelt key', { plaform: 'ecs' }, ["unknown context key 'plaform'; did you mean 'platform'?"]],
+    [
+      'a Bedrock model id that is not one',
+      { bedrockModels: 'claude' },
+      ["context key 'bedrockModels' (item 1)", 'expected Bedrock model ids'],
+    ],
+    [
+      'a PyPI mirror over plain HTTP',
+      { pipMirrorUrl: 'http://pypi.example.com/simple' },
+      ["context key 'pipMirrorUrl'", 'expected an https:// URL'],
+    ],
+    [
+      'Fargate Spot in prod',
+      { profile: 'prod', fargateSpotWorker: 'true' },
+      ["context key 'fargateSpotWorker'", 'profile=dev only'],
+    ],
+    ['ECS Exec as a word', { enableExec: 'yes' }, ["context key 'enableExec'", 'expected true or false']],
+
     ['a misspelt key, case aside', { ProFile: 'dev' }, ["unknown context key 'ProFile'; did you mean 'profile'?"]],
     [
       'an unknown platform',
@@ -194,6 +211,9 @@ describe('configuration: defaults', () => {
       uploadFileSizeLimitMb: 15,
       cloudFrontPriceClass: 'PriceClass_100',
       cloudFrontGeoAllowlist: [],
+      enableExec: false,
+      bedrockModels: [],
+      fargateSpotWorker: false,
     });
   });
 
@@ -272,6 +292,22 @@ describe('configuration: profiles and warnings', () => {
     expect([dev.database.deletionProtection, prod.database.deletionProtection]).toEqual([false, true]);
     expect([dev.cache.multiAz, prod.cache.multiAz]).toEqual([false, true]);
     expect(sizingFor({ profile: 'dev', vpcInterfaceEndpoints: true }).network.interfaceEndpoints).toBe(true);
+    // Pitfall 10: the api crash-loops below about 4 GiB once plugins are installed; prod gets a full vCPU.
+    expect([dev.services.api.memoryMiB, prod.services.api.memoryMiB]).toEqual([4096, 4096]);
+    expect(prod.services.api.cpu).toBeGreaterThanOrEqual(1024);
+    // Pitfall 9: exactly one beat, in every profile.
+    expect([dev.services.beat, prod.services.beat].map((b) => [b.minTasks, b.maxTasks])).toEqual([
+      [1, 1],
+      [1, 1],
+    ]);
+    expect(prod.services.api.minTasks).toBeGreaterThanOrEqual(2);
+    expect(sizingFor({ profile: 'dev', fargateSpotWorker: true }).services.spotWorker).toBe(true);
+    expect(sizingFor({ profile: 'prod', fargateSpotWorker: true }).services.spotWorker).toBe(false);
+  });
+
+  it('warns that ECS Exec is on and what it turns off', () => {
+    const warning = configWarnings(parseConfig({ enableExec: 'true' })).find((w) => w.id === 'dify:execEnabled');
+    expect(warning?.message).toContain('root filesystems are writable');
   });
 
   it('warns about an allow-list open to the whole internet, but accepts it', () => {

@@ -104,4 +104,11 @@ describe('the secret scanner', () => {
   it.each(planted)('catches %s', (_name, template) => {
     expect(scanForSecrets(template as Record<string, unknown>).length).toBeGreaterThan(0);
   });
+
+  it('lets a URL whose password is a shell variable through, but not one that merely starts with $', () => {
+    const url = (value: string) => ({ Resources: { X: { Properties: { Command: [value] } } } });
+    expect(scanForSecrets(url('rediss://:$REDIS_PASSWORD@$REDIS_HOST:6379/1'))).toEqual([]);
+    expect(scanForSecrets(url('rediss://:${REDIS_PASSWORD}@host:6379/1'))).toEqual([]);
+    expect(scanForSecrets(url('rediss://:$s3cr3t-T0ken@host:6379/1')).length).toBeGreaterThan(0);
+  });
 });

@@ -1,35 +1,119 @@
+import type { IConstruct } from 'constructs';
+import type { Flow } from './helpers/sg-matrix';
+import { renderEgress, renderMatrix } from './helpers/sg-matrix';
 import { build } from './helpers/synth';
-import { renderMatrix } from './helpers/sg-matrix';
 import { logicalId } from './helpers/template';
 
 /**
- * The whole security-group matrix of the foundation and the front door, rendered from the template
- * and compared with the table below. A new rule anywhere fails this test until the table (the
- * reviewed intent) says so. The ECS services extend this table.
+ * The whole security-group matrix, rendered from the template and compared with the tables below.
+ * A new rule anywhere fails this test until the table (the reviewed intent) says so.
+ *
+ * Application flows (the services issue's table):
+ *   load balancer -> web 3000, api 5001, plugin daemon 5002
+ *   api, worker, beat -> Aurora 5432, Valkey 6379, sandbox 8194, plugin daemon 5002, SSRF proxy 3128
+ *   plugin daemon -> Aurora, Valkey, api 5001, SSRF proxy
+ *   sandbox -> SSRF proxy only
+ *   SSRF proxy -> 80/443 out
+ * plus the migration task (Aurora, Valkey, and the proxy for the RDS CA bundle) and the foundation's
+ * own flows (secret rotation -> Aurora, CloudFront's prefix list -> the load balancer).
+ *
+ * Platform flows: every task and in-VPC function reaches the interface endpoints on 443, and every
+ * task reaches S3's prefix list on 443 (image layers, the storage bucket through the gateway
+ * endpoint); that is how Fargate pulls images, reads secrets and ships logs for tasks that have no
+ * route to the internet.
  */
 describe('the security-group matrix', () => {
-  it('is exactly the reviewed table, in prod (with interface endpoints)', () => {
-    const { template, stacks } = build({ profile: 'prod' });
-    const main = stacks.main;
-    const names: Record<string, string> = {
-      [logicalId(main.database.connections.securityGroups[0])]: 'database',
-      [logicalId(main.cache.connections.securityGroups[0])]: 'cache',
-      [logicalId(main.edge.loadBalancer.connections.securityGroups[0])]: 'load balancer',
-      [logicalId(main.database.node.findChild('RotationSecurityGroup'))]: 'secret rotation',
-      [logicalId(main.database.node.findChild('Bootstrap').node.findChild('SecurityGroup'))]: 'database bootstrap',
-    };
-    for (const [name, endpoint] of Object.entries(main.network.interfaceEndpoints)) {
-      names[logicalId(endpoint.connections.securityGroups[0])] = `${name} endpoint`;
-    }
-    const endpoints = Object.keys(main.network.interfaceEndpoints).sort();
-    const expected = [
-      { from: 'secret rotation', to: 'database', port: '5432' },
-      { from: 'prefix list', to: 'load balancer', port: '80' },
-      ...endpoints.flatMap((name) => [
-        { from: 'database bootstrap', to: `${name} endpoint`, port: '443' },
-        { from: 'secret rotation', to: `${name} endpoint`, port: '443' },
+  const sort = (flows: Flow[]) =>
+    [...flows].sort((a, b) => `${a.to} ${a.from} ${a.port}`.localeCompare(`${b.to} ${b.from} ${b.port}`));
+  const sortEgress = (flows: Flow[]) =>
+    [...flows].sort((a, b) => `${a.from} ${a.to} ${a.port}`.localeCompare(`${b.from} ${b.to} ${b.port}`));
+
+  const { template, stacks } = build({ profile: 'prod' });
+  const main = stacks.main;
+  const { dify } = main;
+  const sg = (construct: IConstruct) => logicalId(construct);
+  const tasks = {
+    api: dify.api,
+    worker: dify.worker,
+    beat: dify.beat,
+    web: dify.web,
+    sandbox: dify.sandbox,
+    'plugin daemon': dify.pluginDaemon,
+    'ssrf proxy': dify.ssrfProxy,
+    'migration task': dify.migrationTask,
+  };
+  const lookups = main.node
+    .findAll()
+    .filter(
+      (c) => c.node.path.endsWith('/SecurityGroup') && c.node.path.includes('AWS679f53fac002430cb0da5b7982bd2287'),
+    );
+  const names: Record<string, string> = {
+    [sg(main.database.connections.securityGroups[0])]: 'database',
+    [sg(main.cache.connections.securityGroups[0])]: 'cache',
+    [sg(main.edge.loadBalancer.connections.securityGroups[0])]: 'load balancer',
+    [sg(main.database.node.findChild('RotationSecurityGroup'))]: 'secret rotation',
+    [sg(main.database.node.findChild('Bootstrap').node.findChild('SecurityGroup'))]: 'database bootstrap',
+    [sg(dify.migration.node.findChild('SecurityGroup'))]: 'migration runner',
+    ...Object.fromEntries(Object.entries(tasks).map(([name, task]) => [sg(task.securityGroup), name])),
+    ...Object.fromEntries(lookups.map((c) => [sg(c), 'prefix-list lookup'])),
+  };
+  for (const [name, endpoint] of Object.entries(main.network.interfaceEndpoints)) {
+    names[sg(endpoint.connections.securityGroups[0])] = `${name} endpoint`;
+  }
+  const endpoints = Object.keys(main.network.interfaceEndpoints);
+  const flow = (from: string, to: string, port: number | string): Flow => ({ from, to, port: String(port) });
+
+  it('has exactly the reviewed ingress rules, in prod (all six interface endpoints)', () => {
+    const apiImage = ['api', 'worker', 'beat'];
+    const application = [
+      flow('prefix list', 'load balancer', 80),
+      flow('load balancer', 'web', 3000),
+      flow('load balancer', 'api', 5001),
+      flow('load balancer', 'plugin daemon', 5002),
+      ...apiImage.flatMap((from) => [
+        flow(from, 'database', 5432),
+        flow(from, 'cache', 6379),
+        flow(from, 'sandbox', 8194),
+        flow(from, 'plugin daemon', 5002),
+        flow(from, 'ssrf proxy', 3128),
       ]),
-    ].sort((a, b) => `${a.to} ${a.from} ${a.port}`.localeCompare(`${b.to} ${b.from} ${b.port}`));
-    expect(renderMatrix(template, names)).toEqual(expected);
+      flow('plugin daemon', 'database', 5432),
+      flow('plugin daemon', 'cache', 6379),
+      flow('plugin daemon', 'api', 5001),
+      flow('plugin daemon', 'ssrf proxy', 3128),
+      flow('migration task', 'database', 5432),
+      flow('migration task', 'cache', 6379),
+      flow('migration task', 'ssrf proxy', 3128),
+      flow('sandbox', 'ssrf proxy', 3128),
+      flow('secret rotation', 'database', 5432),
+    ];
+    const endpointClients = ['database bootstrap', 'secret rotation', 'migration runner', ...Object.keys(tasks)];
+    const platform = endpoints.flatMap((name) => endpointClients.map((from) => flow(from, `${name} endpoint`, 443)));
+    expect(renderMatrix(template, names)).toEqual(sort([...application, ...platform]));
+  });
+
+  it('lets nothing out of the VPC but the proxy’s web ports, S3 for the tasks and AWS APIs for the functions', () => {
+    // Why: the sandbox runs user code and the api fetches user-supplied URLs; the only way to the
+    // internet is the SSRF proxy, whose rules deny the metadata endpoints and every private range.
+    const expected = [
+      ...Object.keys(tasks).map((from) => flow(from, 'prefix list', 443)),
+      flow('ssrf proxy', 'cidr 0.0.0.0/0', 80),
+      flow('ssrf proxy', 'cidr 0.0.0.0/0', 443),
+      flow('database bootstrap', 'cidr 0.0.0.0/0', 443),
+      flow('migration runner', 'cidr 0.0.0.0/0', 443),
+      flow('secret rotation', 'cidr 0.0.0.0/0', 443),
+      ...lookups.map(() => flow('prefix-list lookup', 'cidr 0.0.0.0/0', 'all')),
+    ];
+    expect(renderEgress(template, names)).toEqual(sortEgress(expected));
+  });
+
+  it('gives the sandbox no way out but the SSRF proxy and the AWS endpoints Fargate uses for it', () => {
+    const sandboxOut = [
+      ...renderMatrix(template, names).filter((f) => f.from === 'sandbox'),
+      ...renderEgress(template, names).filter((f) => f.from === 'sandbox'),
+    ];
+    expect(sandboxOut.filter((f) => !f.to.endsWith(' endpoint') && f.to !== 'prefix list')).toEqual([
+      flow('sandbox', 'ssrf proxy', 3128),
+    ]);
   });
 });

@@ -204,7 +204,28 @@ export const configSchema = z
       .describe('Upper bound of Aurora Serverless v2 capacity, in ACU. Unset: 4 in dev, 16 in prod.'),
     vpcInterfaceEndpoints: bool()
       .optional()
-      .describe('Interface endpoints for Secrets Manager, KMS, ECR, Logs and Bedrock. Always on in prod; off in dev.'),
+      .describe(
+        'Extra interface endpoints (KMS, Bedrock runtime) in dev; always on in prod. ECR, Logs and Secrets Manager always have one.',
+      ),
+    enableExec: bool()
+      .default(false)
+      .describe(
+        'ECS Exec into Dify containers, for incidents. Turns read-only root filesystems off (its agent writes there).',
+      ),
+    bedrockModels: list(
+      z.string().regex(/^(?:[a-z]{2}\.)?[a-z0-9-]+\.[A-Za-z0-9._:-]+$/, {
+        error: 'expected Bedrock model ids such as anthropic.claude-3-5-sonnet-20240620-v1:0',
+      }),
+    )
+      .default([])
+      .describe('Bedrock model ids the plugin daemon may invoke, and nothing else. Empty: no Bedrock access.'),
+    pipMirrorUrl: z
+      .url({ protocol: /^https$/, error: 'expected an https:// URL of a PyPI simple index' })
+      .optional()
+      .describe('PyPI mirror for plugin and sandbox installs. Unset: PyPI through the SSRF proxy.'),
+    fargateSpotWorker: bool()
+      .default(false)
+      .describe('Run the Celery worker on Fargate Spot (interruptible, cheaper). profile=dev only.'),
     alarmEmail: z
       .email({ error: 'expected an e-mail address such as ops@example.com' })
       .optional()
@@ -294,6 +315,14 @@ export const configSchema = z
           });
         }
       }
+    }
+    if (config.profile === 'prod' && config.fargateSpotWorker) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fargateSpotWorker'],
+        message:
+          'is for profile=dev only: Spot can reclaim a worker mid-task, and prod keeps queued work on on-demand capacity',
+      });
     }
     if (config.profile === 'prod' && config.vpcInterfaceEndpoints === false) {
       ctx.addIssue({

@@ -57,7 +57,33 @@ export interface EdgeSizing {
   readonly deletionProtection: boolean;
 }
 
+/** CPU, memory and task counts of one Dify service. */
+export interface TaskSizing {
+  /** Fargate CPU units (1024 = 1 vCPU). */
+  readonly cpu: number;
+  readonly memoryMiB: number;
+  /** Tasks while idle; also the desired count at deploy. */
+  readonly minTasks: number;
+  /** Upper bound for autoscaling; equal to minTasks where the service does not scale. */
+  readonly maxTasks: number;
+}
+
+/** What a profile decides for Dify's services. */
+export interface ServicesSizing {
+  readonly api: TaskSizing;
+  readonly worker: TaskSizing;
+  readonly beat: TaskSizing;
+  readonly web: TaskSizing;
+  readonly sandbox: TaskSizing;
+  readonly pluginDaemon: TaskSizing;
+  readonly ssrfProxy: TaskSizing;
+  readonly migration: TaskSizing;
+  /** Run the worker on Fargate Spot (dev only; the schema refuses it in prod). */
+  readonly spotWorker: boolean;
+}
+
 export interface Sizing {
+  readonly services: ServicesSizing;
   readonly edge: EdgeSizing;
   readonly network: NetworkSizing;
   readonly database: DatabaseSizing;
@@ -67,12 +93,33 @@ export interface Sizing {
 }
 
 /** Turns a profile (and the few keys that refine it) into the sizing of every component. */
-export function sizingFor(config: Pick<Config, 'profile' | 'vpcInterfaceEndpoints' | 'databaseMaxCapacity'>): Sizing {
+export function sizingFor(
+  config: Pick<Config, 'profile' | 'vpcInterfaceEndpoints' | 'databaseMaxCapacity'> & { fargateSpotWorker?: boolean },
+): Sizing {
   const prod = config.profile === 'prod';
   // HIPAA asks for six years of audit records; a year in CloudWatch plus the retained buckets covers
   // investigations in prod, while dev keeps a month to stay cheap.
   const logRetention = prod ? RetentionDays.ONE_YEAR : RetentionDays.ONE_MONTH;
+  const task = (cpu: number, memoryMiB: number, minTasks: number, maxTasks = minTasks): TaskSizing => ({
+    cpu,
+    memoryMiB,
+    minTasks,
+    maxTasks,
+  });
   return {
+    services: {
+      // The api needs about 4 GiB once plugins are installed; 2 GiB crash-loops (pitfall 10).
+      api: prod ? task(1024, 4096, 2, 10) : task(512, 4096, 1, 2),
+      worker: prod ? task(1024, 4096, 2, 10) : task(512, 2048, 1, 2),
+      // Exactly one scheduler, always: two would fire every schedule twice (pitfall 9).
+      beat: task(256, 1024, 1),
+      web: prod ? task(512, 1024, 2, 6) : task(256, 1024, 1, 2),
+      sandbox: prod ? task(1024, 2048, 2, 2) : task(512, 1024, 1),
+      pluginDaemon: prod ? task(1024, 4096, 2, 2) : task(512, 2048, 1),
+      ssrfProxy: prod ? task(512, 1024, 2, 2) : task(256, 512, 1),
+      migration: task(1024, 2048, 1),
+      spotWorker: !prod && (config.fargateSpotWorker ?? false),
+    },
     edge: { deletionProtection: prod },
     network: {
       azCount: AZ_COUNT[config.profile],

@@ -37,6 +37,13 @@ export function configWarnings(config: Config): ConfigWarning[] {
         'alarmEmail is not set: alarms publish to the alarm topic and nobody is notified. Set -c alarmEmail=ops@example.com.',
     });
   }
+  if (config.enableExec) {
+    warnings.push({
+      id: 'dify:execEnabled',
+      message:
+        'enableExec=true: operators with ecs:ExecuteCommand can open a shell in Dify containers, and root filesystems are writable while it is on. Turn it off after the incident.',
+    });
+  }
   if (config.profile === 'dev') {
     warnings.push({
       id: 'dify:devProfile',

@@ -9,7 +9,7 @@ import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { CloudFrontFront, type CloudFrontOptions } from './cloudfront-front';
-import { CloudFrontPrefixList } from './cloudfront-prefix-list';
+import { CLOUDFRONT_ORIGIN_FACING, ManagedPrefixList } from './managed-prefix-list';
 import type { LogSettings } from './log-group';
 import type { Network } from './network';
 import { WebAcl, type WebAclRules } from './web-acl';
@@ -73,6 +73,8 @@ export interface TargetOptions {
 const PATTERNS_PER_RULE = 5;
 /** Gap between rule priorities, so a later release can insert a rule without renumbering. */
 const PRIORITY_STEP = 10;
+/** The default target's catch-all rule: the highest priority number ALB allows, so it is evaluated last. */
+const CATCH_ALL_PRIORITY = 50_000;
 
 /**
  * The only way into Dify: the load balancer, its certificates, CloudFront, WAF, routing and the
@@ -148,7 +150,12 @@ export class Edge extends Construct {
 
     if (mode === 'cloudfront') {
       // Only CloudFront's origin-facing addresses may reach the ALB, on the one listener port.
-      const prefixList = new CloudFrontPrefixList(this, 'CloudFrontPrefixList', { network, logs: props.logs });
+      const prefixList = new ManagedPrefixList(this, 'CloudFrontPrefixList', {
+        name: CLOUDFRONT_ORIGIN_FACING,
+        logGroupSuffix: 'cloudfront-prefix-list',
+        network,
+        logs: props.logs,
+      });
       securityGroup.addIngressRule(
         ec2.Peer.prefixList(prefixList.prefixListId),
         ec2.Port.tcp(this.listener.port),
@@ -216,7 +223,14 @@ export class Edge extends Construct {
     if (patterns.length === 0) {
       if (this.hasDefault) throw new Error(`Edge.addTarget(${id}): a default target is already registered`);
       this.hasDefault = true;
-      this.listener.addTargetGroups(`${id}Default`, { targetGroups: [group] });
+      // A catch-all rule evaluated last, rather than replacing the listener's default action: the
+      // fixed 404 stays the answer for anything no rule takes (it never is, with this rule in place).
+      this.listener.addTargetGroups(`${id}Default`, {
+        targetGroups: [group],
+        priority: CATCH_ALL_PRIORITY,
+        conditions: [elbv2.ListenerCondition.pathPatterns(['/*'])],
+      });
+      this.registered.push({ id, priority: CATCH_ALL_PRIORITY, patterns: ['/*'] });
       return group;
     }
     for (let start = 0; start < patterns.length; start += PATTERNS_PER_RULE) {

@@ -1,42 +1,60 @@
+import { Aws, Fn } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import type { NetworkSizing } from '../config/sizing';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { encryptedLogGroup, type LogSettings } from './log-group';
+import { ManagedPrefixList } from './managed-prefix-list';
 
 export interface NetworkProps {
   /** IPv4 range of the VPC (RFC 1918, /18 or larger). */
   readonly cidr: string;
   readonly sizing: NetworkSizing;
   readonly logs: LogSettings;
+  /**
+   * A Bedrock runtime endpoint, because the plugin daemon may invoke models (`bedrockModels`).
+   * @default false - only when `sizing.interfaceEndpoints` is on
+   */
+  readonly bedrock?: boolean;
+  /**
+   * An SSM messages endpoint, because ECS Exec is on (`enableExec`).
+   * @default false - no ECS Exec channel
+   */
+  readonly exec?: boolean;
 }
 
-/** Interface endpoints created when `sizing.interfaceEndpoints` is on: every AWS API Dify and its tools call. */
-const INTERFACE_ENDPOINTS = {
+/**
+ * Interface endpoints every profile has. Dify's tasks have no route to the internet except through
+ * the SSRF proxy, yet Fargate pulls their images, reads their secrets and ships their logs through
+ * each task's own network interface: these endpoints (and S3's gateway endpoint, for image layers)
+ * are how it does so.
+ */
+const TASK_ENDPOINTS = {
   SecretsManager: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-  Kms: ec2.InterfaceVpcEndpointAwsService.KMS,
   EcrApi: ec2.InterfaceVpcEndpointAwsService.ECR,
   EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
   Logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-  BedrockRuntime: ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
 } as const;
 
 /**
  * The VPC: public subnets for the load balancer and NAT only, private subnets with egress for tasks,
  * isolated subnets for Aurora and ElastiCache. Flow logs go to an encrypted log group, the default
- * security group is stripped of its rules, and S3 (always) and the AWS APIs (in prod) are reached
- * through endpoints.
+ * security group is stripped of its rules, and S3, ECR, CloudWatch Logs and Secrets Manager (always),
+ * KMS (in prod) and Bedrock (when models are listed) are reached through endpoints.
  *
  * Interface endpoints admit HTTPS only from the security groups passed to `allowAppAccess`, never
  * from the VPC's CIDR, so a compromised workload that we did not register cannot use them.
  */
 export class Network extends Construct {
   public readonly vpc: ec2.Vpc;
-  /** Interface endpoints by name; empty when the profile turns them off. */
+  /** Interface endpoints by name. */
   public readonly interfaceEndpoints: Readonly<Record<string, ec2.InterfaceVpcEndpoint>>;
+  private readonly props: NetworkProps;
+  private s3Prefixes?: ManagedPrefixList;
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
+    this.props = props;
     const flowLogGroup = encryptedLogGroup(this, 'FlowLogGroup', props.logs, { suffix: 'vpc-flow-logs' });
 
     this.vpc = new ec2.Vpc(this, 'Resource', {
@@ -62,22 +80,26 @@ export class Network extends Construct {
       },
     });
 
+    const wanted: Record<string, ec2.InterfaceVpcEndpointAwsService> = { ...TASK_ENDPOINTS };
+    if (props.sizing.interfaceEndpoints) wanted.Kms = ec2.InterfaceVpcEndpointAwsService.KMS;
+    if (props.sizing.interfaceEndpoints || props.bedrock === true) {
+      wanted.BedrockRuntime = ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME;
+    }
+    if (props.exec === true) wanted.SsmMessages = ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES;
     const endpoints: Record<string, ec2.InterfaceVpcEndpoint> = {};
-    if (props.sizing.interfaceEndpoints) {
-      for (const [name, service] of Object.entries(INTERFACE_ENDPOINTS)) {
-        const securityGroup = new ec2.SecurityGroup(this, `${name}EndpointSecurityGroup`, {
-          vpc: this.vpc,
-          description: `${name} interface endpoint: HTTPS from the app security groups only`,
-          allowAllOutbound: false,
-        });
-        endpoints[name] = this.vpc.addInterfaceEndpoint(`${name}Endpoint`, {
-          service,
-          privateDnsEnabled: true,
-          open: false,
-          securityGroups: [securityGroup],
-          subnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-        });
-      }
+    for (const [name, service] of Object.entries(wanted)) {
+      const securityGroup = new ec2.SecurityGroup(this, `${name}EndpointSecurityGroup`, {
+        vpc: this.vpc,
+        description: `${name} interface endpoint: HTTPS from the app security groups only`,
+        allowAllOutbound: false,
+      });
+      endpoints[name] = this.vpc.addInterfaceEndpoint(`${name}Endpoint`, {
+        service,
+        privateDnsEnabled: true,
+        open: false,
+        securityGroups: [securityGroup],
+        subnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      });
     }
     this.interfaceEndpoints = endpoints;
     this.acknowledgeFindings();
@@ -111,5 +133,30 @@ export class Network extends Construct {
     for (const [name, endpoint] of Object.entries(this.interfaceEndpoints)) {
       endpoint.connections.allowDefaultPortFrom(client, `${description} to the ${name} endpoint`);
     }
+  }
+
+  /**
+   * Lets a task with no internet route reach what Fargate needs on its behalf: every interface
+   * endpoint, and S3 through the gateway endpoint (image layers, and the storage bucket) by S3's
+   * regional prefix list. Nothing else leaves the VPC.
+   */
+  public allowAwsServices(client: ec2.IConnectable, description: string): void {
+    this.allowAppAccess(client, description);
+    client.connections.allowTo(
+      ec2.Peer.prefixList(this.s3PrefixListId),
+      ec2.Port.tcp(443),
+      `${description} to S3 through the gateway endpoint`,
+    );
+  }
+
+  /** The id of S3's regional prefix list (what the gateway endpoint routes), read at deploy time. */
+  public get s3PrefixListId(): string {
+    this.s3Prefixes ??= new ManagedPrefixList(this, 'S3PrefixList', {
+      name: Fn.join('.', ['com.amazonaws', Aws.REGION, 's3']),
+      logGroupSuffix: 's3-prefix-list',
+      network: this,
+      logs: this.props.logs,
+    });
+    return this.s3Prefixes.prefixListId;
   }
 }

@@ -1,10 +1,10 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { StorageSizing } from '../config/sizing';
-import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
+import { acknowledge, nagResource, nistAndHipaa } from '../nag/acknowledge';
 
 export interface StorageProps {
   readonly sizing: StorageSizing;
@@ -99,8 +99,49 @@ export class Storage extends Construct {
     acknowledge(this.bucket.node.defaultChild!, ...nistAndHipaa('S3BucketReplicationEnabled', NO_REPLICATION));
   }
 
-  /** Read and write Dify's files: for the api, the worker and the plugin daemon only. */
+  /**
+   * Read and write Dify's files: for the api, the worker and the plugin daemon only. Named actions
+   * rather than CDK's `s3:GetObject*`-style wildcards, and the data key only through S3 in this region.
+   */
   public grantReadWrite(grantee: iam.IGrantable): iam.Grant {
-    return this.bucket.grantReadWrite(grantee);
+    const objects = this.bucket.arnForObjects('*');
+    const grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:ListBucket', 's3:GetBucketLocation'],
+      resourceArns: [this.bucket.bucketArn],
+    })
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: [
+            's3:GetObject',
+            's3:PutObject',
+            's3:DeleteObject',
+            's3:AbortMultipartUpload',
+            's3:ListMultipartUploadParts',
+          ],
+          resourceArns: [objects],
+        }),
+      )
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resourceArns: [this.bucket.encryptionKey!.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
+        }),
+      );
+    const policy =
+      grantee.grantPrincipal instanceof iam.Role
+        ? grantee.grantPrincipal.node.tryFindChild('DefaultPolicy')
+        : undefined;
+    if (policy !== undefined) {
+      acknowledge(policy.node.defaultChild!, {
+        id: `AwsSolutions-IAM5[Resource::${nagResource(this, objects)}]`,
+        reason:
+          'Object keys are chosen by Dify at run time (tenant, upload and plugin ids), so the grant covers the objects of the one storage bucket; named object actions only, and the bucket is KMS-encrypted and TLS-only.',
+      });
+    }
+    return grant;
   }
 }

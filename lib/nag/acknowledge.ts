@@ -1,4 +1,4 @@
-import { Validations } from 'aws-cdk-lib';
+import { Stack, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, type NagPack } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 
@@ -58,4 +58,26 @@ export function nagPacks(scope?: IConstruct): NagPack[] {
 /** Registers the packs on an app, so synthesis is interrupted by any unacknowledged finding. */
 export function registerNagPacks(app: IConstruct): void {
   Validations.of(app).addPlugins(...nagPacks(app));
+}
+
+/**
+ * How cdk-nag spells a resource in a granular finding id (`AwsSolutions-IAM5[Resource::…]`): the
+ * resolved value with each `Ref` written `<Name>` and each `Fn::GetAtt` written `<Name.Attribute>`.
+ * Lets an acknowledgement name exactly the ARN a statement grants, token parts included.
+ */
+export function nagResource(scope: IConstruct, value: string): string {
+  const render = (node: unknown): string => {
+    if (typeof node === 'string') return node;
+    if (typeof node === 'object' && node !== null) {
+      const object = node as Record<string, unknown>;
+      if ('Ref' in object) return `<${String(object.Ref)}>`;
+      if ('Fn::GetAtt' in object) return `<${(object['Fn::GetAtt'] as string[]).join('.')}>`;
+      if ('Fn::Join' in object) {
+        const [separator, parts] = object['Fn::Join'] as [string, unknown[]];
+        return parts.map(render).join(separator);
+      }
+    }
+    throw new Error(`nagResource(${scope.node.path}): cannot render ${JSON.stringify(node)}`);
+  };
+  return render(Stack.of(scope).resolve(value));
 }

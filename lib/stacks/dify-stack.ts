@@ -9,6 +9,7 @@ import { Cache } from '../constructs/cache';
 import type { CloudFrontOptions } from '../constructs/cloudfront-front';
 import { Edge, type EdgeDomain } from '../constructs/edge';
 import { Database } from '../constructs/database';
+import { DifyServices } from '../constructs/dify/dify-services';
 import { Keys } from '../constructs/keys';
 import type { LogSettings } from '../constructs/log-group';
 import { Network } from '../constructs/network';
@@ -26,7 +27,7 @@ export interface DifyStackProps extends StackProps {
 
 /**
  * The main stack. It only composes the components, in the order of the architecture: keys, network,
- * secrets, data tier, observability.
+ * secrets, data tier, front door, Dify's services, observability.
  */
 export class DifyStack extends Stack {
   public readonly sizing: Sizing;
@@ -38,6 +39,7 @@ export class DifyStack extends Stack {
   public readonly storage: Storage;
   public readonly observability: Observability;
   public readonly edge: Edge;
+  public readonly dify: DifyServices;
   private readonly zones: string[];
 
   constructor(scope: Construct, id: string, props: DifyStackProps) {
@@ -63,7 +65,13 @@ export class DifyStack extends Stack {
       removalPolicy: this.sizing.retention.removalPolicy,
     };
 
-    this.network = new Network(this, 'Network', { cidr: config.vpcCidr, sizing: this.sizing.network, logs });
+    this.network = new Network(this, 'Network', {
+      cidr: config.vpcCidr,
+      sizing: this.sizing.network,
+      logs,
+      bedrock: config.bedrockModels.length > 0,
+      exec: config.enableExec,
+    });
     this.secrets = new AppSecrets(this, 'AppSecrets', {
       key: this.keys.secrets,
       removalPolicy: this.sizing.retention.removalPolicy,
@@ -102,6 +110,22 @@ export class DifyStack extends Stack {
       deletionProtection: this.sizing.edge.deletionProtection,
       logs,
       cloudFront: props.cloudFront,
+    });
+    this.dify = new DifyServices(this, 'Dify', {
+      network: this.network,
+      logs,
+      database: this.database,
+      cache: this.cache,
+      storage: this.storage,
+      secrets: this.secrets,
+      edge: this.edge,
+      sizing: this.sizing.services,
+      versions: { dify: config.difyVersion, pluginDaemon: config.pluginDaemonVersion, sandbox: config.sandboxVersion },
+      vpcCidr: config.vpcCidr,
+      uploadFileSizeLimitMb: config.uploadFileSizeLimitMb,
+      pipMirrorUrl: config.pipMirrorUrl,
+      bedrockModels: config.bedrockModels,
+      execKey: config.enableExec ? this.keys.logs : undefined,
     });
     this.observability = new Observability(this, 'Observability', {
       key: this.keys.logs,
@@ -187,6 +211,19 @@ export class DifyStack extends Stack {
       DataKeyArn: this.keys.data.keyArn,
       SecretsKeyArn: this.keys.secrets.keyArn,
       LogsKeyArn: this.keys.logs.keyArn,
+      ClusterName: this.dify.runtime.cluster.clusterName,
+      ...Object.fromEntries(
+        [
+          this.dify.api,
+          this.dify.worker,
+          this.dify.beat,
+          this.dify.web,
+          this.dify.sandbox,
+          this.dify.pluginDaemon,
+          this.dify.ssrfProxy,
+        ].map((task) => [`${task.node.id}ServiceName`, task.service.serviceName]),
+      ),
+      ...Object.fromEntries(Object.entries(this.dify.logGroups).map(([id, name]) => [`${id}LogGroupName`, name])),
     };
     for (const [id, value] of Object.entries(outputs)) new CfnOutput(this, id, { value });
   }

@@ -29,15 +29,19 @@ describe('Cache', () => {
     expect(references(group(dev).AuthToken, logicalId(dev.stacks.main.cache.authToken))).toBe(true);
   });
 
-  it('accepts connections from nobody until a consumer is allowed, and then only on 6379 from its security group', () => {
-    // No Dify service is deployed yet, so the cache admits nothing at all; the services issue adds
-    // its consumers through `cache.connections`, and its security-group matrix test takes over.
+  it('accepts 6379 only from the security groups of the api image’s tasks and the plugin daemon', () => {
+    // Why: Valkey holds sessions, locks and the Celery queue; only the services that use it may
+    // connect, each through its own security group, never a CIDR.
+    const { dify } = dev.stacks.main;
     const rules = ingressRulesOf(dev.template, logicalId(dev.stacks.main.cache.connections.securityGroups[0]));
-    expect(rules).toEqual([]);
+    const clients = [dify.api, dify.worker, dify.beat, dify.pluginDaemon, dify.migrationTask].map((t) =>
+      logicalId(t.securityGroup),
+    );
     expect(dev.stacks.main.cache.connections.defaultPort?.toString()).toBe('6379');
+    expect(rules).toHaveLength(clients.length);
     for (const rule of rules) {
       expect(rule).toMatchObject({ FromPort: 6379, ToPort: 6379 });
-      expect(rule.SourceSecurityGroupId).toBeDefined();
+      expect(clients).toContain((rule.SourceSecurityGroupId as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]);
     }
   });
 

@@ -1,6 +1,5 @@
 import { App } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Match } from 'aws-cdk-lib/assertions';
 import { createApp } from '../../lib/app';
 import { parseConfig } from '../../lib/config/load';
 import { API_PATHS } from '../../lib/constructs/cloudfront-front';
@@ -306,58 +305,72 @@ describe('Edge', () => {
   });
 
   describe('routing', () => {
-    /** A fresh app with a test service registered, as the ECS services will register. */
-    function withTestService() {
-      const context = { ...CDK_JSON_CONTEXT };
-      const app = new App({ context });
-      const stacks = createApp(app, parseConfig(context));
-      const { edge, network } = stacks.main;
-      const service = new ec2.SecurityGroup(stacks.main, 'TestService', { vpc: network.vpc, allowAllOutbound: false });
-      edge.addTarget('Api', {
-        port: 5001,
-        healthCheckPath: '/health',
-        pathPatterns: ['/console/api/*', '/api/*', '/v1/*', '/files/*', '/mcp/*', '/triggers/*'],
-        connectable: service,
-      });
-      edge.addTarget('Plugin', { port: 5002, healthCheckPath: '/health/check', pathPatterns: ['/e/*'] });
-      edge.addTarget('Web', { port: 3000, healthCheckPath: '/apps', connectable: service });
-      return { edge, template: Template.fromStack(stacks.main), service };
-    }
-
-    it('gives registered routes stable priorities in registration order, five patterns a rule', () => {
-      const first = withTestService();
-      const second = withTestService();
-      expect(first.edge.routes).toEqual([
+    // Why: the order of the rules is the routing. Dify's own nginx sends the API paths to the api,
+    // `/e/` to the plugin daemon and everything else to web; a rule in the wrong place would send
+    // console API calls to the web front end, or plugin webhooks nowhere.
+    it('mirrors Dify’s nginx: API paths to the api, /e/ to the plugin daemon, everything else to web, in that order', () => {
+      const built = build({ profile: 'dev' });
+      const { edge } = built.stacks.main;
+      expect(edge.routes).toEqual([
         { id: 'Api', priority: 10, patterns: ['/console/api/*', '/api/*', '/v1/*', '/files/*', '/mcp/*'] },
         { id: 'Api', priority: 20, patterns: ['/triggers/*'] },
-        { id: 'Plugin', priority: 30, patterns: ['/e/*'] },
+        { id: 'PluginDaemon', priority: 30, patterns: ['/e/*'] },
+        { id: 'Web', priority: 50_000, patterns: ['/*'] },
       ]);
-      expect(second.edge.routes).toEqual(first.edge.routes);
-      const rules = resources(first.template, 'AWS::ElasticLoadBalancingV2::ListenerRule').map(([, r]) => [
-        r.Properties?.Priority,
-        (r.Properties?.Conditions as Array<{ PathPatternConfig: { Values: string[] } }>)[0].PathPatternConfig.Values,
-      ]);
+      const groupPort = (ref: { Ref: string }) => built.template.toJSON().Resources[ref.Ref].Properties.Port as number;
+      const rules = resources(built.template, 'AWS::ElasticLoadBalancingV2::ListenerRule')
+        .map(([, r]) => ({
+          priority: r.Properties?.Priority,
+          patterns: (r.Properties?.Conditions as Array<{ PathPatternConfig: { Values: string[] } }>)[0]
+            .PathPatternConfig.Values,
+          port: groupPort((r.Properties?.Actions as Array<{ TargetGroupArn: { Ref: string } }>)[0].TargetGroupArn),
+        }))
+        .sort((a, b) => (a.priority as number) - (b.priority as number));
       expect(rules).toEqual([
-        [10, ['/console/api/*', '/api/*', '/v1/*', '/files/*', '/mcp/*']],
-        [20, ['/triggers/*']],
-        [30, ['/e/*']],
+        { priority: 10, patterns: ['/console/api/*', '/api/*', '/v1/*', '/files/*', '/mcp/*'], port: 5001 },
+        { priority: 20, patterns: ['/triggers/*'], port: 5001 },
+        { priority: 30, patterns: ['/e/*'], port: 5002 },
+        { priority: 50_000, patterns: ['/*'], port: 3000 },
       ]);
     });
 
-    it('sends everything else to the default target and refuses a second default', () => {
-      const { edge, template } = withTestService();
-      const listener = template.toJSON().Resources[logicalId(edge.listener)];
-      expect(listener.Properties.DefaultActions[0].Type).toBe('forward');
-      expect(() => edge.addTarget('Other', { port: 8080, healthCheckPath: '/' })).toThrow(
+    it('health-checks each target where the service answers', () => {
+      const built = build({ profile: 'dev' });
+      const checks = resources(built.template, 'AWS::ElasticLoadBalancingV2::TargetGroup')
+        .map(([, g]) => [g.Properties?.Port, g.Properties?.HealthCheckPath])
+        .sort();
+      expect(checks).toEqual([
+        [3000, '/apps'],
+        [5001, '/health'],
+        [5002, '/health/check'],
+      ]);
+    });
+
+    it('keeps the fixed 404 as the listener default and refuses a second default target', () => {
+      const { stacks, template } = build({ profile: 'dev' });
+      const listener = template.toJSON().Resources[logicalId(stacks.main.edge.listener)];
+      expect(listener.Properties.DefaultActions[0].Type).toBe('fixed-response');
+      const context = { ...CDK_JSON_CONTEXT };
+      const fresh = createApp(new App({ context }), parseConfig(context));
+      expect(() => fresh.main.edge.addTarget('Other', { port: 8080, healthCheckPath: '/' })).toThrow(
         /default target is already registered/,
       );
     });
 
-    it('opens only the service port from the load balancer to the service', () => {
-      const { template, service } = withTestService();
-      const rules = ingressRulesOf(template, logicalId(service));
-      expect(rules.map((r) => r.FromPort).sort()).toEqual([3000, 5001]);
-      for (const rule of rules) expect(rule.SourceSecurityGroupId).toBeDefined();
+    it('opens only each service’s own port from the load balancer', () => {
+      const { stacks, template } = build({ profile: 'dev' });
+      const lb = logicalId(stacks.main.edge.loadBalancer.connections.securityGroups[0]);
+      const { dify } = stacks.main;
+      for (const [service, port] of [
+        [dify.api, 5001],
+        [dify.pluginDaemon, 5002],
+        [dify.web, 3000],
+      ] as const) {
+        const fromLb = ingressRulesOf(template, logicalId(service.securityGroup)).filter((rule) =>
+          JSON.stringify(rule.SourceSecurityGroupId ?? '').includes(lb),
+        );
+        expect(fromLb.map((rule) => [rule.FromPort, rule.ToPort])).toEqual([[port, port]]);
+      }
     });
   });
 });

@@ -7,6 +7,7 @@ import {
   type SecretRef,
   type Wiring,
 } from '../../lib/constructs/dify/environment';
+import { CONTRACT_ADDITIONS } from '../../lib/constructs/dify/contract-additions';
 import { repoPath } from '../../lib/paths';
 
 /** The pinned release's contract, kept beside the repository in ../shared (CI has it too). */
@@ -58,9 +59,15 @@ describe('the Dify environment contract', () => {
     const given = difyEnvironment(service, WIRING);
     const names = [...Object.keys(given.environment), ...Object.keys(given.secrets), ...given.assembledAtStart];
 
-    it('sets only variables the pinned release reads', () => {
-      const unknown = names.filter((name) => !(name in env()));
+    it('sets only variables the pinned release reads (or a documented addition says what reads it)', () => {
+      const additions = CONTRACT_ADDITIONS[service] ?? {};
+      const unknown = names.filter((name) => !(name in env()) && !(name in additions));
       expect(unknown).toEqual([]);
+    });
+
+    it('documents only additions the contract really lacks', () => {
+      const redundant = Object.keys(CONTRACT_ADDITIONS[service] ?? {}).filter((name) => name in env());
+      expect(redundant).toEqual([]);
     });
 
     it('sets every variable the release marks required', () => {
@@ -133,29 +140,49 @@ describe('the Dify environment contract', () => {
   it('uses the public URL for browsers and the in-VPC name for internal file fetches; CORS allows only the domain', () => {
     const api = difyEnvironment('api', WIRING).environment;
     expect(api.FILES_URL).toBe('https://dify.example.com');
-    expect(api.INTERNAL_FILES_URL).toBe('http://api:5001');
+    expect(api.INTERNAL_FILES_URL).toBe('http://api.dify.internal:5001');
     expect(api.CONSOLE_CORS_ALLOW_ORIGINS).toBe('https://dify.example.com');
     expect(api.WEB_API_CORS_ALLOW_ORIGINS).toBe('https://dify.example.com');
     expect(Object.values(api)).not.toContain('*');
   });
 
-  it('sends the sandbox’s and the plugin daemon’s egress through the SSRF proxy', () => {
-    for (const service of ['sandbox', 'plugin_daemon'] as const) {
-      expect(difyEnvironment(service, WIRING).environment).toMatchObject({
-        HTTP_PROXY: 'http://ssrf-proxy:3128',
-        HTTPS_PROXY: 'http://ssrf-proxy:3128',
+  it('sends every outbound HTTP of the api image, the sandbox and the plugin daemon through the SSRF proxy', () => {
+    const proxy = 'http://ssrf-proxy.dify.internal:3128';
+    for (const service of ['api', 'worker', 'worker_beat', 'migration', 'sandbox', 'plugin_daemon'] as const) {
+      expect({ service, ...difyEnvironment(service, WIRING).environment }).toMatchObject({
+        service,
+        HTTP_PROXY: proxy,
+        HTTPS_PROXY: proxy,
       });
     }
-    expect(difyEnvironment('api', WIRING).environment.SSRF_PROXY_HTTP_URL).toBe('http://ssrf-proxy:3128');
+    expect(difyEnvironment('api', WIRING).environment.SSRF_PROXY_HTTP_URL).toBe(proxy);
   });
 
-  it('builds the Celery broker URL at start as rediss:// with ssl_cert_reqs, from the injected token', () => {
-    const script = apiStartScript();
-    expect(script).toContain(
-      'export CELERY_BROKER_URL="rediss://:${REDIS_PASSWORD}@${REDIS_HOST}:${REDIS_PORT}/1?ssl_cert_reqs=required"',
+  it('never proxies the services’ own names, AWS APIs or the credentials address', () => {
+    for (const service of ['api', 'plugin_daemon'] as const) {
+      const noProxy = difyEnvironment(service, WIRING).environment.NO_PROXY.split(',');
+      expect(noProxy).toEqual(expect.arrayContaining(['.dify.internal', '.amazonaws.com', '169.254.170.2']));
+    }
+  });
+
+  it.each(['api', 'worker'] as const)(
+    'builds the Celery broker URL at start as rediss:// with ssl_cert_reqs, from the injected token (%s)',
+    (service) => {
+      const script = apiStartScript(service);
+      expect(script).toContain(
+        'export CELERY_BROKER_URL="rediss://:$REDIS_PASSWORD@$REDIS_HOST:$REDIS_PORT/1?ssl_cert_reqs=required"',
+      );
+      expect(script).toContain('exec /bin/bash /entrypoint.sh');
+      expect(script.indexOf('urlretrieve')).toBeLessThan(script.indexOf('exec'));
+      expect(script).not.toMatch(/echo|set -x/);
+    },
+  );
+
+  it('runs beat with its schedule file in /tmp, the one writable path, and migrates without a broker', () => {
+    expect(apiStartScript('worker_beat')).toMatch(
+      /exec celery -A app\.celery beat .*--schedule \/tmp\/celerybeat-schedule$/,
     );
-    expect(script).toContain('exec /bin/bash /entrypoint.sh');
-    expect(script.indexOf('urlretrieve')).toBeLessThan(script.indexOf('exec'));
-    expect(script).not.toMatch(/echo|set -x/);
+    expect(apiStartScript('migration')).not.toContain('CELERY_BROKER_URL');
+    expect(apiStartScript('migration')).toMatch(/exec \/bin\/bash \/entrypoint\.sh$/);
   });
 });

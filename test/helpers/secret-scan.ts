@@ -8,7 +8,9 @@ const PATTERNS: Array<[string, RegExp]> = [
   ['AWS access key id', /\b(AKIA|ASIA)[0-9A-Z]{16}\b/],
   ['private key block', /-----BEGIN [A-Z ]*PRIVATE KEY-----/],
   ['OpenAI-style API key', /\bsk-[A-Za-z0-9_-]{20,}\b/],
-  ['credentials in a URL', /[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i],
+  // A password that is a shell variable (`:$REDIS_PASSWORD@`, expanded in the container from an
+  // injected secret) is a reference, not a value; anything else between `:` and `@` is a finding.
+  ['credentials in a URL', /[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:(?!\$\{?[A-Z_][A-Z0-9_]*\}?@)[^/\s@]+@/i],
 ];
 
 export interface SecretFinding {

@@ -45,6 +45,15 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     certificateArn: CERTIFICATE,
     allowedIpv4Cidrs: '198.51.100.0/24',
   },
+  // Every optional switch of the services at once: ECS Exec, Bedrock (a model and an inference
+  // profile), Fargate Spot for the worker and a PyPI mirror.
+  'dev-options': {
+    profile: 'dev',
+    enableExec: 'true',
+    bedrockModels: 'anthropic.claude-3-5-sonnet-20240620-v1:0,us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+    fargateSpotWorker: 'true',
+    pipMirrorUrl: 'https://pypi.example.com/simple',
+  },
 };
 
 export interface Built {

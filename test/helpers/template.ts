@@ -9,6 +9,7 @@ export interface Resource {
   readonly DeletionPolicy?: string;
   readonly UpdateReplacePolicy?: string;
   readonly Metadata?: Record<string, unknown>;
+  readonly DependsOn?: string[];
 }
 
 export function resources(template: Template, type?: string): Array<[string, Resource]> {

@@ -25,7 +25,10 @@ export interface SecretRef {
   readonly field?: 'username' | 'password';
 }
 
-/** Service Connect names and ports: how the services find each other inside the VPC. */
+/** The private DNS namespace the services register in (see lib/constructs/runtime/ecs-runtime.ts). */
+export const SERVICE_NAMESPACE = 'dify.internal';
+
+/** Names (`<name>.dify.internal`) and ports: how the services find each other inside the VPC. */
 export const ENDPOINTS = {
   api: { name: 'api', port: 5001 },
   web: { name: 'web', port: 3000 },
@@ -34,7 +37,15 @@ export const ENDPOINTS = {
   ssrfProxy: { name: 'ssrf-proxy', port: 3128 },
 } as const;
 
-const url = (endpoint: { name: string; port: number }) => `http://${endpoint.name}:${endpoint.port}`;
+/** `http://<name>.dify.internal:<port>`: a service's in-VPC address. */
+export const url = (endpoint: { name: string; port: number }) =>
+  `http://${endpoint.name}.${SERVICE_NAMESPACE}:${endpoint.port}`;
+
+/**
+ * Never proxied: the services' own names, AWS APIs (S3 through its gateway endpoint, the rest through
+ * interface endpoints), the task metadata and credentials address, and loopback.
+ */
+export const NO_PROXY = `.${SERVICE_NAMESPACE},.amazonaws.com,169.254.170.2,localhost,127.0.0.1`;
 
 /** Where the RDS certificate bundle is written at container start, for `sslmode=verify-full`. */
 export const RDS_CA_PATH = '/tmp/rds-ca/global-bundle.pem';
@@ -123,6 +134,12 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     SSRF_PROXY_HTTP_URL: proxy,
     SSRF_PROXY_HTTPS_URL: proxy,
     UPLOAD_FILE_SIZE_LIMIT: String(wiring.uploadFileSizeLimitMb),
+    // The api image has no route to the internet: its other outbound HTTP (the marketplace, plugin
+    // package downloads, remote files) goes through the SSRF proxy too. A documented addition to the
+    // contract (lib/constructs/dify/contract-additions.ts).
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    NO_PROXY,
   };
   if (service === 'api') {
     // Keeps streamed answers alive; the load balancer's idle timeout is 600 s (pitfall 6).
@@ -220,7 +237,7 @@ export function difyEnvironment(service: DifyServiceName, wiring: Wiring): Servi
           // Plugin installs reach PyPI through the SSRF proxy, or use the mirror; the api stays direct.
           HTTP_PROXY: url(ENDPOINTS.ssrfProxy),
           HTTPS_PROXY: url(ENDPOINTS.ssrfProxy),
-          NO_PROXY: `${ENDPOINTS.api.name},localhost,127.0.0.1`,
+          NO_PROXY,
           ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
         },
         secrets: {
@@ -241,14 +258,23 @@ export function difyEnvironment(service: DifyServiceName, wiring: Wiring): Servi
  * The start command of the api-family containers: fetch the RDS certificate bundle through the SSRF
  * proxy (over HTTPS, verified by the public PKI), build the Celery broker URL from the injected
  * secrets, then hand over to the image's own entrypoint. Nothing secret is written to disk or logged.
+ *
+ * Beat is the exception at the last step: the entrypoint starts `celery beat` in /app/api, where it
+ * would write its schedule file on the read-only root filesystem, so beat runs the same command with
+ * the schedule file in /tmp (keep it in step with the image's /entrypoint.sh on upgrades).
  */
-export function apiStartScript(): string {
+export function apiStartScript(service: 'api' | 'worker' | 'worker_beat' | 'migration'): string {
   const proxy = url(ENDPOINTS.ssrfProxy);
   return [
     'set -eu',
     `mkdir -p ${RDS_CA_PATH.replace(/\/[^/]+$/, '')}`,
     `HTTPS_PROXY=${proxy} python -c "import urllib.request; urllib.request.urlretrieve('${RDS_CA_URL}', '${RDS_CA_PATH}')"`,
-    'export CELERY_BROKER_URL="rediss://:${REDIS_PASSWORD}@${REDIS_HOST}:${REDIS_PORT}/1?ssl_cert_reqs=required"',
-    'exec /bin/bash /entrypoint.sh',
+    ...(service === 'migration'
+      ? []
+      : // `$NAME`, not `${NAME}`: CloudFormation linters read `${…}` in a template string as a Sub.
+        ['export CELERY_BROKER_URL="rediss://:$REDIS_PASSWORD@$REDIS_HOST:$REDIS_PORT/1?ssl_cert_reqs=required"']),
+    service === 'worker_beat'
+      ? 'exec celery -A app.celery beat --loglevel "$LOG_LEVEL" --schedule /tmp/celerybeat-schedule'
+      : 'exec /bin/bash /entrypoint.sh',
   ].join('\n');
 }

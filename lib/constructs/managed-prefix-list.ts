@@ -6,7 +6,11 @@ import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
 
-export interface CloudFrontPrefixListProps {
+export interface ManagedPrefixListProps {
+  /** The AWS-managed prefix list's name, e.g. `com.amazonaws.global.cloudfront.origin-facing`. */
+  readonly name: string;
+  /** Suffix of the lookup's log group name under the stack's prefix. */
+  readonly logGroupSuffix: string;
   readonly network: Network;
   readonly logs: LogSettings;
 }
@@ -18,17 +22,17 @@ export const CLOUDFRONT_ORIGIN_FACING = 'com.amazonaws.global.cloudfront.origin-
 const SINGLETON_ID = 'AWS679f53fac002430cb0da5b7982bd2287';
 
 /**
- * The id of CloudFront's origin-facing managed prefix list in this region, read at deploy time.
+ * The id of an AWS-managed prefix list in this region, read at deploy time.
  *
  * The id differs per region, and synth may not look anything up, so a deploy-time call to
  * `ec2:DescribeManagedPrefixLists` (by the list's fixed name) supplies it.
  */
-export class CloudFrontPrefixList extends Construct {
+export class ManagedPrefixList extends Construct {
   public readonly prefixListId: string;
 
-  constructor(scope: Construct, id: string, props: CloudFrontPrefixListProps) {
+  constructor(scope: Construct, id: string, props: ManagedPrefixListProps) {
     super(scope, id);
-    const logGroup = encryptedLogGroup(this, 'LogGroup', props.logs, { suffix: 'cloudfront-prefix-list' });
+    const logGroup = encryptedLogGroup(this, 'LogGroup', props.logs, { suffix: props.logGroupSuffix });
     const role = new FunctionRole(this, 'Role', {
       logGroup,
       inVpc: true,
@@ -40,8 +44,8 @@ export class CloudFrontPrefixList extends Construct {
     const call: cr.AwsSdkCall = {
       service: 'EC2',
       action: 'describeManagedPrefixLists',
-      parameters: { Filters: [{ Name: 'prefix-list-name', Values: [CLOUDFRONT_ORIGIN_FACING] }] },
-      physicalResourceId: cr.PhysicalResourceId.of(CLOUDFRONT_ORIGIN_FACING),
+      parameters: { Filters: [{ Name: 'prefix-list-name', Values: [props.name] }] },
+      physicalResourceId: cr.PhysicalResourceId.of(props.name),
       outputPaths: ['PrefixLists.0.PrefixListId'],
     };
     const lookup = new cr.AwsCustomResource(this, 'Resource', {
