@@ -1,5 +1,6 @@
 import { build, VARIANTS } from './helpers/synth';
 import { logicalId, references, resources, strings } from './helpers/template';
+import { EMPTY_CLIENTS, EMPTY_POOL } from '../lib/constructs/llm-gateway';
 import { scanForSecrets } from './helpers/secret-scan';
 
 describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_name, context) => {
@@ -30,12 +31,25 @@ describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_n
 
   it('keeps one generated secret per purpose, each under the secrets key', () => {
     const secrets = resources(template, 'AWS::SecretsManager::Secret');
-    // SECRET_KEY, sandbox key, plugin daemon key, plugin inner key, Redis AUTH token,
-    // and the master, dify and dify_plugin database credentials.
-    expect(secrets).toHaveLength(8);
+    // SECRET_KEY, sandbox key, plugin daemon key, plugin inner key, Redis AUTH token, the master,
+    // dify and dify_plugin database credentials, and the LLM gateway's pepper: generated. The
+    // gateway's provider key pool and client records start as the exact empty documents (no key,
+    // no hash) and are filled by the operator CLI; nothing else may carry a SecretString.
+    const documents: Record<string, string> = {
+      [logicalId(stacks.main.gateway.providerKeys)]: EMPTY_POOL,
+      [logicalId(stacks.main.gateway.clients)]: EMPTY_CLIENTS,
+    };
+    expect(secrets).toHaveLength(11);
     for (const [id, secret] of secrets) {
-      expect({ id, generated: secret.Properties?.GenerateSecretString !== undefined }).toEqual({ id, generated: true });
-      expect(secret.Properties?.SecretString).toBeUndefined();
+      if (id in documents) {
+        expect({ id, value: secret.Properties?.SecretString }).toEqual({ id, value: documents[id] });
+      } else {
+        expect({ id, generated: secret.Properties?.GenerateSecretString !== undefined }).toEqual({
+          id,
+          generated: true,
+        });
+        expect(secret.Properties?.SecretString).toBeUndefined();
+      }
       expect(references(secret.Properties?.KmsKeyId, logicalId(stacks.main.keys.secrets))).toBe(true);
     }
   });

@@ -14,8 +14,9 @@ import { logicalId } from './helpers/template';
  *   plugin daemon -> Aurora, Valkey, api 5001, SSRF proxy
  *   sandbox -> SSRF proxy only
  *   SSRF proxy -> 80/443 out
- * plus the migration task (Aurora, Valkey, and the proxy for the RDS CA bundle) and the foundation's
- * own flows (secret rotation -> Aurora, CloudFront's prefix list -> the load balancer).
+ * plus the migration task (Aurora, Valkey, and the proxy for the RDS CA bundle), the LLM gateway
+ * (from api, worker and plugin daemon; to Valkey and the providers on 443) and the foundation's own
+ * flows (secret rotation -> Aurora, CloudFront's prefix list -> the load balancer).
  *
  * Platform flows: every task and in-VPC function reaches the interface endpoints on 443, and every
  * task reaches S3's prefix list on 443 (image layers, the storage bucket through the gateway
@@ -41,6 +42,7 @@ describe('the security-group matrix', () => {
     'plugin daemon': dify.pluginDaemon,
     'ssrf proxy': dify.ssrfProxy,
     'migration task': dify.migrationTask,
+    'llm gateway': main.gateway.service,
   };
   const lookups = main.node
     .findAll()
@@ -86,6 +88,12 @@ describe('the security-group matrix', () => {
       flow('migration task', 'ssrf proxy', 3128),
       flow('sandbox', 'ssrf proxy', 3128),
       flow('secret rotation', 'database', 5432),
+      // The LLM gateway: called by the api, worker and plugin daemon only (never the load balancer),
+      // and sharing its rate limits through Valkey.
+      flow('api', 'llm gateway', 8080),
+      flow('worker', 'llm gateway', 8080),
+      flow('plugin daemon', 'llm gateway', 8080),
+      flow('llm gateway', 'cache', 6379),
     ];
     const endpointClients = ['database bootstrap', 'secret rotation', 'migration runner', ...Object.keys(tasks)];
     const platform = endpoints.flatMap((name) => endpointClients.map((from) => flow(from, `${name} endpoint`, 443)));
@@ -99,6 +107,8 @@ describe('the security-group matrix', () => {
       ...Object.keys(tasks).map((from) => flow(from, 'prefix list', 443)),
       flow('ssrf proxy', 'cidr 0.0.0.0/0', 80),
       flow('ssrf proxy', 'cidr 0.0.0.0/0', 443),
+      // Our own gateway calls the LLM providers' HTTPS APIs directly.
+      flow('llm gateway', 'cidr 0.0.0.0/0', 443),
       flow('database bootstrap', 'cidr 0.0.0.0/0', 443),
       flow('migration runner', 'cidr 0.0.0.0/0', 443),
       flow('secret rotation', 'cidr 0.0.0.0/0', 443),

@@ -78,6 +78,8 @@ export interface ServicesSizing {
   readonly pluginDaemon: TaskSizing;
   readonly ssrfProxy: TaskSizing;
   readonly migration: TaskSizing;
+  /** The LLM gateway (gateway/): small, I/O-bound, scaled on CPU. */
+  readonly gateway: TaskSizing;
   /** Run the worker on Fargate Spot (dev only; the schema refuses it in prod). */
   readonly spotWorker: boolean;
 }
@@ -118,6 +120,7 @@ export function sizingFor(
       pluginDaemon: prod ? task(1024, 4096, 2, 2) : task(512, 2048, 1),
       ssrfProxy: prod ? task(512, 1024, 2, 2) : task(256, 512, 1),
       migration: task(1024, 2048, 1),
+      gateway: prod ? task(512, 1024, 2, 6) : task(256, 512, 1, 2),
       spotWorker: !prod && (config.fargateSpotWorker ?? false),
     },
     edge: { deletionProtection: prod },

@@ -11,6 +11,7 @@ import { Edge, type EdgeDomain } from '../constructs/edge';
 import { Database } from '../constructs/database';
 import { DifyServices } from '../constructs/dify/dify-services';
 import { Keys } from '../constructs/keys';
+import { LlmGateway } from '../constructs/llm-gateway';
 import type { LogSettings } from '../constructs/log-group';
 import { Network } from '../constructs/network';
 import { Observability } from '../constructs/observability';
@@ -40,6 +41,7 @@ export class DifyStack extends Stack {
   public readonly observability: Observability;
   public readonly edge: Edge;
   public readonly dify: DifyServices;
+  public readonly gateway: LlmGateway;
   private readonly zones: string[];
 
   constructor(scope: Construct, id: string, props: DifyStackProps) {
@@ -127,6 +129,16 @@ export class DifyStack extends Stack {
       bedrockModels: config.bedrockModels,
       execKey: config.enableExec ? this.keys.logs : undefined,
     });
+    this.gateway = new LlmGateway(this, 'LlmGateway', {
+      runtime: this.dify.runtime,
+      network: this.network,
+      logs,
+      cache: this.cache,
+      secretsKey: this.keys.secrets,
+      sizing: this.sizing.services.gateway,
+      clients: [this.dify.api, this.dify.worker, this.dify.pluginDaemon],
+      removalPolicy: this.sizing.retention.removalPolicy,
+    });
     this.observability = new Observability(this, 'Observability', {
       key: this.keys.logs,
       alarmEmail: config.alarmEmail,
@@ -212,6 +224,12 @@ export class DifyStack extends Stack {
       SecretsKeyArn: this.keys.secrets.keyArn,
       LogsKeyArn: this.keys.logs.keyArn,
       ClusterName: this.dify.runtime.cluster.clusterName,
+      GatewayUrl: this.gateway.url,
+      GatewayServiceName: this.gateway.service.service.serviceName,
+      GatewayLogGroupName: this.gateway.service.logGroup.logGroupName,
+      GatewayProviderKeysSecretArn: this.gateway.providerKeys.secretArn,
+      GatewayClientsSecretArn: this.gateway.clients.secretArn,
+      GatewayPepperSecretArn: this.gateway.pepper.secretArn,
       ...Object.fromEntries(
         [
           this.dify.api,

@@ -29,14 +29,19 @@ describe('Cache', () => {
     expect(references(group(dev).AuthToken, logicalId(dev.stacks.main.cache.authToken))).toBe(true);
   });
 
-  it('accepts 6379 only from the security groups of the api image’s tasks and the plugin daemon', () => {
+  it('accepts 6379 only from the security groups of the api image’s tasks, the plugin daemon and the LLM gateway', () => {
     // Why: Valkey holds sessions, locks and the Celery queue; only the services that use it may
     // connect, each through its own security group, never a CIDR.
     const { dify } = dev.stacks.main;
     const rules = ingressRulesOf(dev.template, logicalId(dev.stacks.main.cache.connections.securityGroups[0]));
-    const clients = [dify.api, dify.worker, dify.beat, dify.pluginDaemon, dify.migrationTask].map((t) =>
-      logicalId(t.securityGroup),
-    );
+    const clients = [
+      dify.api,
+      dify.worker,
+      dify.beat,
+      dify.pluginDaemon,
+      dify.migrationTask,
+      dev.stacks.main.gateway.service,
+    ].map((t) => logicalId(t.securityGroup));
     expect(dev.stacks.main.cache.connections.defaultPort?.toString()).toBe('6379');
     expect(rules).toHaveLength(clients.length);
     for (const rule of rules) {

@@ -41,6 +41,8 @@ function containers(built: Built): Record<string, Container> {
   for (const [id, resource] of resources(built.template, 'AWS::ECS::TaskDefinition')) {
     const definitions = resource.Properties?.ContainerDefinitions as Array<Record<string, any>>;
     expect(definitions).toHaveLength(1);
+    // The LLM gateway is ours, not Dify's: test/constructs/llm-gateway.test.ts covers it.
+    if (definitions[0].Name === 'llm-gateway') continue;
     found[definitions[0].Name] = {
       taskDefinitionId: id,
       taskDefinition: resource.Properties!,
@@ -346,14 +348,16 @@ describe('deployment and capacity', () => {
         ([id]) =>
           strings(target[1].Properties?.ResourceId).includes(id) || references(target[1].Properties?.ResourceId, id),
       )!;
-      const name = Object.entries(containers(prod)).find(([, c]) =>
-        references(service[1].Properties?.TaskDefinition, c.taskDefinitionId),
-      )![0];
+      const name =
+        Object.entries(containers(prod)).find(([, c]) =>
+          references(service[1].Properties?.TaskDefinition, c.taskDefinitionId),
+        )?.[0] ?? 'llm-gateway';
       return `${name} ${config.PredefinedMetricSpecification.PredefinedMetricType}`;
     });
     expect(policies.sort()).toEqual([
       'api ALBRequestCountPerTarget',
       'api ECSServiceAverageCPUUtilization',
+      'llm-gateway ECSServiceAverageCPUUtilization',
       'web ALBRequestCountPerTarget',
       'web ECSServiceAverageCPUUtilization',
       'worker ECSServiceAverageCPUUtilization',
@@ -383,11 +387,11 @@ describe('deployment and capacity', () => {
     expect(resource.DependsOn).toEqual(expect.arrayContaining([proxy]));
   });
 
-  it('registers the api, sandbox, plugin daemon and SSRF proxy in dify.internal, and nothing else', () => {
+  it('registers the api, sandbox, plugin daemon, SSRF proxy and LLM gateway in dify.internal, and nothing else', () => {
     const names = resources(dev.template, 'AWS::ServiceDiscovery::Service')
       .map(([, s]) => s.Properties?.Name)
       .sort();
-    expect(names).toEqual(['api', 'plugin-daemon', 'sandbox', 'ssrf-proxy']);
+    expect(names).toEqual(['api', 'llm-gateway', 'plugin-daemon', 'sandbox', 'ssrf-proxy']);
     dev.template.hasResourceProperties('AWS::ServiceDiscovery::PrivateDnsNamespace', { Name: 'dify.internal' });
   });
 

@@ -1,0 +1,160 @@
+import { Duration, RemovalPolicy, SecretValue } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { IgnoreMode } from 'aws-cdk-lib';
+import type { TaskSizing } from '../config/sizing';
+import { acknowledge } from '../nag/acknowledge';
+import { repoPath } from '../paths';
+import { noAutomaticRotation } from './app-secrets';
+import { type Cache, CACHE_PORT } from './cache';
+import type { LogSettings } from './log-group';
+import type { Network } from './network';
+import { SERVICE_NAMESPACE } from './runtime/ecs-runtime';
+import type { EcsRuntime } from './runtime/ecs-runtime';
+import { DifyService } from './runtime/fargate-service';
+
+/** The gateway's name in `dify.internal` and its port. */
+export const GATEWAY_ENDPOINT = { name: 'llm-gateway', port: 8080 } as const;
+
+/** The empty documents the gateway starts from; the operator CLI adds keys and clients (gateway/src/records.ts). */
+export const EMPTY_POOL = JSON.stringify({ version: 1, providers: {} });
+export const EMPTY_CLIENTS = JSON.stringify({ version: 1, clients: [], customDetectors: [] });
+
+export interface LlmGatewayProps {
+  readonly runtime: EcsRuntime;
+  readonly network: Network;
+  readonly logs: LogSettings;
+  readonly cache: Cache;
+  readonly secretsKey: kms.IKey;
+  readonly sizing: TaskSizing;
+  /** The only callers: Dify's api, worker and plugin daemon. Never the load balancer. */
+  readonly clients: readonly ec2.IConnectable[];
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/**
+ * The zero-trust LLM gateway (gateway/) on ECS: private subnets only, reachable on 8080 from Dify's
+ * api, worker and plugin daemon and from nothing else, with its own task role that can read only its
+ * own two documents. Provider keys live in one secret and reach the gateway's memory only; clients
+ * authenticate with keys of their own, of which only a keyed hash (under the pepper secret) is stored.
+ */
+export class LlmGateway extends Construct {
+  public readonly service: DifyService;
+  /** Provider key pool: `{version, providers: {openai: {baseUrl, models, keys: [...]}}}`. */
+  public readonly providerKeys: secretsmanager.Secret;
+  /** Client records: ids, keyed hashes, allowed networks and models, limits, guardrail policies. */
+  public readonly clients: secretsmanager.Secret;
+  /** The HMAC key under which client keys are hashed. */
+  public readonly pepper: secretsmanager.Secret;
+  /** `http://llm-gateway.dify.internal:8080/v1`: what Dify's OpenAI-compatible provider points at. */
+  public readonly url: string;
+
+  constructor(scope: Construct, id: string, props: LlmGatewayProps) {
+    super(scope, id);
+    const document = (name: string, description: string, initial: string) =>
+      new secretsmanager.Secret(this, name, {
+        description,
+        encryptionKey: props.secretsKey,
+        // Not a secret: the empty document, so the gateway starts ready. Keys are written by the CLI.
+        secretStringValue: SecretValue.unsafePlainText(initial),
+        removalPolicy: props.removalPolicy,
+      });
+    this.providerKeys = document(
+      'ProviderKeys',
+      'LLM gateway provider key pool (written by dify-aws keys; read by the gateway only)',
+      EMPTY_POOL,
+    );
+    this.clients = document(
+      'Clients',
+      'LLM gateway client records: keyed hashes, never keys (written by dify-aws clients)',
+      EMPTY_CLIENTS,
+    );
+    this.pepper = new secretsmanager.Secret(this, 'Pepper', {
+      description: 'LLM gateway client key hashing key (HMAC-SHA256)',
+      encryptionKey: props.secretsKey,
+      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+      removalPolicy: props.removalPolicy,
+    });
+    for (const secret of [this.providerKeys, this.clients, this.pepper]) {
+      acknowledge(
+        secret.node.defaultChild!,
+        ...noAutomaticRotation(
+          secret === this.pepper
+            ? 'Rotating the pepper invalidates every client key at once; it is rotated by the operator (dify-aws clients rotate for each client after a new pepper), and only the gateway task and the operator can read it.'
+            : 'This document holds the provider keys or client records, which change when an operator adds, replaces or removes an entry (dify-aws keys / clients); the gateway re-reads each new version without a restart, so rotation is that operator step, not a schedule.',
+        ),
+      );
+    }
+
+    this.service = new DifyService(this, 'Service', {
+      runtime: props.runtime,
+      network: props.network,
+      logs: props.logs,
+      name: GATEWAY_ENDPOINT.name,
+      description: 'LLM gateway: from Dify api, worker and plugin daemon only',
+      sizing: props.sizing,
+      discoverable: true,
+      deployment: 'rolling',
+      container: {
+        image: ecs.ContainerImage.fromAsset(repoPath('.'), {
+          file: 'gateway/Dockerfile',
+          platform: Platform.LINUX_ARM64,
+          ignoreMode: IgnoreMode.DOCKER,
+          displayName: 'llm-gateway',
+        }),
+        port: GATEWAY_ENDPOINT.port,
+        environment: {
+          PORT: String(GATEWAY_ENDPOINT.port),
+          PROVIDER_KEYS_SECRET_ID: this.providerKeys.secretArn,
+          CLIENTS_SECRET_ID: this.clients.secretArn,
+          SECRETS_POLL_INTERVAL_SECONDS: '30',
+          REDIS_HOST: props.cache.host,
+          REDIS_PORT: String(CACHE_PORT),
+          REDIS_TLS: 'true',
+          SHUTDOWN_DRAIN_SECONDS: '25',
+        },
+        secrets: {
+          CLIENT_KEY_PEPPER: ecs.Secret.fromSecretsManager(this.pepper),
+          REDIS_PASSWORD: ecs.Secret.fromSecretsManager(props.cache.authToken),
+        },
+        healthCheck: {
+          command: [
+            'CMD',
+            'node',
+            '-e',
+            `fetch('http://127.0.0.1:${GATEWAY_ENDPOINT.port}/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
+          ],
+          startPeriod: Duration.seconds(20),
+        },
+        hardening: {
+          user: '1000',
+          readonlyRootFilesystem: true,
+          writablePaths: [],
+          keepCapabilities: [],
+        },
+      },
+    });
+    // It reads its two documents itself (and again on every new version); the pepper and the Valkey
+    // token are injected by ECS at start, through the execution role.
+    this.providerKeys.grantRead(this.service.taskRole);
+    this.clients.grantRead(this.service.taskRole);
+
+    for (const client of props.clients) {
+      client.connections.allowTo(this.service, ec2.Port.tcp(GATEWAY_ENDPOINT.port), 'Dify to the LLM gateway');
+    }
+    props.cache.connections.allowDefaultPortFrom(this.service, 'LLM gateway to Valkey (shared rate limits)');
+    this.service.connections.allowTo(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'LLM gateway to the LLM providers');
+
+    const scaling = this.service.service.autoScaleTaskCount({
+      minCapacity: props.sizing.minTasks,
+      maxCapacity: props.sizing.maxTasks,
+    });
+    scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 60 });
+    this.service.acknowledgeRolePolicies();
+    this.url = `http://${GATEWAY_ENDPOINT.name}.${SERVICE_NAMESPACE}:${GATEWAY_ENDPOINT.port}/v1`;
+  }
+}

@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import { clientsDocumentSchema, providerPoolSchema } from '../../gateway/src/records';
+import { repoPath } from '../../lib/paths';
+import { build, type Built } from '../helpers/synth';
+import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
+
+/**
+ * The LLM gateway's deployment: who can reach it, what it can read, and how its container runs.
+ * Its runtime behaviour is tested in gateway/test against real servers.
+ */
+describe('LLM gateway on ECS', () => {
+  const dev = build({ profile: 'dev' });
+  const prod = build({ profile: 'prod' });
+  const { gateway, dify, edge } = dev.stacks.main;
+  const json = dev.template.toJSON();
+  const taskDefinition = () => {
+    const found = resources(dev.template, 'AWS::ECS::TaskDefinition').find(
+      ([, t]) => (t.Properties?.ContainerDefinitions as Array<{ Name: string }>)[0].Name === 'llm-gateway',
+    );
+    return found![1].Properties as Record<string, any>;
+  };
+  const container = () => taskDefinition().ContainerDefinitions[0] as Record<string, any>;
+
+  it('is reachable on 8080 from Dify’s api, worker and plugin daemon only, never from the load balancer', () => {
+    // Why: the gateway spends provider money on behalf of whoever calls it; only Dify's services may.
+    const sources = ingressRulesOf(dev.template, logicalId(gateway.service.securityGroup)).map((rule) => [
+      (rule.SourceSecurityGroupId as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0],
+      rule.FromPort,
+      rule.ToPort,
+    ]);
+    const expected = [dify.api, dify.worker, dify.pluginDaemon].map((s) => [logicalId(s.securityGroup), 8080, 8080]);
+    expect(sources.sort()).toEqual(expected.sort());
+    const lb = logicalId(edge.loadBalancer.connections.securityGroups[0]);
+    expect(sources.some(([source]) => source === lb)).toBe(false);
+    for (const [, group] of resources(dev.template, 'AWS::ElasticLoadBalancingV2::TargetGroup')) {
+      expect(group.Properties?.Port).not.toBe(8080);
+    }
+  });
+
+  it('runs in the private subnets with no public address', () => {
+    const [, service] = resources(dev.template, 'AWS::ECS::Service').find(([id]) =>
+      id.startsWith('LlmGatewayService'),
+    )!;
+    const network = (service.Properties?.NetworkConfiguration as any).AwsvpcConfiguration;
+    expect(network.AssignPublicIp).toBe('DISABLED');
+    const privateSubnets = dev.stacks.main.network.vpc.privateSubnets.map((s) => logicalId(s));
+    for (const subnet of network.Subnets) expect(privateSubnets).toContain(subnet.Ref);
+  });
+
+  const readableSecrets = (built: Built, roleId: string) =>
+    resources(built.template, 'AWS::IAM::Policy')
+      .filter(([, p]) => (p.Properties?.Roles as Array<{ Ref: string }>).some((r) => r.Ref === roleId))
+      .flatMap(
+        ([, p]) => (p.Properties?.PolicyDocument as any).Statement as Array<{ Action: unknown; Resource: unknown }>,
+      )
+      .filter((s) => JSON.stringify(s.Action).includes('secretsmanager:'))
+      .flatMap((s) => [...JSON.stringify(s.Resource).matchAll(/"Ref":"([A-Za-z0-9]+)"/g)].map((m) => m[1]))
+      .sort();
+
+  it('lets its task role read only its own two documents, and its execution role only the pepper and the Valkey token', () => {
+    const taskRole = taskDefinition().TaskRoleArn['Fn::GetAtt'][0];
+    const executionRole = taskDefinition().ExecutionRoleArn['Fn::GetAtt'][0];
+    expect([...new Set(readableSecrets(dev, taskRole))]).toEqual(
+      [logicalId(gateway.clients), logicalId(gateway.providerKeys)].sort(),
+    );
+    expect([...new Set(readableSecrets(dev, executionRole))]).toEqual(
+      [logicalId(gateway.pepper), logicalId(dev.stacks.main.cache.authToken)].sort(),
+    );
+  });
+
+  it('is told where its documents are by ARN and gets the pepper only through ECS secret injection', () => {
+    const environment = Object.fromEntries(
+      (container().Environment as Array<{ Name: string; Value: unknown }>).map((e) => [e.Name, e.Value]),
+    );
+    expect(references(environment.PROVIDER_KEYS_SECRET_ID, logicalId(gateway.providerKeys))).toBe(true);
+    expect(references(environment.CLIENTS_SECRET_ID, logicalId(gateway.clients))).toBe(true);
+    expect(environment).toMatchObject({ PORT: '8080', REDIS_TLS: 'true' });
+    expect(Object.keys(environment)).not.toEqual(expect.arrayContaining(['CLIENT_KEY_PEPPER']));
+    const secrets = (container().Secrets as Array<{ Name: string; ValueFrom: unknown }>).map((s) => s.Name).sort();
+    expect(secrets).toEqual(['CLIENT_KEY_PEPPER', 'REDIS_PASSWORD']);
+  });
+
+  it('starts from empty documents that the gateway’s own schemas accept, with no key in the template', () => {
+    // Why: the template is readable by anyone who can read the stack; provider keys and client
+    // hashes are written later by the operator CLI, never at synth.
+    const value = (id: string) => json.Resources[id].Properties.SecretString as string;
+    const pool = providerPoolSchema.parse(JSON.parse(value(logicalId(gateway.providerKeys))));
+    expect(pool.providers).toEqual({});
+    const clients = clientsDocumentSchema.parse(JSON.parse(value(logicalId(gateway.clients))));
+    expect(clients.clients).toEqual([]);
+    expect(json.Resources[logicalId(gateway.pepper)].Properties.GenerateSecretString.PasswordLength).toBe(64);
+  });
+
+  it('runs its own image as uid 1000 with a read-only root filesystem and no capabilities', () => {
+    const c = container();
+    expect(c.User).toBe('1000');
+    expect(c.ReadonlyRootFilesystem).toBe(true);
+    expect(c.Privileged).toBe(false);
+    expect(c.LinuxParameters.Capabilities.Drop).toEqual(['ALL']);
+    expect(JSON.stringify(c.Image)).toContain('.dkr.ecr.');
+    expect(c.HealthCheck.Command.join(' ')).toContain('/healthz');
+    expect(taskDefinition().RuntimePlatform.CpuArchitecture).toBe('ARM64');
+  });
+
+  it('is built by a multi-stage Dockerfile from pinned images, ending as a non-root user', () => {
+    const dockerfile = readFileSync(repoPath('gateway/Dockerfile'), 'utf8');
+    const from = [...dockerfile.matchAll(/^FROM\s+(?:--platform=\S+\s+)?(\S+)/gm)].map((m) => m[1]);
+    expect(from.length).toBeGreaterThanOrEqual(2);
+    for (const image of from) expect(image).toMatch(/:\d+\.\d+\.\d+/);
+    const users = [...dockerfile.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
+    expect(users.at(-1)).not.toMatch(/^(root|0)(:|$)/);
+    expect(dockerfile.lastIndexOf('USER')).toBeGreaterThan(dockerfile.lastIndexOf('FROM'));
+  });
+
+  it('scales on CPU, with two tasks at least in prod', () => {
+    const target = resources(prod.template, 'AWS::ApplicationAutoScaling::ScalableTarget').find(([, t]) =>
+      JSON.stringify(t.Properties?.ResourceId).includes('LlmGatewayService'),
+    );
+    expect(target![1].Properties?.MinCapacity).toBeGreaterThanOrEqual(2);
+  });
+
+  it('outputs its internal URL, secret ARNs and log group, never a secret value', () => {
+    const outputs = json.Outputs as Record<string, { Value: unknown }>;
+    expect(outputs.GatewayUrl.Value).toBe('http://llm-gateway.dify.internal:8080/v1');
+    for (const id of ['GatewayProviderKeysSecretArn', 'GatewayClientsSecretArn', 'GatewayPepperSecretArn']) {
+      expect(JSON.stringify(outputs[id].Value)).toMatch(/"Ref":"LlmGateway/);
+    }
+    expect(outputs.GatewayLogGroupName).toBeDefined();
+  });
+});
