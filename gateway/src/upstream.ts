@@ -1,0 +1,91 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ProviderConfig, ProviderName } from './records';
+
+/** The OpenAI-compatible and Anthropic operations the gateway forwards. */
+export type Operation = 'chat/completions' | 'completions' | 'embeddings' | 'messages';
+
+export interface UpstreamRequest {
+  readonly url: string;
+  readonly headers: Record<string, string>;
+}
+
+const trim = (url: string) => url.replace(/\/+$/, '');
+
+/** `custom`'s base URL may or may not end in /v1 already; either way the path gets exactly one. */
+function withV1(baseUrl: string): string {
+  const base = trim(baseUrl);
+  return base.endsWith('/v1') ? base : `${base}/v1`;
+}
+
+/**
+ * Where one attempt goes and how it authenticates. The client's own credentials are never
+ * forwarded: only the content type, what the client accepts, and Anthropic's version headers.
+ */
+export function upstreamRequest(
+  provider: ProviderName,
+  config: ProviderConfig,
+  key: string,
+  operation: Operation,
+  model: string,
+  clientHeaders: IncomingHttpHeaders,
+): UpstreamRequest {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: typeof clientHeaders.accept === 'string' ? clientHeaders.accept : 'application/json',
+    'user-agent': 'dify-llm-gateway',
+  };
+  switch (provider) {
+    case 'openai':
+      return {
+        url: `${trim(config.baseUrl)}/v1/${operation}`,
+        headers: { ...headers, authorization: `Bearer ${key}` },
+      };
+    case 'custom':
+      return { url: `${withV1(config.baseUrl)}/${operation}`, headers: { ...headers, authorization: `Bearer ${key}` } };
+    case 'azure-openai': {
+      const deployment = encodeURIComponent(config.deployments?.[model] ?? model);
+      const version = encodeURIComponent(config.apiVersion ?? '2024-10-21');
+      return {
+        url: `${trim(config.baseUrl)}/openai/deployments/${deployment}/${operation}?api-version=${version}`,
+        headers: { ...headers, 'api-key': key },
+      };
+    }
+    case 'anthropic': {
+      const version =
+        typeof clientHeaders['anthropic-version'] === 'string' ? clientHeaders['anthropic-version'] : '2023-06-01';
+      const beta = clientHeaders['anthropic-beta'];
+      return {
+        url: `${trim(config.baseUrl)}/v1/messages`,
+        headers: {
+          ...headers,
+          'x-api-key': key,
+          'anthropic-version': version,
+          ...(typeof beta === 'string' ? { 'anthropic-beta': beta } : {}),
+        },
+      };
+    }
+  }
+}
+
+/** A cheap authenticated call that tells whether a disabled key works again. */
+export function probeRequest(provider: ProviderName, config: ProviderConfig, key: string): UpstreamRequest {
+  switch (provider) {
+    case 'openai':
+      return { url: `${trim(config.baseUrl)}/v1/models`, headers: { authorization: `Bearer ${key}` } };
+    case 'custom':
+      return { url: `${withV1(config.baseUrl)}/models`, headers: { authorization: `Bearer ${key}` } };
+    case 'azure-openai':
+      return {
+        url: `${trim(config.baseUrl)}/openai/models?api-version=${encodeURIComponent(config.apiVersion ?? '2024-10-21')}`,
+        headers: { 'api-key': key },
+      };
+    case 'anthropic':
+      return {
+        url: `${trim(config.baseUrl)}/v1/models`,
+        headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01' },
+      };
+  }
+}
+
+/** Response headers passed back to the client; everything else (cookies, provider internals) stays. */
+export const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control'];

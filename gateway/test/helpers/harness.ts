@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
+import { generateClientKey, hashClientKey } from '../../src/client-keys';
+import { ClientRegistry } from '../../src/clients';
+import { Guardrails } from '../../src/guardrails';
+import { Telemetry } from '../../src/log';
+import { KeyPool, type Strategy } from '../../src/pool';
+import { createRateLimiter, type RateLimiter } from '../../src/ratelimit';
+import {
+  type ClientRecord,
+  clientSchema,
+  type CustomDetector,
+  type ProviderPool,
+  providerPoolSchema,
+} from '../../src/records';
+import { Gateway } from '../../src/server';
+
+export const PEPPER = 'test-pepper-0123456789abcdefghijklmnopqrstuvwxyz';
+
+/** Deterministic "random" bytes, so keys are reproducible across runs. */
+export const fixedBytes = (seed: number) => (size: number) => Buffer.alloc(size, seed);
+
+export interface HarnessOptions {
+  readonly pool: ProviderPool | unknown;
+  readonly clients?: Array<Partial<ClientRecord> & { id: string }>;
+  readonly customDetectors?: CustomDetector[];
+  readonly now?: () => number;
+  readonly maxAttempts?: number;
+  readonly upstreamTimeoutMs?: number;
+  readonly maxBodyBytes?: number;
+  readonly strategy?: Strategy;
+  readonly limiter?: RateLimiter;
+}
+
+export interface Harness {
+  readonly url: string;
+  readonly gateway: Gateway;
+  readonly pool: KeyPool;
+  readonly lines: string[];
+  /** Client keys by client id (the only place a test holds them). */
+  readonly keys: Record<string, string>;
+  audits(type: 'request' | 'attempt'): Array<Record<string, any>>;
+  close(): Promise<void>;
+}
+
+/**
+ * A gateway in this process on a free loopback port, with its documents given directly instead of
+ * read from Secrets Manager (the process tests cover that path), and every log line captured.
+ */
+export async function startGateway(options: HarnessOptions): Promise<Harness> {
+  const lines: string[] = [];
+  const now = options.now ?? Date.now;
+  const telemetry = new Telemetry((line) => lines.push(line), now);
+  const pool = new KeyPool({
+    strategy: options.strategy ?? 'weighted-round-robin',
+    now,
+    onStateChange: (change) => telemetry.log('info', 'key_state_changed', change),
+  });
+  pool.load(providerPoolSchema.parse(options.pool));
+  const keys: Record<string, string> = {};
+  const records = (options.clients ?? [{ id: 'dify' }]).map((client, index) => {
+    const key = generateClientKey(client.id, fixedBytes(index + 1));
+    keys[client.id] = key;
+    return clientSchema.parse({
+      allowedCidrs: ['127.0.0.0/8', '::1/128'],
+      allowedModels: ['*'],
+      requestsPerMinute: 100_000,
+      tokensPerMinute: 100_000_000,
+      ...client,
+      keyHash: hashClientKey(PEPPER, key),
+    });
+  });
+  const registry = new ClientRegistry({ version: 1, clients: records, customDetectors: [] }, PEPPER);
+  const guardrails = new Guardrails(options.customDetectors ?? []);
+  const limiter = options.limiter ?? createRateLimiter({ now });
+  const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
+  const gateway = new Gateway({
+    pool,
+    clients: () => registry,
+    guardrails: () => guardrails,
+    limiter,
+    telemetry,
+    ready: () => true,
+    onKeyRejected: () => undefined,
+    now,
+    random: () => 0.5,
+    newId: randomUUID,
+    sleep: () => Promise.resolve(),
+    dispatcher,
+    maxAttempts: options.maxAttempts ?? 3,
+    upstreamTimeoutMs: options.upstreamTimeoutMs ?? 5000,
+    maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+  });
+  await new Promise<void>((resolve) => gateway.server.listen(0, '127.0.0.1', resolve));
+  const { port } = gateway.server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    gateway,
+    pool,
+    lines,
+    keys,
+    audits: (type) => lines.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.type === type),
+    close: async () => {
+      gateway.server.closeAllConnections();
+      await new Promise<void>((resolve) => gateway.server.close(() => resolve()));
+      await dispatcher.close();
+      await limiter.close();
+    },
+  };
+}
+
+/** A pool document with one provider and the given keys. */
+export function poolOf(
+  baseUrl: string,
+  keys: Array<{ id: string; key: string; weight?: number; enabled?: boolean }>,
+  provider: 'openai' | 'anthropic' | 'custom' | 'azure-openai' = 'openai',
+  models = ['gpt-test', 'text-embedding-test'],
+): ProviderPool {
+  return providerPoolSchema.parse({ version: 1, providers: { [provider]: { baseUrl, models, keys } } });
+}
+
+export const newId = randomUUID;
