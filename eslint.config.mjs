@@ -19,7 +19,7 @@ export default tseslint.config(
   },
   {
     // Synthesized templates are untyped JSON; tests read them as such.
-    files: ['test/**/*.ts'],
+    files: ['test/**/*.ts', 'gateway/test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {

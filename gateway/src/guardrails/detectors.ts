@@ -86,7 +86,7 @@ export const BUILT_INS: readonly Detector[] = [
   // forms; separators are required, so a bare digit run (a card, an id) is not a phone number.
   regexDetector(
     'phone',
-    /(?<![\w+])(?:\+\d{1,3}[ -]\d{1,4}(?:[ -]\d{2,4}){2,3}|0\d{1,3}-\d{2,4}-\d{3,4}|\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4})(?!\w)/,
+    /(?<![\w+-])(?:\+\d{1,3}[ -]\d{1,4}(?:[ -]\d{2,4}){2,3}|0\d{1,3}-\d{2,4}-\d{3,4}|\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4})(?![\w-])/,
   ),
 ];
 
@@ -97,7 +97,9 @@ export function compileCustom(custom: readonly CustomDetector[]): Detector[] {
     try {
       pattern = new RegExp(detector.pattern, `${detector.flags.replace(/g/g, '')}g`);
     } catch (error) {
-      throw new Error(`custom detector '${detector.name}': invalid regular expression (${(error as Error).message})`);
+      throw new Error(`custom detector '${detector.name}': invalid regular expression (${(error as Error).message})`, {
+        cause: error,
+      });
     }
     return regexDetector(`custom:${detector.name}`, pattern);
   });

@@ -94,7 +94,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           retryStrategy: (times) => Math.min(times * 200, 2000),
           lazyConnect: false,
         });
-  redis?.on('error', () => setDegraded(true));
+  // A connection error while connected or reconnecting; late errors from an attempt that has
+  // since been superseded by a ready connection must not flip the state back.
+  redis?.on('error', () => {
+    if (redis.status !== 'ready') setDegraded(true);
+  });
+  redis?.on('close', () => setDegraded(true));
   redis?.defineCommand('gatewayAdmit', { numberOfKeys: 2, lua: ADMIT });
 
   const windowOf = () => Math.floor(now() / WINDOW_MS);

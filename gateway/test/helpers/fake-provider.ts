@@ -109,7 +109,7 @@ export async function startFakeProvider(options: { streamDelayMs?: number } = {}
         return json(429, { error: { type: 'rate_limit_exceeded', message: 'slow down' } }, headers);
       }
       const path = (req.url ?? '').split('?')[0];
-      let request: Record<string, unknown> = {};
+      let request: Record<string, unknown>;
       try {
         request = JSON.parse(body || '{}') as Record<string, unknown>;
       } catch {
@@ -121,7 +121,17 @@ export async function startFakeProvider(options: { streamDelayMs?: number } = {}
         return json(200, {
           object: 'list',
           model,
-          data: [{ object: 'embedding', index: 0, embedding: [0.25, -0.5, 0.125] }],
+          // The official client asks for base64 (packed float32) by default, as OpenAI serves it.
+          data: [
+            {
+              object: 'embedding',
+              index: 0,
+              embedding:
+                request.encoding_format === 'base64'
+                  ? Buffer.from(new Float32Array([0.25, -0.5, 0.125]).buffer).toString('base64')
+                  : [0.25, -0.5, 0.125],
+            },
+          ],
           usage: { prompt_tokens: 3, total_tokens: 3 },
         });
       }
