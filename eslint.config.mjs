@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['scripts/**', 'lambda/**', '**/*.mjs', '**/*.js'],
+    files: ['scripts/**', 'lambda/**', 'gateway/bench/**', '**/*.mjs', '**/*.js'],
     rules: { 'no-console': 'off' },
   },
   {

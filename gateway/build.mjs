@@ -5,12 +5,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
+// Minified and without an inline source map: every gateway process holds its bundle in memory, and
+// an inline map would more than double it. Stack traces are not needed to read the audit log.
 const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  sourcemap: 'inline',
+  minify: true,
+  legalComments: 'none',
   logLevel: 'warning',
 };
 await build({ ...common, entryPoints: [join(here, 'src/main.ts')], outfile: join(here, 'dist/main.js') });

@@ -1,15 +1,57 @@
 /** One JSON object per line on stdout: CloudWatch Logs keeps each as one event. */
 export type Writer = (line: string) => void;
 
-export const stdoutWriter: Writer = (line) => {
-  process.stdout.write(`${line}\n`);
-};
+/**
+ * Lines are collected and written to stdout once per event-loop turn: stdout is a pipe on ECS, and
+ * a synchronous write per line would cost more than the request itself under load. The buffer is
+ * flushed before the process exits, so no line is lost on a shutdown.
+ */
+export function bufferedStdout(): { write: Writer; flush: () => void } {
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = `${pending.join('\n')}\n`;
+    pending = [];
+    process.stdout.write(text);
+  };
+  process.on('exit', flush);
+  return {
+    write: (line) => {
+      pending.push(line);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    flush,
+  };
+}
 
-/** Structured log lines and CloudWatch embedded-metric-format lines. Never given a key or prompt text. */
+/** Per-interval aggregates, written as one embedded-metric-format line per interval. */
+interface Aggregate {
+  readonly dimensions: Record<string, string>;
+  readonly counts: Record<string, number>;
+  readonly values: Record<string, number[]>;
+}
+
+/** CloudWatch takes at most 100 values per metric in one EMF line. */
+const MAX_VALUES = 100;
+
+/**
+ * Structured log lines, audit lines and CloudWatch metrics in the embedded metric format (namespace
+ * DifyLlmGateway). Metrics are aggregated and written every `metricIntervalMs` (or on `flushMetrics`),
+ * one line per set of dimensions, instead of one line per request. Never given a key or prompt text.
+ */
 export class Telemetry {
+  private readonly aggregates = new Map<string, Aggregate>();
+  private timer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly write: Writer,
     private readonly now: () => number,
+    private readonly metricIntervalMs = 0,
   ) {}
 
   log(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {
@@ -20,24 +62,52 @@ export class Telemetry {
     this.write(JSON.stringify({ time: new Date(this.now()).toISOString(), ...fields }));
   }
 
-  /** One EMF line: CloudWatch turns `metrics` into metrics in namespace DifyLlmGateway. */
-  metric(metrics: Record<string, { value: number; unit: string }>, dimensions: Record<string, string> = {}): void {
-    const names = Object.keys(metrics);
-    this.write(
-      JSON.stringify({
-        _aws: {
-          Timestamp: this.now(),
-          CloudWatchMetrics: [
-            {
-              Namespace: 'DifyLlmGateway',
-              Dimensions: [Object.keys(dimensions)],
-              Metrics: names.map((name) => ({ Name: name, Unit: metrics[name].unit })),
-            },
-          ],
-        },
-        ...dimensions,
-        ...Object.fromEntries(names.map((name) => [name, metrics[name].value])),
-      }),
-    );
+  /** Counts (`Count` unit) and observations (`Milliseconds`) under a set of dimensions. */
+  metric(
+    metrics: Record<string, { value: number; unit: 'Count' | 'Milliseconds' }>,
+    dimensions: Record<string, string> = {},
+  ): void {
+    const key = JSON.stringify(dimensions);
+    let aggregate = this.aggregates.get(key);
+    if (aggregate === undefined) {
+      aggregate = { dimensions, counts: {}, values: {} };
+      this.aggregates.set(key, aggregate);
+    }
+    for (const [name, { value, unit }] of Object.entries(metrics)) {
+      if (unit === 'Count') aggregate.counts[name] = (aggregate.counts[name] ?? 0) + value;
+      else (aggregate.values[name] ??= []).push(value);
+    }
+    if (this.metricIntervalMs === 0) this.flushMetrics();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flushMetrics(), this.metricIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  flushMetrics(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const { dimensions, counts, values } of this.aggregates.values()) {
+      const names = [...Object.keys(counts), ...Object.keys(values)];
+      const fields: Record<string, unknown> = { ...dimensions, ...counts };
+      for (const [name, list] of Object.entries(values))
+        fields[name] = list.length <= MAX_VALUES ? list : list.slice(-MAX_VALUES);
+      this.write(
+        JSON.stringify({
+          _aws: {
+            Timestamp: this.now(),
+            CloudWatchMetrics: [
+              {
+                Namespace: 'DifyLlmGateway',
+                Dimensions: [Object.keys(dimensions)],
+                Metrics: names.map((name) => ({ Name: name, Unit: name in counts ? 'Count' : 'Milliseconds' })),
+              },
+            ],
+          },
+          ...fields,
+        }),
+      );
+    }
+    this.aggregates.clear();
   }
 }

@@ -5,7 +5,7 @@ import { ClientRegistry } from './clients';
 import { loadConfig } from './config';
 import { DocumentSource } from './documents';
 import { Guardrails } from './guardrails';
-import { stdoutWriter, Telemetry } from './log';
+import { bufferedStdout, Telemetry } from './log';
 import { KeyPool } from './pool';
 import { createRateLimiter } from './ratelimit';
 import { clientsDocumentSchema, type ClientsDocument, providerPoolSchema } from './records';
@@ -19,7 +19,8 @@ const PROBE_INTERVAL_MS = 5 * 60_000;
 export async function main(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ gateway: Gateway; stop: () => Promise<void> }> {
-  const telemetry = new Telemetry(stdoutWriter, Date.now);
+  const output = bufferedStdout();
+  const telemetry = new Telemetry(output.write, Date.now, 10_000);
   const config = loadConfig(env);
   const secrets = new SecretsManagerClient({ region: config.AWS_REGION });
   const pool = new KeyPool({
@@ -132,7 +133,9 @@ export async function main(
     await limiter.close();
     await dispatcher.close();
     secrets.destroy();
+    telemetry.flushMetrics();
     telemetry.log('info', 'stopped', {});
+    output.flush();
   };
   return { gateway, stop };
 }

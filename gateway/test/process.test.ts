@@ -106,7 +106,7 @@ describe('the gateway as a process, with its documents in Secrets Manager', () =
       await waitFor('the gateway', async () => (await fetch(`${url}/readyz`)).ok);
     } catch (error) {
       await stopProcess(process_.child);
-      throw new Error(`${(error as Error).message}\n${process_.output.stderr}`);
+      throw new Error(`${(error as Error).message}\n${process_.output.stderr}`, { cause: error });
     }
     return { url, ...process_ };
   }
