@@ -1,7 +1,7 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/test', '<rootDir>/lambda', '<rootDir>/gateway'],
+  roots: ['<rootDir>/test', '<rootDir>/lambda', '<rootDir>/gateway', '<rootDir>/cli'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
   snapshotSerializers: ['<rootDir>/test/helpers/asset-hash-serializer.js'],

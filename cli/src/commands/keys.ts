@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { probeRequest } from '../../../gateway/src/upstream';
+import { PROVIDERS, type ProviderName, type ProviderPool, providerPoolSchema } from '../../../gateway/src/records';
+import type { Context } from '../context';
+import { SecretDocument } from '../documents';
+import { CliError } from '../errors';
+import { table } from '../io';
+
+/** What a provider's keys look like; a value that does not fit is refused before it is stored. */
+const KEY_SHAPES: Record<ProviderName, { pattern: RegExp; expected: string }> = {
+  openai: {
+    pattern: /^sk-[A-Za-z0-9_-]{20,}$/,
+    expected: "an OpenAI key: 'sk-' then 20 or more letters, digits, - or _",
+  },
+  anthropic: {
+    pattern: /^sk-ant-[A-Za-z0-9_-]{20,}$/,
+    expected: "an Anthropic key: 'sk-ant-' then 20 or more characters",
+  },
+  'azure-openai': {
+    pattern: /^(?:[0-9a-f]{32}|[A-Za-z0-9]{84})$/,
+    expected: 'an Azure OpenAI key: 32 hex characters or 84 letters and digits',
+  },
+  custom: { pattern: /^\S{8,512}$/, expected: 'a key of 8 to 512 characters without spaces' },
+};
+
+/** A key's fingerprint: enough to tell keys apart in a list, useless for calling a provider. */
+export const fingerprint = (key: string) => `sha256:${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+
+function provider(value: string | undefined): ProviderName {
+  if (value === undefined || !(PROVIDERS as readonly string[]).includes(value)) {
+    throw new CliError(`--provider: expected one of ${PROVIDERS.join(', ')}${value ? `, got '${value}'` : ''}`);
+  }
+  return value as ProviderName;
+}
+
+export async function keys(
+  ctx: Context,
+  action: string | undefined,
+  options: Record<string, string | boolean | undefined>,
+): Promise<void> {
+  const stack = await ctx.stack();
+  const doc = new SecretDocument(
+    ctx.secrets(),
+    stack.get('GatewayProviderKeysSecretArn'),
+    'provider key pool',
+    providerPoolSchema,
+  );
+  const pool = await doc.read();
+  switch (action) {
+    case 'list': {
+      const rows = Object.entries(pool.providers).flatMap(([name, config]) =>
+        config!.keys.map((k) => ({
+          provider: name,
+          id: k.id,
+          fingerprint: fingerprint(k.key),
+          state: k.enabled ? 'enabled' : 'disabled',
+          weight: k.weight,
+          added: k.addedAt ?? '',
+        })),
+      );
+      return ctx.print(rows, table(rows));
+    }
+    case 'add':
+      return add(ctx, doc, pool, options);
+    case 'enable':
+    case 'disable':
+    case 'remove': {
+      const name = provider(options.provider as string | undefined);
+      const id = options.id as string | undefined;
+      const config = pool.providers[name];
+      const index = config?.keys.findIndex((k) => k.id === id) ?? -1;
+      if (id === undefined || config === undefined || index < 0) {
+        throw new CliError(`--id: no key '${id ?? ''}' for provider ${name}; 'dify-aws keys list' shows the ids`);
+      }
+      if (action === 'remove') {
+        if (!(await ctx.confirm(`Remove key ${id} of ${name} from the pool? The gateway stops using it within 30 s.`)))
+          throw new CliError('cancelled', 3);
+        config.keys.splice(index, 1);
+      } else config.keys[index] = { ...config.keys[index], enabled: action === 'enable' };
+      const version = await doc.write(pool);
+      return ctx.print(
+        { provider: name, id, action, versionId: version },
+        `${action}d key ${id} of ${name} (new version ${version}); the gateway picks it up without a restart`,
+      );
+    }
+    default:
+      throw new CliError(`keys: expected add, list, enable, disable or remove${action ? `, got '${action}'` : ''}`);
+  }
+}
+
+async function add(
+  ctx: Context,
+  doc: SecretDocument<ProviderPool>,
+  pool: ProviderPool,
+  options: Record<string, string | boolean | undefined>,
+): Promise<void> {
+  const name = provider(options.provider as string | undefined);
+  let config = pool.providers[name];
+  if (config === undefined) {
+    if (typeof options['base-url'] !== 'string' || typeof options.models !== 'string') {
+      throw new CliError(`provider ${name} is not in the pool yet: pass --base-url URL and --models id,id for it`);
+    }
+    config = {
+      baseUrl: options['base-url'],
+      models: options.models
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean),
+      keys: [],
+    };
+  }
+  const id = (options.id as string | undefined) ?? `${name}-${config.keys.length + 1}`;
+  if (config.keys.some((k) => k.id === id)) throw new CliError(`--id: provider ${name} already has a key '${id}'`);
+  const weight = options.weight === undefined ? 1 : Number(options.weight);
+  if (!Number.isInteger(weight) || weight < 1 || weight > 1000)
+    throw new CliError('--weight: expected a whole number from 1 to 1000');
+  const key = await ctx.io.readSecret(`${name} key (not echoed): `);
+  const shape = KEY_SHAPES[name];
+  if (!shape.pattern.test(key)) throw new CliError(`the key read from stdin does not look like ${shape.expected}`);
+  const existing = Object.values(pool.providers)
+    .flatMap((p) => p!.keys)
+    .find((k) => k.key === key);
+  if (existing !== undefined) throw new CliError(`this key is already in the pool as '${existing.id}'`);
+  if (options.verify === true) {
+    const probe = probeRequest(name, config, key);
+    ctx.progress(`verifying the key against ${new URL(probe.url).host}…`);
+    const response = await fetch(probe.url, { headers: probe.headers, signal: AbortSignal.timeout(15_000) }).catch(
+      () => undefined,
+    );
+    if (response === undefined)
+      throw new CliError(`--verify: could not reach ${new URL(probe.url).host}; the key was not stored`);
+    if (!response.ok)
+      throw new CliError(`--verify: ${name} answered ${response.status} to this key; it was not stored`);
+  }
+  config.keys.push({ id, key, weight, enabled: true, addedAt: ctx.now().toISOString() });
+  pool.providers[name] = config;
+  const version = await doc.write(pool);
+  ctx.print(
+    { provider: name, id, fingerprint: fingerprint(key), weight, versionId: version },
+    `added key ${id} (${fingerprint(key)}) to ${name} (new version ${version}); the gateway picks it up without a restart`,
+  );
+}

@@ -1,0 +1,264 @@
+import { DescribeServicesCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
+import { DescribeReplicationGroupsCommand, ModifyReplicationGroupCommand } from '@aws-sdk/client-elasticache';
+import { DescribeKeyCommand } from '@aws-sdk/client-kms';
+import {
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  UpdateSecretCommand,
+} from '@aws-sdk/client-secrets-manager';
+import type { Context } from '../context';
+import { awsError, CliError } from '../errors';
+import { table } from '../io';
+
+/**
+ * The secrets `secrets rotate` knows: where the stack outputs them and which services read them at
+ * start (from lib/constructs/dify/environment.ts and the gateway construct), so exactly those redeploy.
+ */
+const ROTATABLE: Record<string, { output: string; consumers: string[]; what: string }> = {
+  'sandbox-key': {
+    output: 'SandboxApiKeySecretArn',
+    consumers: ['Api', 'Worker', 'Beat', 'Sandbox'],
+    what: 'the sandbox API key',
+  },
+  'plugin-daemon-key': {
+    output: 'PluginDaemonKeySecretArn',
+    consumers: ['Api', 'Worker', 'Beat', 'PluginDaemon'],
+    what: 'the plugin daemon server key',
+  },
+  'plugin-inner-key': {
+    output: 'PluginInnerApiKeySecretArn',
+    consumers: ['Api', 'Worker', 'Beat', 'PluginDaemon'],
+    what: 'the plugin inner API key',
+  },
+  'redis-token': {
+    output: 'CacheAuthTokenSecretArn',
+    consumers: ['Api', 'Worker', 'Beat', 'PluginDaemon', 'Gateway'],
+    what: 'the Valkey AUTH token',
+  },
+  'secret-key': { output: 'DifySecretKeySecretArn', consumers: ['Api', 'Worker', 'Beat'], what: "Dify's SECRET_KEY" },
+};
+
+const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** 64 alphanumeric characters (about 380 bits), unbiased: bytes past the last whole multiple are redrawn. */
+export function newSecretValue(randomBytes: (n: number) => Buffer, length = 64): string {
+  let value = '';
+  while (value.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < 248 && value.length < length) value += ALPHANUMERIC[byte % 62];
+    }
+  }
+  return value;
+}
+
+export async function secrets(
+  ctx: Context,
+  action: string | undefined,
+  args: string[],
+  options: Record<string, string | boolean | undefined>,
+) {
+  if (action === 'rotate') return rotate(ctx, args[0], options);
+  if (action === 'migrate-kms') return migrateKms(ctx, options);
+  throw new CliError(`secrets: expected rotate NAME or migrate-kms --to KEY${action ? `, got '${action}'` : ''}`);
+}
+
+async function rotate(ctx: Context, name: string | undefined, options: Record<string, string | boolean | undefined>) {
+  const spec = name === undefined ? undefined : ROTATABLE[name];
+  if (spec === undefined) {
+    throw new CliError(
+      `secrets rotate: expected one of ${Object.keys(ROTATABLE).join(', ')}${name ? `, got '${name}'` : ''}`,
+    );
+  }
+  if (name === 'secret-key' && options['force-secret-key'] !== true) {
+    throw new CliError(
+      'refusing to rotate SECRET_KEY: Dify encrypts the model provider credentials it stores with it and cannot re-encrypt them, so every stored credential becomes unreadable and must be entered again. If that is what you want, pass --force-secret-key.',
+    );
+  }
+  const stack = await ctx.stack();
+  const secretArn = stack.get(spec.output);
+  const services = spec.consumers.map((c) => stack.get(`${c}ServiceName`));
+  const cluster = stack.get('ClusterName');
+  if (
+    !(await ctx.confirm(`Rotate ${spec.what} and redeploy ${services.length} services (${spec.consumers.join(', ')})?`))
+  ) {
+    throw new CliError('cancelled', 3);
+  }
+  const value = newSecretValue(ctx.randomBytes);
+  const cache = name === 'redis-token' ? stack.get('CacheReplicationGroupId') : undefined;
+  if (cache !== undefined) {
+    // ElastiCache accepts the old and the new token together during ROTATE, so no client drops.
+    await modifyToken(ctx, cache, value, 'ROTATE');
+  }
+  let version: string | undefined;
+  try {
+    version = (await ctx.secrets().send(new PutSecretValueCommand({ SecretId: secretArn, SecretString: value })))
+      .VersionId;
+  } catch (error) {
+    throw awsError(`storing the new value of ${spec.what}`, error);
+  }
+  ctx.progress(`stored a new version of ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
+  await redeploy(ctx, cluster, services, options);
+  if (cache !== undefined) await modifyToken(ctx, cache, value, 'SET');
+  ctx.print(
+    { secret: name, versionId: version, redeployed: spec.consumers, healthy: true },
+    `rotated ${spec.what} (version ${version}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
+  );
+}
+
+async function modifyToken(ctx: Context, group: string, token: string, strategy: 'ROTATE' | 'SET'): Promise<void> {
+  try {
+    await ctx.elastiCache().send(
+      new ModifyReplicationGroupCommand({
+        ReplicationGroupId: group,
+        AuthToken: token,
+        AuthTokenUpdateStrategy: strategy,
+        ApplyImmediately: true,
+      }),
+    );
+  } catch (error) {
+    throw awsError(`updating the Valkey AUTH token (${strategy})`, error);
+  }
+  for (let i = 0; i < 180; i++) {
+    const described = await ctx.elastiCache().send(new DescribeReplicationGroupsCommand({ ReplicationGroupId: group }));
+    const status = described.ReplicationGroups?.[0]?.Status;
+    if (status === 'available') return;
+    ctx.progress(`waiting for Valkey (${strategy}): ${status}`);
+    await ctx.sleep(10_000);
+  }
+  throw new CliError(`Valkey did not become available after the ${strategy} token update within 30 minutes`);
+}
+
+/** Forces a new deployment of each service and waits until every one is stable and at its desired count. */
+export async function redeploy(
+  ctx: Context,
+  cluster: string,
+  services: string[],
+  options: Record<string, string | boolean | undefined>,
+) {
+  for (const service of services) {
+    try {
+      await ctx.ecs().send(new UpdateServiceCommand({ cluster, service, forceNewDeployment: true }));
+    } catch (error) {
+      throw awsError(`redeploying ${service}`, error);
+    }
+  }
+  const timeoutS = options.timeout === undefined ? 1800 : Number(options.timeout);
+  const polls = Math.max(1, Math.ceil(timeoutS / 15));
+  for (let i = 0; i < polls; i++) {
+    const described = await ctx.ecs().send(new DescribeServicesCommand({ cluster, services }));
+    const pending = (described.services ?? []).filter((s) => {
+      const deployments = s.deployments ?? [];
+      const done = deployments.length <= 1 && (deployments[0]?.rolloutState ?? 'COMPLETED') === 'COMPLETED';
+      return !done || s.runningCount !== s.desiredCount;
+    });
+    if (pending.length === 0 && (described.services ?? []).length === services.length) return;
+    ctx.progress(
+      `waiting for ${pending.map((s) => `${s.serviceName} (${s.runningCount}/${s.desiredCount})`).join(', ')}`,
+    );
+    await ctx.sleep(15_000);
+  }
+  throw new CliError(
+    `the services were not stable within ${timeoutS} s; check them in the ECS console. The new secret value is stored.`,
+  );
+}
+
+interface Move {
+  name: string;
+  arn: string;
+  from?: string;
+  value?: string;
+  status: string;
+}
+
+async function migrateKms(ctx: Context, options: Record<string, string | boolean | undefined>) {
+  const to = options.to;
+  if (typeof to !== 'string' || to === '')
+    throw new CliError('--to: expected the id, ARN or alias of the KMS key to move the secrets to');
+  const stack = await ctx.stack();
+  let target: string;
+  try {
+    const key = await ctx.kms().send(new DescribeKeyCommand({ KeyId: to }));
+    if (key.KeyMetadata?.Enabled !== true) throw new CliError(`--to: KMS key ${to} is not enabled`);
+    target = key.KeyMetadata.Arn!;
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw awsError(`--to: reading KMS key ${to}`, error);
+  }
+  const moves: Move[] = Object.entries(stack.secretArns()).map(([name, arn]) => ({ name, arn, status: 'pending' }));
+  // 1. Prove every secret can be read before anything changes.
+  for (const move of moves) {
+    try {
+      const described = await ctx.secrets().send(new DescribeSecretCommand({ SecretId: move.arn }));
+      const value = await ctx
+        .secrets()
+        .send(new GetSecretValueCommand({ SecretId: move.arn, VersionStage: 'AWSCURRENT' }));
+      move.from = described.KmsKeyId;
+      move.value = value.SecretString;
+      move.status = 'readable';
+    } catch (error) {
+      throw awsError(`reading ${move.name} before the move (nothing was changed)`, error);
+    }
+  }
+  const rows = () =>
+    moves.map((m) => ({ secret: m.name, from: m.from ?? 'aws/secretsmanager', to: target, status: m.status }));
+  if (options['dry-run'] === true) {
+    for (const m of moves) m.status = m.from === target ? 'already there' : 'would move';
+    return ctx.print(rows(), table(rows()));
+  }
+  if (
+    !(await ctx.confirm(
+      `Move ${moves.length} secrets to ${target}? The rotation functions and ECS must be allowed to use it.`,
+    ))
+  ) {
+    throw new CliError('cancelled', 3);
+  }
+  const changed: Move[] = [];
+  try {
+    // 2. Change each secret: a new version of the same value, encrypted under the new key.
+    for (const move of moves) {
+      if (move.from === target) {
+        move.status = 'already there';
+        continue;
+      }
+      ctx.progress(`moving ${move.name}…`);
+      await ctx
+        .secrets()
+        .send(new UpdateSecretCommand({ SecretId: move.arn, KmsKeyId: target, SecretString: move.value }));
+      changed.push(move);
+      move.status = 'changed';
+    }
+    // 3. Read each one back: the same value, under the new key.
+    for (const move of changed) {
+      const described = await ctx.secrets().send(new DescribeSecretCommand({ SecretId: move.arn }));
+      const value = await ctx
+        .secrets()
+        .send(new GetSecretValueCommand({ SecretId: move.arn, VersionStage: 'AWSCURRENT' }));
+      if (value.SecretString !== move.value || (described.KmsKeyId !== target && described.KmsKeyId !== to)) {
+        throw new CliError(`${move.name} did not read back as written`);
+      }
+      move.status = 'moved';
+    }
+  } catch (error) {
+    // 4. Roll back what changed, newest first, to its old key and value.
+    for (const move of [...changed].reverse()) {
+      try {
+        await ctx.secrets().send(
+          new UpdateSecretCommand({
+            SecretId: move.arn,
+            KmsKeyId: move.from ?? 'alias/aws/secretsmanager',
+            SecretString: move.value,
+          }),
+        );
+        move.status = 'rolled back';
+      } catch {
+        move.status = 'ROLLBACK FAILED';
+      }
+    }
+    for (const m of moves) if (m.status === 'readable') m.status = 'unchanged';
+    ctx.print({ moved: false, secrets: rows() }, table(rows()));
+    const cause = error instanceof CliError ? error.message : awsError('moving a secret', error).message;
+    throw new CliError(`migrate-kms failed (${cause}); every changed secret was rolled back`);
+  }
+  ctx.print({ moved: true, secrets: rows() }, table(rows()));
+}

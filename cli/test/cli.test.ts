@@ -1,0 +1,446 @@
+import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import {
+  CreateClusterCommand,
+  CreateServiceCommand,
+  DescribeServicesCommand,
+  ECSClient,
+  RegisterTaskDefinitionCommand,
+  UpdateServiceCommand,
+} from '@aws-sdk/client-ecs';
+import {
+  DescribeReplicationGroupsCommand,
+  ElastiCacheClient,
+  ModifyReplicationGroupCommand,
+} from '@aws-sdk/client-elasticache';
+import { mockClient } from 'aws-sdk-client-mock';
+import { CreateKeyCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  SecretsManagerClient,
+  UpdateSecretCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { createHmac } from 'node:crypto';
+import { MOTO_CREDENTIALS, type Moto, startMoto } from '../../gateway/test/helpers/moto';
+import { run } from '../src/main';
+import type { Io } from '../src/io';
+
+/**
+ * The CLI end to end against moto_server: a CloudFormation stack with the outputs a deployed stack
+ * has, its secrets under a KMS key, and its ECS services. Each command runs as a user would run it
+ * (argv, stdin, stdout, stderr, exit code), and the test reads the results back from moto.
+ */
+
+const REGION = 'us-east-1';
+const PEPPER = 'cli-test-pepper-0123456789abcdefghijklmnopqrstuv';
+const PLANTED = {
+  sandbox: 'sandboxSecretValue0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH',
+  pluginDaemon: 'pluginDaemonSecretValue0123456789abcdefghijklmnopqrstuvwxyzABC',
+  secretKey: 'difySecretKeyValue0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI',
+  openai: 'sk-planted-openai-key-0123456789abcdefghij',
+  cacheToken: 'cacheTokenValue0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL',
+};
+
+/** A service mid-rollout (two deployments, one task of two running) or done. */
+const rolling = (serviceName: string, state: 'IN_PROGRESS' | 'COMPLETED') => ({
+  serviceName,
+  desiredCount: 2,
+  runningCount: state === 'COMPLETED' ? 2 : 1,
+  deployments:
+    state === 'COMPLETED'
+      ? [{ rolloutState: 'COMPLETED' as const }]
+      : [{ rolloutState: 'IN_PROGRESS' as const }, { rolloutState: 'COMPLETED' as const }],
+});
+
+interface Captured {
+  code: number;
+  out: string;
+  err: string;
+}
+
+describe('dify-aws against moto_server', () => {
+  let moto: Moto;
+  const clients: { cfn?: CloudFormationClient; secrets?: SecretsManagerClient; kms?: KMSClient; ecs?: ECSClient } = {};
+  const outputs: Record<string, string> = {};
+  let keyA: string;
+  const everything: string[] = [];
+
+  const io = (stdin = ''): Io & { out: (l: string) => void; captured: Captured } => {
+    const captured: Captured = { code: -1, out: '', err: '' };
+    return {
+      captured,
+      out: (line) => (captured.out += `${line}\n`),
+      err: (line) => (captured.err += `${line}\n`),
+      readSecret: async () => stdin,
+      confirm: async () => false,
+    };
+  };
+
+  async function cli(argv: string[], stdin = '', overrides: Parameters<typeof run>[2] = {}): Promise<Captured> {
+    const terminal = io(stdin);
+    terminal.captured.code = await run([...argv, '--region', REGION], terminal, {
+      clients: { cloudFormation: clients.cfn, secrets: clients.secrets, kms: clients.kms, ecs: clients.ecs },
+      sleep: async () => undefined,
+      ...overrides,
+    });
+    everything.push(terminal.captured.out, terminal.captured.err);
+    return terminal.captured;
+  }
+
+  const value = async (arn: string) =>
+    (await clients.secrets!.send(new GetSecretValueCommand({ SecretId: arn, VersionStage: 'AWSCURRENT' })))
+      .SecretString!;
+  const kmsOf = async (arn: string) =>
+    (await clients.secrets!.send(new DescribeSecretCommand({ SecretId: arn }))).KmsKeyId;
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    const config = { region: REGION, endpoint: moto.endpoint, credentials: MOTO_CREDENTIALS };
+    clients.cfn = new CloudFormationClient(config);
+    clients.secrets = new SecretsManagerClient(config);
+    clients.kms = new KMSClient(config);
+    clients.ecs = new ECSClient(config);
+    keyA = (await clients.kms.send(new CreateKeyCommand({ Description: 'secrets key' }))).KeyMetadata!.Arn!;
+    const secret = async (name: string, secretString: string) =>
+      (await clients.secrets!.send(new CreateSecretCommand({ Name: name, SecretString: secretString, KmsKeyId: keyA })))
+        .ARN!;
+    outputs.GatewayProviderKeysSecretArn = await secret('Dify/pool', JSON.stringify({ version: 1, providers: {} }));
+    outputs.GatewayClientsSecretArn = await secret(
+      'Dify/clients',
+      JSON.stringify({ version: 1, clients: [], customDetectors: [] }),
+    );
+    outputs.GatewayPepperSecretArn = await secret('Dify/pepper', PEPPER);
+    outputs.SandboxApiKeySecretArn = await secret('Dify/sandbox', PLANTED.sandbox);
+    outputs.PluginDaemonKeySecretArn = await secret('Dify/plugin-daemon', PLANTED.pluginDaemon);
+    outputs.DifySecretKeySecretArn = await secret('Dify/secret-key', PLANTED.secretKey);
+    outputs.CacheAuthTokenSecretArn = await secret('Dify/cache-token', PLANTED.cacheToken);
+    outputs.CacheReplicationGroupId = 'dify-cache';
+    await clients.ecs.send(new CreateClusterCommand({ clusterName: 'dify-cluster' }));
+    await clients.ecs.send(
+      new RegisterTaskDefinitionCommand({
+        family: 'dify',
+        containerDefinitions: [{ name: 'app', image: 'app', memory: 512 }],
+      }),
+    );
+    outputs.ClusterName = 'dify-cluster';
+    for (const service of ['Api', 'Worker', 'Beat', 'Sandbox', 'PluginDaemon', 'Gateway']) {
+      await clients.ecs.send(
+        new CreateServiceCommand({
+          cluster: 'dify-cluster',
+          serviceName: `dify-${service.toLowerCase()}`,
+          taskDefinition: 'dify',
+          desiredCount: 1,
+        }),
+      );
+      outputs[`${service}ServiceName`] = `dify-${service.toLowerCase()}`;
+    }
+    const template = {
+      Resources: { Handle: { Type: 'AWS::CloudFormation::WaitConditionHandle' } },
+      Outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { Value: v }])),
+    };
+    await clients.cfn.send(new CreateStackCommand({ StackName: 'Dify', TemplateBody: JSON.stringify(template) }));
+  });
+
+  afterAll(async () => {
+    for (const client of Object.values(clients)) client?.destroy();
+    await moto?.stop();
+  });
+
+  describe('keys', () => {
+    it('adds a key read from stdin, as a new secret version, and never prints it', async () => {
+      const added = await cli(
+        [
+          'keys',
+          'add',
+          '--provider',
+          'openai',
+          '--id',
+          'openai-1',
+          '--base-url',
+          'https://api.openai.com',
+          '--models',
+          'gpt-4o-mini',
+          '--json',
+        ],
+        PLANTED.openai,
+      );
+      expect(added.code).toBe(0);
+      expect(JSON.parse(added.out)).toMatchObject({
+        provider: 'openai',
+        id: 'openai-1',
+        fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{12}$/),
+      });
+      const pool = JSON.parse(await value(outputs.GatewayProviderKeysSecretArn));
+      expect(pool.providers.openai.keys[0]).toMatchObject({
+        id: 'openai-1',
+        key: PLANTED.openai,
+        weight: 1,
+        enabled: true,
+      });
+      const listed = await cli(['keys', 'list']);
+      expect(listed.out).toContain('openai-1');
+      expect(listed.out).toContain('enabled');
+    });
+
+    it('refuses a key of the wrong shape, a duplicate, and an unknown provider, saying what is expected', async () => {
+      const shape = await cli(
+        ['keys', 'add', '--provider', 'anthropic', '--base-url', 'https://api.anthropic.com', '--models', 'claude'],
+        'sk-not-anthropic-000000000000000',
+      );
+      expect([shape.code, shape.err]).toEqual([1, expect.stringContaining("'sk-ant-'")]);
+      const duplicate = await cli(['keys', 'add', '--provider', 'openai'], PLANTED.openai);
+      expect(duplicate.err).toContain("already in the pool as 'openai-1'");
+      const unknown = await cli(['keys', 'add', '--provider', 'gemini'], PLANTED.openai);
+      expect(unknown.err).toContain('--provider: expected one of openai, anthropic, azure-openai, custom');
+    });
+
+    it('disables, enables and removes a key (removal asks, --yes answers)', async () => {
+      expect((await cli(['keys', 'disable', '--provider', 'openai', '--id', 'openai-1'])).code).toBe(0);
+      expect(JSON.parse(await value(outputs.GatewayProviderKeysSecretArn)).providers.openai.keys[0].enabled).toBe(
+        false,
+      );
+      expect((await cli(['keys', 'enable', '--provider', 'openai', '--id', 'openai-1'])).code).toBe(0);
+      const refused = await cli(['keys', 'remove', '--provider', 'openai', '--id', 'openai-1']);
+      expect([refused.code, refused.err.trim()]).toEqual([3, 'dify-aws: cancelled']);
+      expect(JSON.parse(await value(outputs.GatewayProviderKeysSecretArn)).providers.openai.keys).toHaveLength(1);
+      expect((await cli(['keys', 'remove', '--provider', 'openai', '--id', 'openai-1', '--yes'])).code).toBe(0);
+      expect(JSON.parse(await value(outputs.GatewayProviderKeysSecretArn)).providers.openai.keys).toHaveLength(0);
+    });
+  });
+
+  describe('clients', () => {
+    let firstKey = '';
+    it('creates a client whose key is printed once and stored only as its keyed hash', async () => {
+      const created = await cli([
+        'clients',
+        'create',
+        '--id',
+        'dify',
+        '--cidrs',
+        '10.0.4.0/22,10.0.8.0/22',
+        '--models',
+        'gpt-4o-mini',
+        '--json',
+      ]);
+      expect(created.code).toBe(0);
+      firstKey = JSON.parse(created.out).key;
+      expect(firstKey).toMatch(/^dgw_dify_[A-Za-z0-9_-]{43}$/);
+      const stored = await value(outputs.GatewayClientsSecretArn);
+      expect(stored).not.toContain(firstKey);
+      const [record] = JSON.parse(stored).clients;
+      expect(record.keyHash).toBe(createHmac('sha256', PEPPER).update(firstKey).digest('hex'));
+      expect(record).toMatchObject({ allowedCidrs: ['10.0.4.0/22', '10.0.8.0/22'], allowedModels: ['gpt-4o-mini'] });
+      const listed = await cli(['clients', 'list']);
+      expect(listed.out).toContain('dify');
+      expect(listed.out).not.toContain(firstKey);
+    });
+
+    it('rotates a client’s key and revokes a client', async () => {
+      const rotated = await cli(['clients', 'rotate', '--id', 'dify', '--yes', '--json']);
+      const newKey = JSON.parse(rotated.out).key;
+      expect(newKey).not.toBe(firstKey);
+      const [record] = JSON.parse(await value(outputs.GatewayClientsSecretArn)).clients;
+      expect(record.keyHash).toBe(createHmac('sha256', PEPPER).update(newKey).digest('hex'));
+      expect((await cli(['clients', 'revoke', '--id', 'dify', '--yes'])).code).toBe(0);
+      expect(JSON.parse(await value(outputs.GatewayClientsSecretArn)).clients[0].disabled).toBe(true);
+    });
+
+    it('refuses a bad id and a missing network list', async () => {
+      expect((await cli(['clients', 'create', '--id', 'Bad_Id', '--cidrs', '10.0.0.0/8'])).err).toContain(
+        '--id: expected 1-32 characters',
+      );
+      expect((await cli(['clients', 'create', '--id', 'other'])).err).toContain('--cidrs: expected the networks');
+    });
+  });
+
+  describe('secrets rotate', () => {
+    it('rotates the sandbox key and redeploys exactly its readers until they are stable', async () => {
+      // moto registers Fargate services but runs no tasks, so the rollout is played by a mock ECS.
+      const ecs = mockClient(ECSClient);
+      ecs.on(UpdateServiceCommand).resolves({});
+      ecs
+        .on(DescribeServicesCommand)
+        .resolvesOnce({
+          services: ['dify-api', 'dify-worker', 'dify-beat', 'dify-sandbox'].map((n) => rolling(n, 'IN_PROGRESS')),
+        })
+        .resolves({
+          services: ['dify-api', 'dify-worker', 'dify-beat', 'dify-sandbox'].map((n) => rolling(n, 'COMPLETED')),
+        });
+      try {
+        const before = await value(outputs.SandboxApiKeySecretArn);
+        const rotated = await cli(['secrets', 'rotate', 'sandbox-key', '--yes', '--json'], '', {
+          clients: {
+            cloudFormation: clients.cfn,
+            secrets: clients.secrets,
+            kms: clients.kms,
+            ecs: new ECSClient({ region: REGION }),
+          },
+        });
+        expect(rotated.code).toBe(0);
+        const after = await value(outputs.SandboxApiKeySecretArn);
+        expect(after).not.toBe(before);
+        expect(after).toMatch(/^[A-Za-z0-9]{64}$/);
+        expect(JSON.parse(rotated.out)).toMatchObject({
+          redeployed: ['Api', 'Worker', 'Beat', 'Sandbox'],
+          healthy: true,
+        });
+        expect(
+          ecs
+            .commandCalls(UpdateServiceCommand)
+            .map((c) => [c.args[0].input.service, c.args[0].input.forceNewDeployment]),
+        ).toEqual([
+          ['dify-api', true],
+          ['dify-worker', true],
+          ['dify-beat', true],
+          ['dify-sandbox', true],
+        ]);
+        expect(rotated.err).toContain('waiting for dify-api (1/2)');
+        expect(rotated.out + rotated.err).not.toContain(after);
+      } finally {
+        ecs.restore();
+      }
+    });
+
+    it('rotates the Valkey token with ElastiCache’s ROTATE, then SET after the readers redeployed', async () => {
+      const ecs = mockClient(ECSClient);
+      ecs.on(UpdateServiceCommand).resolves({});
+      ecs.on(DescribeServicesCommand).callsFake((input: { services: string[] }) => ({
+        services: input.services.map((n) => rolling(n, 'COMPLETED')),
+      }));
+      const elastiCache = mockClient(ElastiCacheClient);
+      elastiCache.on(ModifyReplicationGroupCommand).resolves({});
+      elastiCache
+        .on(DescribeReplicationGroupsCommand)
+        .resolvesOnce({ ReplicationGroups: [{ Status: 'modifying' }] })
+        .resolves({ ReplicationGroups: [{ Status: 'available' }] });
+      try {
+        const rotated = await cli(['secrets', 'rotate', 'redis-token', '--yes'], '', {
+          clients: {
+            cloudFormation: clients.cfn,
+            secrets: clients.secrets,
+            kms: clients.kms,
+            ecs: new ECSClient({ region: REGION }),
+            elastiCache: new ElastiCacheClient({ region: REGION }),
+          },
+        });
+        expect(rotated.code).toBe(0);
+        const token = await value(outputs.CacheAuthTokenSecretArn);
+        const calls = elastiCache.commandCalls(ModifyReplicationGroupCommand).map((c) => c.args[0].input);
+        expect(calls.map((c) => [c.ReplicationGroupId, c.AuthTokenUpdateStrategy, c.AuthToken === token])).toEqual([
+          ['dify-cache', 'ROTATE', true],
+          ['dify-cache', 'SET', true],
+        ]);
+        // The readers (and the gateway) redeploy between ROTATE and SET.
+        expect(ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input.service)).toEqual([
+          'dify-api',
+          'dify-worker',
+          'dify-beat',
+          'dify-plugindaemon',
+          'dify-gateway',
+        ]);
+        expect(rotated.out + rotated.err).not.toContain(token);
+      } finally {
+        ecs.restore();
+        elastiCache.restore();
+      }
+    });
+
+    it('refuses SECRET_KEY with the reason, and changes nothing', async () => {
+      const refused = await cli(['secrets', 'rotate', 'secret-key', '--yes']);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain('every stored credential becomes unreadable');
+      expect(refused.err).toContain('--force-secret-key');
+      expect(await value(outputs.DifySecretKeySecretArn)).toBe(PLANTED.secretKey);
+    });
+  });
+
+  describe('secrets migrate-kms', () => {
+    const stackSecrets = () =>
+      Object.entries(outputs)
+        .filter(([k]) => k.endsWith('SecretArn'))
+        .map(([, v]) => v);
+    const state = async () =>
+      Promise.all(stackSecrets().map(async (arn) => ({ arn, value: await value(arn), key: await kmsOf(arn) })));
+
+    it('lists what would move with --dry-run and changes nothing', async () => {
+      const keyB = (await clients.kms!.send(new CreateKeyCommand({ Description: 'new secrets key' }))).KeyMetadata!
+        .Arn!;
+      const before = await state();
+      const dry = await cli(['secrets', 'migrate-kms', '--to', keyB, '--dry-run']);
+      expect(dry.code).toBe(0);
+      expect(dry.out.match(/would move/g)).toHaveLength(stackSecrets().length);
+      expect(await state()).toEqual(before);
+    });
+
+    it('rolls every changed secret back when a permission error strikes halfway', async () => {
+      const keyC = (await clients.kms!.send(new CreateKeyCommand({ Description: 'key C' }))).KeyMetadata!.Arn!;
+      const before = await state();
+      // A client that is denied on the third UpdateSecret: two secrets have moved by then.
+      let updates = 0;
+      const failing = new SecretsManagerClient({
+        region: REGION,
+        endpoint: moto.endpoint,
+        credentials: MOTO_CREDENTIALS,
+      });
+      const send = failing.send.bind(failing);
+      failing.send = (async (command: unknown) => {
+        if (command instanceof UpdateSecretCommand && command.input.KmsKeyId === keyC && ++updates === 3) {
+          throw Object.assign(new Error('User is not authorized to perform kms:Encrypt'), {
+            name: 'AccessDeniedException',
+          });
+        }
+        return send(command as never);
+      }) as typeof failing.send;
+      const result = await cli(['secrets', 'migrate-kms', '--to', keyC, '--yes'], '', {
+        clients: { cloudFormation: clients.cfn, secrets: failing, kms: clients.kms, ecs: clients.ecs },
+      });
+      failing.destroy();
+      expect(result.code).toBe(1);
+      expect(result.err).toContain('every changed secret was rolled back');
+      expect(result.out.match(/rolled back/g)).toHaveLength(2);
+      expect(await state()).toEqual(before);
+    });
+
+    it('refuses a key that cannot be used, before touching anything', async () => {
+      const created = (await clients.kms!.send(new CreateKeyCommand({ Description: 'key pending deletion' })))
+        .KeyMetadata!;
+      await clients.kms!.send(new ScheduleKeyDeletionCommand({ KeyId: created.KeyId, PendingWindowInDays: 7 }));
+      const keyD = created.Arn!;
+      const before = await state();
+      const refused = await cli(['secrets', 'migrate-kms', '--to', keyD, '--yes']);
+      expect([refused.code, refused.err]).toEqual([1, expect.stringContaining('is not enabled')]);
+      expect(await state()).toEqual(before);
+    });
+
+    it('moves every secret to the new key, reads each back, and prints a table', async () => {
+      const keyE = (await clients.kms!.send(new CreateKeyCommand({ Description: 'key E' }))).KeyMetadata!.Arn!;
+      const before = await state();
+      const moved = await cli(['secrets', 'migrate-kms', '--to', keyE, '--yes']);
+      expect(moved.code).toBe(0);
+      expect(moved.out.match(/ moved/g)).toHaveLength(stackSecrets().length);
+      const after = await state();
+      expect(after.map((s) => s.value)).toEqual(before.map((s) => s.value));
+      for (const secret of after) expect(secret.key).toBe(keyE);
+    });
+  });
+
+  describe('every command', () => {
+    it('names a missing stack and exits non-zero', async () => {
+      const missing = await cli(['keys', 'list', '--stack', 'NoSuchStack']);
+      expect(missing.code).toBe(1);
+      expect(missing.err).toContain('stack NoSuchStack not found');
+    });
+
+    it('names an unknown command or option', async () => {
+      expect((await cli(['launch'])).err).toContain("unknown command 'launch'");
+      const option = await cli(['keys', 'list', '--colour']);
+      expect([option.code, option.err]).toEqual([2, expect.stringContaining("Unknown option '--colour'")]);
+    });
+
+    it('never printed a secret value (planted ones, the pepper, the provider key)', () => {
+      const output = everything.join('\n');
+      for (const planted of [...Object.values(PLANTED), PEPPER]) expect(output).not.toContain(planted);
+    });
+  });
+});
