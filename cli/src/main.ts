@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { clients } from './commands/clients';
 import { keys } from './commands/keys';
+import { lockdown } from './commands/lockdown';
+import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
 import { secrets } from './commands/secrets';
 import { Context, type ContextOptions } from './context';
 import { CliError } from './errors';
@@ -21,6 +23,8 @@ usage: dify-aws <command> [options]
                                (secret-key is refused without --force-secret-key); redeploys its readers
   secrets migrate-kms --to KEY [--dry-run]
                                move every secret of the stack to another KMS key, rolling back on failure
+  lockdown [--undo]            incident: scale every service to zero and hold autoscaling there;
+                               --undo restores each service's count and limits exactly
 
 every command: --stack NAME (default Dify) --region REGION --json --yes (no confirmation prompts)
 credentials: the AWS SDK's standard chain (AWS_PROFILE, environment, instance role)`;
@@ -43,6 +47,7 @@ const OPTIONS = {
   to: { type: 'string' },
   'dry-run': { type: 'boolean' },
   'force-secret-key': { type: 'boolean' },
+  undo: { type: 'boolean' },
   timeout: { type: 'string' },
 } as const;
 
@@ -50,8 +55,10 @@ const OPTIONS = {
 export async function run(
   argv: string[],
   io: Io = terminalIo(),
-  overrides: Partial<ContextOptions> = {},
+  overrides: Partial<ContextOptions> & { scaling?: ApplicationAutoScalingClient } = {},
 ): Promise<number> {
+  let scaling = overrides.scaling;
+  let madeScaling = false;
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -85,8 +92,20 @@ export async function run(
       case 'secrets':
         await secrets(ctx, action, rest, options);
         break;
+      case 'lockdown':
+        await lockdown(ctx, options, () => {
+          if (scaling === undefined) {
+            scaling = new ApplicationAutoScalingClient({ region: values.region });
+            madeScaling = true;
+          }
+          return scaling;
+        });
+        break;
       default:
-        throw new CliError(`unknown command '${command}'; expected keys, clients or secrets (dify-aws --help)`, 2);
+        throw new CliError(
+          `unknown command '${command}'; expected keys, clients, secrets or lockdown (dify-aws --help)`,
+          2,
+        );
     }
     return 0;
   } catch (error) {
@@ -99,6 +118,7 @@ export async function run(
     return 1;
   } finally {
     ctx.destroy();
+    if (madeScaling) scaling?.destroy();
   }
 }
 

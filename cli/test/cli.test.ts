@@ -13,6 +13,11 @@ import {
   ModifyReplicationGroupCommand,
 } from '@aws-sdk/client-elasticache';
 import { mockClient } from 'aws-sdk-client-mock';
+import {
+  ApplicationAutoScalingClient,
+  DescribeScalableTargetsCommand,
+  RegisterScalableTargetCommand,
+} from '@aws-sdk/client-application-auto-scaling';
 import { CreateKeyCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
 import {
   CreateSecretCommand,
@@ -422,6 +427,72 @@ describe('dify-aws against moto_server', () => {
       const after = await state();
       expect(after.map((s) => s.value)).toEqual(before.map((s) => s.value));
       for (const secret of after) expect(secret.key).toBe(keyE);
+    });
+  });
+
+  describe('lockdown', () => {
+    const names = ['dify-api', 'dify-worker', 'dify-beat', 'dify-sandbox', 'dify-plugindaemon', 'dify-gateway'];
+    const desired = async () =>
+      Object.fromEntries(
+        (
+          (await clients.ecs!.send(new DescribeServicesCommand({ cluster: 'dify-cluster', services: names })))
+            .services ?? []
+        ).map((s) => [s.serviceName, s.desiredCount]),
+      );
+
+    it('scales every service to zero with autoscaling held there, and --undo restores exactly what was', async () => {
+      const scaling = new ApplicationAutoScalingClient({
+        region: REGION,
+        endpoint: moto.endpoint,
+        credentials: MOTO_CREDENTIALS,
+      });
+      await scaling.send(
+        new RegisterScalableTargetCommand({
+          ServiceNamespace: 'ecs',
+          ScalableDimension: 'ecs:service:DesiredCount',
+          ResourceId: 'service/dify-cluster/dify-api',
+          MinCapacity: 2,
+          MaxCapacity: 10,
+        }),
+      );
+      const target = async () =>
+        (
+          await scaling.send(
+            new DescribeScalableTargetsCommand({
+              ServiceNamespace: 'ecs',
+              ResourceIds: ['service/dify-cluster/dify-api'],
+            }),
+          )
+        ).ScalableTargets![0];
+      const before = await desired();
+      try {
+        const refused = await cli(['lockdown'], '', { scaling } as never);
+        expect(refused.code).toBe(3);
+        expect(await desired()).toEqual(before);
+
+        const locked = await cli(['lockdown', '--yes', '--json'], '', { scaling } as never);
+        expect(locked.code).toBe(0);
+        expect(Object.values(await desired()).every((count) => count === 0)).toBe(true);
+        expect(await target()).toMatchObject({
+          MinCapacity: 0,
+          MaxCapacity: 0,
+          SuspendedState: { DynamicScalingOutSuspended: true },
+        });
+        // A second lockdown must not overwrite what the first remembered.
+        expect((await cli(['lockdown', '--yes'], '', { scaling } as never)).out).toContain('already locked down');
+
+        const undone = await cli(['lockdown', '--undo', '--json'], '', { scaling } as never);
+        expect(undone.code).toBe(0);
+        expect(await desired()).toEqual(before);
+        expect(await target()).toMatchObject({
+          MinCapacity: 2,
+          MaxCapacity: 10,
+          SuspendedState: { DynamicScalingOutSuspended: false },
+        });
+        expect(JSON.parse(undone.out).services.every((s: { result: string }) => s.result === 'restored')).toBe(true);
+      } finally {
+        scaling.destroy();
+      }
     });
   });
 

@@ -1,0 +1,141 @@
+import {
+  ApplicationAutoScalingClient,
+  DescribeScalableTargetsCommand,
+  RegisterScalableTargetCommand,
+} from '@aws-sdk/client-application-auto-scaling';
+import {
+  DescribeServicesCommand,
+  ListTagsForResourceCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
+  UpdateServiceCommand,
+} from '@aws-sdk/client-ecs';
+import type { Context } from '../context';
+import { awsError, CliError } from '../errors';
+import { table } from '../io';
+
+/** The tag on each service that remembers what lockdown changed, so --undo restores it exactly. */
+export const LOCKDOWN_TAG = 'dify-aws:lockdown';
+
+/** Every service of the stack, by output name: Dify's seven and the gateway. */
+const SERVICES = ['Api', 'Worker', 'Beat', 'Web', 'Sandbox', 'PluginDaemon', 'SsrfProxy', 'Gateway'];
+
+interface Saved {
+  /** desired count */
+  d: number;
+  /** autoscaling min and max, when the service scales */
+  mn?: number;
+  mx?: number;
+}
+
+/**
+ * Incident response: scale every service to zero with autoscaling held at zero (so nothing scales
+ * it back), remembering each service's desired count and limits in a tag; `--undo` puts back exactly
+ * what the tag says and removes it.
+ */
+export async function lockdown(
+  ctx: Context,
+  options: Record<string, string | boolean | undefined>,
+  scaling: () => ApplicationAutoScalingClient,
+) {
+  const stack = await ctx.stack();
+  const cluster = stack.get('ClusterName');
+  const names = SERVICES.filter((s) => stack.has(`${s}ServiceName`)).map((s) => stack.get(`${s}ServiceName`));
+  let described;
+  try {
+    described = await ctx.ecs().send(new DescribeServicesCommand({ cluster, services: names, include: ['TAGS'] }));
+  } catch (error) {
+    throw awsError('reading the services', error);
+  }
+  const services = described.services ?? [];
+  const resourceId = (name: string) => `service/${cluster}/${name}`;
+  const targets = new Map<string, { min: number; max: number }>();
+  const scalable = await scaling().send(
+    new DescribeScalableTargetsCommand({ ServiceNamespace: 'ecs', ResourceIds: names.map(resourceId) }),
+  );
+  for (const t of scalable.ScalableTargets ?? [])
+    targets.set(t.ResourceId!, { min: t.MinCapacity!, max: t.MaxCapacity! });
+  const tagOf = async (arn: string) =>
+    (await ctx.ecs().send(new ListTagsForResourceCommand({ resourceArn: arn }))).tags?.find(
+      (t) => t.key === LOCKDOWN_TAG,
+    )?.value;
+
+  if (options.undo === true) {
+    const rows = [];
+    for (const service of services) {
+      const tag = await tagOf(service.serviceArn!);
+      if (tag === undefined) {
+        rows.push({
+          service: service.serviceName,
+          desired: service.desiredCount,
+          result: 'not locked down; unchanged',
+        });
+        continue;
+      }
+      const saved = JSON.parse(tag) as Saved;
+      if (saved.mn !== undefined && saved.mx !== undefined) {
+        await scaling().send(
+          new RegisterScalableTargetCommand({
+            ServiceNamespace: 'ecs',
+            ScalableDimension: 'ecs:service:DesiredCount',
+            ResourceId: resourceId(service.serviceName!),
+            MinCapacity: saved.mn,
+            MaxCapacity: saved.mx,
+            SuspendedState: {
+              DynamicScalingInSuspended: false,
+              DynamicScalingOutSuspended: false,
+              ScheduledScalingSuspended: false,
+            },
+          }),
+        );
+      }
+      await ctx.ecs().send(new UpdateServiceCommand({ cluster, service: service.serviceName, desiredCount: saved.d }));
+      await ctx.ecs().send(new UntagResourceCommand({ resourceArn: service.serviceArn, tagKeys: [LOCKDOWN_TAG] }));
+      rows.push({ service: service.serviceName, desired: saved.d, result: 'restored' });
+    }
+    return ctx.print({ undone: true, services: rows }, table(rows));
+  }
+
+  if (
+    !(await ctx.confirm(
+      `Scale all ${services.length} services of ${stack.stackName} to zero? Dify and the gateway stop answering.`,
+    ))
+  ) {
+    throw new CliError('cancelled', 3);
+  }
+  const rows = [];
+  for (const service of services) {
+    if ((await tagOf(service.serviceArn!)) !== undefined) {
+      rows.push({ service: service.serviceName, desired: 0, result: 'already locked down' });
+      continue;
+    }
+    const target = targets.get(resourceId(service.serviceName!));
+    const saved: Saved = { d: service.desiredCount ?? 0, ...(target ? { mn: target.min, mx: target.max } : {}) };
+    // Remember first: if anything after this fails, --undo still knows the way back.
+    await ctx.ecs().send(
+      new TagResourceCommand({
+        resourceArn: service.serviceArn,
+        tags: [{ key: LOCKDOWN_TAG, value: JSON.stringify(saved) }],
+      }),
+    );
+    if (target) {
+      await scaling().send(
+        new RegisterScalableTargetCommand({
+          ServiceNamespace: 'ecs',
+          ScalableDimension: 'ecs:service:DesiredCount',
+          ResourceId: resourceId(service.serviceName!),
+          MinCapacity: 0,
+          MaxCapacity: 0,
+          SuspendedState: {
+            DynamicScalingInSuspended: true,
+            DynamicScalingOutSuspended: true,
+            ScheduledScalingSuspended: true,
+          },
+        }),
+      );
+    }
+    await ctx.ecs().send(new UpdateServiceCommand({ cluster, service: service.serviceName, desiredCount: 0 }));
+    rows.push({ service: service.serviceName, desired: 0, result: `scaled down from ${saved.d}` });
+  }
+  ctx.print({ lockedDown: true, services: rows }, table(rows));
+}
