@@ -4,6 +4,7 @@ import { keys } from './commands/keys';
 import { lockdown } from './commands/lockdown';
 import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
 import { secrets } from './commands/secrets';
+import { revokeSessions } from './commands/sessions';
 import { Context, type ContextOptions } from './context';
 import { CliError } from './errors';
 import { type Io, terminalIo } from './io';
@@ -23,6 +24,7 @@ usage: dify-aws <command> [options]
                                (secret-key is refused without --force-secret-key); redeploys its readers
   secrets migrate-kms --to KEY [--dry-run]
                                move every secret of the stack to another KMS key, rolling back on failure
+  revoke-sessions              delete every console refresh token (a one-off task in the VPC)
   lockdown [--undo]            incident: scale every service to zero and hold autoscaling there;
                                --undo restores each service's count and limits exactly
 
@@ -92,6 +94,9 @@ export async function run(
       case 'secrets':
         await secrets(ctx, action, rest, options);
         break;
+      case 'revoke-sessions':
+        await revokeSessions(ctx, options);
+        break;
       case 'lockdown':
         await lockdown(ctx, options, () => {
           if (scaling === undefined) {
@@ -103,7 +108,7 @@ export async function run(
         break;
       default:
         throw new CliError(
-          `unknown command '${command}'; expected keys, clients, secrets or lockdown (dify-aws --help)`,
+          `unknown command '${command}'; expected keys, clients, secrets, revoke-sessions or lockdown (dify-aws --help)`,
           2,
         );
     }

@@ -4,7 +4,9 @@ import {
   CreateServiceCommand,
   DescribeServicesCommand,
   ECSClient,
+  DescribeTasksCommand,
   RegisterTaskDefinitionCommand,
+  RunTaskCommand,
   UpdateServiceCommand,
 } from '@aws-sdk/client-ecs';
 import {
@@ -129,6 +131,9 @@ describe('dify-aws against moto_server', () => {
       }),
     );
     outputs.ClusterName = 'dify-cluster';
+    outputs.MigrationTaskFamily = 'Dify-migration';
+    outputs.MigrationTaskSecurityGroupId = 'sg-0123456789abcdef0';
+    outputs.PrivateSubnetIds = 'subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb';
     for (const service of ['Api', 'Worker', 'Beat', 'Sandbox', 'PluginDaemon', 'Gateway']) {
       await clients.ecs.send(
         new CreateServiceCommand({
@@ -427,6 +432,84 @@ describe('dify-aws against moto_server', () => {
       const after = await state();
       expect(after.map((s) => s.value)).toEqual(before.map((s) => s.value));
       for (const secret of after) expect(secret.key).toBe(keyE);
+    });
+  });
+
+  describe('revoke-sessions', () => {
+    it('deletes the console refresh tokens in a one-off task inside the VPC and reports its exit', async () => {
+      const ecs = mockClient(ECSClient);
+      ecs
+        .on(RunTaskCommand)
+        .resolves({ tasks: [{ taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/dify-cluster/abc' }] });
+      ecs
+        .on(DescribeTasksCommand)
+        .resolvesOnce({ tasks: [{ lastStatus: 'RUNNING' }] })
+        .resolves({ tasks: [{ lastStatus: 'STOPPED', containers: [{ name: 'migration', exitCode: 0 }] }] });
+      try {
+        const result = await cli(['revoke-sessions', '--yes'], '', {
+          clients: {
+            cloudFormation: clients.cfn,
+            secrets: clients.secrets,
+            kms: clients.kms,
+            ecs: new ECSClient({ region: REGION }),
+          },
+        });
+        expect(result.code).toBe(0);
+        const input = ecs.commandCalls(RunTaskCommand)[0].args[0].input;
+        expect(input).toMatchObject({
+          cluster: 'dify-cluster',
+          taskDefinition: 'Dify-migration',
+          launchType: 'FARGATE',
+          networkConfiguration: {
+            awsvpcConfiguration: {
+              subnets: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
+              securityGroups: ['sg-0123456789abcdef0'],
+              assignPublicIp: 'DISABLED',
+            },
+          },
+        });
+        const script = input.overrides!.containerOverrides![0].command![0];
+        expect(script).toContain("'refresh_token:', 'account_refresh_token:'");
+        expect(script).toContain("ssl_cert_reqs='required'");
+        expect(script).not.toContain(PLANTED.cacheToken);
+        expect(result.out).toContain('ACCESS_TOKEN_EXPIRE_MINUTES');
+      } finally {
+        ecs.restore();
+      }
+    });
+
+    it('fails with the exit code when the task fails', async () => {
+      const ecs = mockClient(ECSClient);
+      ecs
+        .on(RunTaskCommand)
+        .resolves({ tasks: [{ taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/dify-cluster/def' }] });
+      ecs
+        .on(DescribeTasksCommand)
+        .resolves({
+          tasks: [
+            {
+              lastStatus: 'STOPPED',
+              stoppedReason: 'Essential container exited',
+              containers: [{ name: 'migration', exitCode: 1 }],
+            },
+          ],
+        });
+      try {
+        const result = await cli(['revoke-sessions', '--yes'], '', {
+          clients: {
+            cloudFormation: clients.cfn,
+            secrets: clients.secrets,
+            kms: clients.kms,
+            ecs: new ECSClient({ region: REGION }),
+          },
+        });
+        expect([result.code, result.err]).toEqual([
+          1,
+          expect.stringContaining('exited with 1 (Essential container exited)'),
+        ]);
+      } finally {
+        ecs.restore();
+      }
     });
   });
 

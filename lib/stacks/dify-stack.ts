@@ -224,6 +224,11 @@ export class DifyStack extends Stack {
       SecretsKeyArn: this.keys.secrets.keyArn,
       LogsKeyArn: this.keys.logs.keyArn,
       ClusterName: this.dify.runtime.cluster.clusterName,
+      // For one-off operator tasks (dify-aws revoke-sessions): the api image with Valkey access.
+      MigrationTaskFamily: this.dify.migrationTask.taskDefinition.family,
+      MigrationTaskSecurityGroupId: this.dify.migrationTask.securityGroup.securityGroupId,
+      PrivateSubnetIds: Fn.join(',', this.network.vpc.selectSubnets(this.network.privateSubnets).subnetIds),
+      Profile: this.sizing.edge.deletionProtection ? 'prod' : 'dev',
       GatewayUrl: this.gateway.url,
       GatewayServiceName: this.gateway.service.service.serviceName,
       GatewayLogGroupName: this.gateway.service.logGroup.logGroupName,

@@ -1,0 +1,85 @@
+import { DescribeTasksCommand, RunTaskCommand } from '@aws-sdk/client-ecs';
+import type { Context } from '../context';
+import { awsError, CliError } from '../errors';
+
+/**
+ * What ends every Dify console session without touching SECRET_KEY: Dify keeps each console refresh
+ * token in Redis (`refresh_token:<token>` and `account_refresh_token:<account>`, api/services/
+ * account_service.py); with them gone no session can be renewed, and each access token (a JWT signed
+ * with SECRET_KEY, kept nowhere) lapses at its expiry, ACCESS_TOKEN_EXPIRE_MINUTES (60 by default).
+ * Ending those at once, and web-app passports, needs a new SECRET_KEY, which also makes stored
+ * provider credentials unreadable: `secrets rotate secret-key --force-secret-key`.
+ */
+export const REVOKE_SCRIPT = [
+  'set -eu',
+  'python - <<PY',
+  'import os, redis',
+  "r = redis.Redis(host=os.environ['REDIS_HOST'], port=int(os.environ['REDIS_PORT']), db=int(os.environ.get('REDIS_DB', '0')),",
+  "                password=os.environ['REDIS_PASSWORD'], ssl=True, ssl_cert_reqs='required')",
+  'deleted = 0',
+  "for prefix in ('refresh_token:', 'account_refresh_token:'):",
+  "    for key in r.scan_iter(match=prefix + '*', count=1000):",
+  '        deleted += r.delete(key)',
+  "print('revoke-sessions: deleted %d refresh token keys' % deleted)",
+  'PY',
+].join('\n');
+
+/** Runs REVOKE_SCRIPT in a one-off task of the api image inside the VPC (Valkey is not reachable from outside). */
+export async function revokeSessions(
+  ctx: Context,
+  options: Record<string, string | boolean | undefined>,
+): Promise<void> {
+  const stack = await ctx.stack();
+  const cluster = stack.get('ClusterName');
+  if (
+    !(await ctx.confirm(
+      'Delete every Dify console refresh token? Everyone must sign in again within the access-token lifetime.',
+    ))
+  ) {
+    throw new CliError('cancelled', 3);
+  }
+  let taskArn: string | undefined;
+  try {
+    const started = await ctx.ecs().send(
+      new RunTaskCommand({
+        cluster,
+        taskDefinition: stack.get('MigrationTaskFamily'),
+        launchType: 'FARGATE',
+        count: 1,
+        startedBy: 'dify-aws revoke-sessions',
+        networkConfiguration: {
+          awsvpcConfiguration: {
+            subnets: stack.get('PrivateSubnetIds').split(','),
+            securityGroups: [stack.get('MigrationTaskSecurityGroupId')],
+            assignPublicIp: 'DISABLED',
+          },
+        },
+        overrides: { containerOverrides: [{ name: 'migration', command: [REVOKE_SCRIPT] }] },
+      }),
+    );
+    taskArn = started.tasks?.[0]?.taskArn;
+    if (taskArn === undefined)
+      throw new CliError(`ECS did not start the task: ${started.failures?.[0]?.reason ?? 'no reason given'}`);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw awsError('starting the revoke task', error);
+  }
+  const timeoutS = options.timeout === undefined ? 900 : Number(options.timeout);
+  for (let i = 0; i < Math.ceil(timeoutS / 10); i++) {
+    const task = (await ctx.ecs().send(new DescribeTasksCommand({ cluster, tasks: [taskArn] }))).tasks?.[0];
+    if (task?.lastStatus === 'STOPPED') {
+      const exit = task.containers?.find((c) => c.name === 'migration')?.exitCode;
+      if (exit !== 0)
+        throw new CliError(
+          `the revoke task ${taskArn} exited with ${exit ?? 'no exit code'} (${task.stoppedReason ?? 'no reason'}); see MigrationTaskLogGroupName`,
+        );
+      return ctx.print(
+        { revoked: true, taskArn },
+        `every console refresh token is deleted (task ${taskArn}; the count is in its log). Access tokens already issued lapse within ACCESS_TOKEN_EXPIRE_MINUTES (60 by default).`,
+      );
+    }
+    ctx.progress(`waiting for the revoke task: ${task?.lastStatus ?? 'unknown'}`);
+    await ctx.sleep(10_000);
+  }
+  throw new CliError(`the revoke task ${taskArn} did not finish within ${timeoutS} s`);
+}
