@@ -1,6 +1,12 @@
 import { parseArgs } from 'node:util';
 import { clients } from './commands/clients';
 import { keys } from './commands/keys';
+import { doctor, type DoctorClients } from './commands/doctor';
+import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { WAFV2Client } from '@aws-sdk/client-wafv2';
 import { lockdown } from './commands/lockdown';
 import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
 import { secrets } from './commands/secrets';
@@ -25,6 +31,8 @@ usage: dify-aws <command> [options]
   secrets migrate-kms --to KEY [--dry-run]
                                move every secret of the stack to another KMS key, rolling back on failure
   revoke-sessions              delete every console refresh token (a one-off task in the VPC)
+  doctor [--max-age-days N]    check the deployed posture: TLS, WAF, deletion protection (prod),
+                               rotation and secret ages, alarm subscribers; exits 4 on any failure
   lockdown [--undo]            incident: scale every service to zero and hold autoscaling there;
                                --undo restores each service's count and limits exactly
 
@@ -50,6 +58,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   'force-secret-key': { type: 'boolean' },
   undo: { type: 'boolean' },
+  'max-age-days': { type: 'string' },
   timeout: { type: 'string' },
 } as const;
 
@@ -57,7 +66,7 @@ const OPTIONS = {
 export async function run(
   argv: string[],
   io: Io = terminalIo(),
-  overrides: Partial<ContextOptions> & { scaling?: ApplicationAutoScalingClient } = {},
+  overrides: Partial<ContextOptions> & { scaling?: ApplicationAutoScalingClient; doctor?: DoctorClients } = {},
 ): Promise<number> {
   let scaling = overrides.scaling;
   let madeScaling = false;
@@ -94,6 +103,24 @@ export async function run(
       case 'secrets':
         await secrets(ctx, action, rest, options);
         break;
+      case 'doctor': {
+        const made = overrides.doctor === undefined;
+        const region = { region: values.region };
+        const doctorClients = overrides.doctor ?? {
+          elb: new ElasticLoadBalancingV2Client(region),
+          // CloudFront is global; its API lives in us-east-1.
+          cloudFront: new CloudFrontClient({ region: 'us-east-1' }),
+          waf: new WAFV2Client(region),
+          rds: new RDSClient(region),
+          sns: new SNSClient(region),
+        };
+        try {
+          await doctor(ctx, options, doctorClients);
+        } finally {
+          if (made) for (const client of Object.values(doctorClients)) client.destroy();
+        }
+        break;
+      }
       case 'revoke-sessions':
         await revokeSessions(ctx, options);
         break;
@@ -108,7 +135,7 @@ export async function run(
         break;
       default:
         throw new CliError(
-          `unknown command '${command}'; expected keys, clients, secrets, revoke-sessions or lockdown (dify-aws --help)`,
+          `unknown command '${command}'; expected keys, clients, secrets, doctor, revoke-sessions or lockdown (dify-aws --help)`,
           2,
         );
     }

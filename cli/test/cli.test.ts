@@ -483,17 +483,15 @@ describe('dify-aws against moto_server', () => {
       ecs
         .on(RunTaskCommand)
         .resolves({ tasks: [{ taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/dify-cluster/def' }] });
-      ecs
-        .on(DescribeTasksCommand)
-        .resolves({
-          tasks: [
-            {
-              lastStatus: 'STOPPED',
-              stoppedReason: 'Essential container exited',
-              containers: [{ name: 'migration', exitCode: 1 }],
-            },
-          ],
-        });
+      ecs.on(DescribeTasksCommand).resolves({
+        tasks: [
+          {
+            lastStatus: 'STOPPED',
+            stoppedReason: 'Essential container exited',
+            containers: [{ name: 'migration', exitCode: 1 }],
+          },
+        ],
+      });
       try {
         const result = await cli(['revoke-sessions', '--yes'], '', {
           clients: {

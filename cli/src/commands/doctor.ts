@@ -1,0 +1,211 @@
+import { CloudFrontClient, GetDistributionConfigCommand } from '@aws-sdk/client-cloudfront';
+import {
+  DescribeListenersCommand,
+  DescribeLoadBalancerAttributesCommand,
+  ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { DescribeDBClustersCommand, RDSClient } from '@aws-sdk/client-rds';
+import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { ListSubscriptionsByTopicCommand, SNSClient } from '@aws-sdk/client-sns';
+import { GetWebACLForResourceCommand, WAFV2Client } from '@aws-sdk/client-wafv2';
+import type { Context } from '../context';
+import { CliError } from '../errors';
+import { table } from '../io';
+
+export interface Finding {
+  readonly check: string;
+  readonly target: string;
+  readonly status: 'PASS' | 'WARN' | 'FAIL';
+  readonly detail: string;
+}
+
+/** ALB policies that allow only TLS 1.2 and 1.3 with forward-secret ciphers. */
+export const APPROVED_ALB_POLICIES = /^ELBSecurityPolicy-TLS13-1-[23]-/;
+/** CloudFront's minimum viewer protocols at TLS 1.2 or later. */
+const APPROVED_CLOUDFRONT = ['TLSv1.2_2018', 'TLSv1.2_2019', 'TLSv1.2_2021', 'TLSv1.3_2025'];
+
+/** Secrets the operator rotates with `dify-aws secrets rotate` (or by hand), and their CLI names. */
+const OPERATOR_ROTATED: Record<string, string> = {
+  SandboxApiKeySecretArn: 'sandbox-key',
+  PluginDaemonKeySecretArn: 'plugin-daemon-key',
+  PluginInnerApiKeySecretArn: 'plugin-inner-key',
+  CacheAuthTokenSecretArn: 'redis-token',
+  GatewayPepperSecretArn: 'the pepper (then clients rotate)',
+  DatabaseAppSecretArn: "the dify role's password",
+  DatabasePluginSecretArn: "the dify_plugin role's password",
+};
+
+export interface DoctorClients {
+  readonly elb: ElasticLoadBalancingV2Client;
+  readonly cloudFront: CloudFrontClient;
+  readonly waf: WAFV2Client;
+  readonly rds: RDSClient;
+  readonly sns: SNSClient;
+}
+
+const DAY = 86_400_000;
+
+/**
+ * Checks a deployed stack against the posture this project deploys: TLS policies, WAF in front,
+ * deletion protection in prod, secret rotation and ages, and someone subscribed to the alarms.
+ * Prints a table and exits non-zero on any FAIL; WARN does not fail.
+ */
+export async function doctor(
+  ctx: Context,
+  options: Record<string, string | boolean | undefined>,
+  clients: DoctorClients,
+) {
+  const stack = await ctx.stack();
+  const findings: Finding[] = [];
+  const add = (check: string, target: string, status: Finding['status'], detail: string) =>
+    findings.push({ check, target, status, detail });
+  const guard = async (check: string, target: string, body: () => Promise<void>) => {
+    try {
+      await body();
+    } catch (error) {
+      add(check, target, 'FAIL', `could not check: ${(error as Error)?.name ?? 'error'}`);
+    }
+  };
+  const now = ctx.now().getTime();
+  const maxAgeDays = options['max-age-days'] === undefined ? 90 : Number(options['max-age-days']);
+  if (!Number.isInteger(maxAgeDays) || maxAgeDays < 1)
+    throw new CliError('--max-age-days: expected a whole number of days');
+  const lb = stack.get('LoadBalancerArn');
+  const distribution = stack.has('DistributionId') ? stack.get('DistributionId') : undefined;
+
+  await guard('tls', 'load balancer', async () => {
+    const listeners = (await clients.elb.send(new DescribeListenersCommand({ LoadBalancerArn: lb }))).Listeners ?? [];
+    for (const l of listeners) {
+      if (l.Protocol === 'HTTPS') {
+        const ok = APPROVED_ALB_POLICIES.test(l.SslPolicy ?? '');
+        add(
+          'tls',
+          `listener ${l.Port}`,
+          ok ? 'PASS' : 'FAIL',
+          `${l.SslPolicy}${ok ? '' : ': expected ELBSecurityPolicy-TLS13-1-2-2021-06 or newer'}`,
+        );
+      } else if (l.DefaultActions?.some((a) => a.Type === 'redirect' && a.RedirectConfig?.Protocol === 'HTTPS')) {
+        add('tls', `listener ${l.Port}`, 'PASS', 'HTTP redirects to HTTPS');
+      } else if (distribution !== undefined) {
+        add(
+          'tls',
+          `listener ${l.Port}`,
+          'WARN',
+          'HTTP inside the VPC from CloudFront only; set domainName to make this hop HTTPS',
+        );
+      } else add('tls', `listener ${l.Port}`, 'FAIL', 'plain HTTP served to clients');
+    }
+  });
+  if (distribution !== undefined) {
+    await guard('tls', 'cloudfront', async () => {
+      const config = (await clients.cloudFront.send(new GetDistributionConfigCommand({ Id: distribution })))
+        .DistributionConfig;
+      const certificate = config?.ViewerCertificate;
+      if (certificate?.CloudFrontDefaultCertificate === true) {
+        add(
+          'tls',
+          'cloudfront',
+          'WARN',
+          'default *.cloudfront.net certificate: CloudFront then accepts TLS 1.0; set domainName',
+        );
+      } else {
+        const version = certificate?.MinimumProtocolVersion ?? '';
+        add(
+          'tls',
+          'cloudfront',
+          APPROVED_CLOUDFRONT.includes(version) ? 'PASS' : 'FAIL',
+          version || 'no minimum protocol version',
+        );
+      }
+      add(
+        'waf',
+        'cloudfront',
+        config?.WebACLId ? 'PASS' : 'FAIL',
+        config?.WebACLId ? 'web ACL attached' : 'no web ACL',
+      );
+    });
+  } else {
+    await guard('waf', 'load balancer', async () => {
+      const acl = (await clients.waf.send(new GetWebACLForResourceCommand({ ResourceArn: lb }))).WebACL;
+      add('waf', 'load balancer', acl ? 'PASS' : 'FAIL', acl ? `web ACL ${acl.Name}` : 'no web ACL');
+    });
+  }
+
+  if (stack.get('Profile') === 'prod') {
+    await guard('deletion protection', 'aurora', async () => {
+      const cluster = (
+        await clients.rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: stack.get('DatabaseClusterArn') }))
+      ).DBClusters?.[0];
+      add(
+        'deletion protection',
+        'aurora',
+        cluster?.DeletionProtection ? 'PASS' : 'FAIL',
+        cluster?.DeletionProtection ? 'on' : 'off',
+      );
+    });
+    await guard('deletion protection', 'load balancer', async () => {
+      const attributes =
+        (await clients.elb.send(new DescribeLoadBalancerAttributesCommand({ LoadBalancerArn: lb }))).Attributes ?? [];
+      const on = attributes.some((a) => a.Key === 'deletion_protection.enabled' && a.Value === 'true');
+      add('deletion protection', 'load balancer', on ? 'PASS' : 'FAIL', on ? 'on' : 'off');
+    });
+  }
+
+  await guard('rotation', 'aurora master secret', async () => {
+    const secret = await ctx
+      .secrets()
+      .send(new DescribeSecretCommand({ SecretId: stack.get('DatabaseMasterSecretArn') }));
+    const period = secret.RotationRules?.AutomaticallyAfterDays;
+    if (secret.RotationEnabled !== true || period === undefined) {
+      add('rotation', 'aurora master secret', 'FAIL', 'automatic rotation is off');
+      return;
+    }
+    const last = (secret.LastRotatedDate ?? secret.CreatedDate ?? new Date(0)).getTime();
+    const age = Math.floor((now - last) / DAY);
+    // Two days of grace: the rotation window, and a retry if an attempt failed.
+    add(
+      'rotation',
+      'aurora master secret',
+      age <= period + 2 ? 'PASS' : 'FAIL',
+      `every ${period} days; last ${age} days ago`,
+    );
+  });
+  for (const [output, how] of Object.entries(OPERATOR_ROTATED)) {
+    if (!stack.has(output)) continue;
+    await guard('secret age', output.replace(/SecretArn$/, ''), async () => {
+      const secret = await ctx.secrets().send(new DescribeSecretCommand({ SecretId: stack.get(output) }));
+      const changed = (secret.LastChangedDate ?? secret.CreatedDate ?? new Date(0)).getTime();
+      const age = Math.floor((now - changed) / DAY);
+      add(
+        'secret age',
+        output.replace(/SecretArn$/, ''),
+        age <= maxAgeDays ? 'PASS' : 'FAIL',
+        `${age} days old${age <= maxAgeDays ? '' : `: rotate ${how}`} (limit ${maxAgeDays})`,
+      );
+    });
+  }
+
+  await guard('alarms', 'alarm topic', async () => {
+    const subscriptions =
+      (await clients.sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: stack.get('AlarmTopicArn') })))
+        .Subscriptions ?? [];
+    const confirmed = subscriptions.filter(
+      (s) => s.SubscriptionArn !== undefined && s.SubscriptionArn !== 'PendingConfirmation',
+    );
+    add(
+      'alarms',
+      'alarm topic',
+      confirmed.length > 0 ? 'PASS' : 'FAIL',
+      confirmed.length > 0
+        ? `${confirmed.length} confirmed subscriber(s)`
+        : 'nobody is notified: set alarmEmail and confirm the e-mail',
+    );
+  });
+
+  const failed = findings.filter((f) => f.status === 'FAIL').length;
+  ctx.print(
+    { healthy: failed === 0, findings },
+    `${table(findings as unknown as Array<Record<string, unknown>>)}\n\n${failed === 0 ? 'posture: as deployed' : `posture: ${failed} check(s) failed`}`,
+  );
+  if (failed > 0) throw new CliError(`doctor: ${failed} check(s) failed`, 4);
+}

@@ -1,0 +1,199 @@
+import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import { CloudFrontClient, GetDistributionConfigCommand } from '@aws-sdk/client-cloudfront';
+import {
+  DescribeListenersCommand,
+  DescribeLoadBalancerAttributesCommand,
+  ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { DescribeDBClustersCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { GetWebACLForResourceCommand, WAFV2Client } from '@aws-sdk/client-wafv2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { MOTO_CREDENTIALS, type Moto, startMoto } from '../../gateway/test/helpers/moto';
+import type { Io } from '../src/io';
+import { run } from '../src/main';
+
+/**
+ * doctor against a stack in moto_server (outputs, secrets and their ages, the alarm topic and its
+ * subscribers), with the load balancer, CloudFront, WAF and Aurora answers from aws-sdk-client-mock,
+ * as a deployed stack would give them.
+ */
+const REGION = 'us-east-1';
+const LB = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dify/0123456789abcdef';
+
+describe('dify-aws doctor', () => {
+  let moto: Moto;
+  let cfn: CloudFormationClient;
+  let secrets: SecretsManagerClient;
+  let sns: SNSClient;
+  const elb = mockClient(ElasticLoadBalancingV2Client);
+  const cloudFront = mockClient(CloudFrontClient);
+  const waf = mockClient(WAFV2Client);
+  const rds = mockClient(RDSClient);
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    const config = { region: REGION, endpoint: moto.endpoint, credentials: MOTO_CREDENTIALS };
+    cfn = new CloudFormationClient(config);
+    secrets = new SecretsManagerClient(config);
+    sns = new SNSClient(config);
+    const secret = async (name: string) =>
+      (await secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'x'.repeat(64) }))).ARN!;
+    const topic = async (name: string) => (await sns.send(new CreateTopicCommand({ Name: name }))).TopicArn!;
+    const quietTopic = await topic('quiet');
+    const watchedTopic = await topic('watched');
+    await sns.send(
+      new SubscribeCommand({
+        TopicArn: watchedTopic,
+        Protocol: 'sqs',
+        Endpoint: 'arn:aws:sqs:us-east-1:123456789012:ops',
+      }),
+    );
+    const common = {
+      LoadBalancerArn: LB,
+      DatabaseClusterArn: 'arn:aws:rds:us-east-1:123456789012:cluster:dify-aurora',
+      DatabaseMasterSecretArn: await secret('master'),
+      SandboxApiKeySecretArn: await secret('sandbox'),
+      CacheAuthTokenSecretArn: await secret('cache'),
+    };
+    const stack = async (name: string, outputs: Record<string, string>) =>
+      cfn.send(
+        new CreateStackCommand({
+          StackName: name,
+          TemplateBody: JSON.stringify({
+            Resources: { Handle: { Type: 'AWS::CloudFormation::WaitConditionHandle' } },
+            Outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { Value: v }])),
+          }),
+        }),
+      );
+    await stack('Prod', { ...common, Profile: 'prod', AlarmTopicArn: watchedTopic });
+    await stack('Dev', { ...common, Profile: 'dev', AlarmTopicArn: quietTopic, DistributionId: 'E2EXAMPLE' });
+  });
+  afterAll(async () => {
+    cfn?.destroy();
+    secrets?.destroy();
+    sns?.destroy();
+    await moto?.stop();
+  });
+  beforeEach(() => {
+    for (const mock of [elb, cloudFront, waf, rds]) mock.reset();
+  });
+
+  async function doctor(stack: string, extra: string[] = [], now = new Date()) {
+    const captured = { out: '', err: '' };
+    const io: Io = {
+      out: (l) => (captured.out += `${l}\n`),
+      err: (l) => (captured.err += `${l}\n`),
+      readSecret: async () => '',
+      confirm: async () => false,
+    };
+    const code = await run(['doctor', '--stack', stack, '--region', REGION, '--json', ...extra], io, {
+      clients: { cloudFormation: cfn, secrets },
+      now: () => now,
+      doctor: {
+        elb: new ElasticLoadBalancingV2Client({ region: REGION }),
+        cloudFront: new CloudFrontClient({ region: REGION }),
+        waf: new WAFV2Client({ region: REGION }),
+        rds: new RDSClient({ region: REGION }),
+        sns,
+      },
+    });
+    return {
+      code,
+      findings: JSON.parse(captured.out).findings as Array<{
+        check: string;
+        target: string;
+        status: string;
+        detail: string;
+      }>,
+      err: captured.err,
+    };
+  }
+  const status = (findings: Array<{ check: string; target: string; status: string }>) =>
+    Object.fromEntries(findings.map((f) => [`${f.check} ${f.target}`, f.status]));
+
+  it('passes a prod stack deployed as intended, except the master secret that never rotated', async () => {
+    elb.on(DescribeListenersCommand).resolves({
+      Listeners: [
+        { Port: 443, Protocol: 'HTTPS', SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06' },
+        {
+          Port: 80,
+          Protocol: 'HTTP',
+          DefaultActions: [{ Type: 'redirect', RedirectConfig: { Protocol: 'HTTPS', StatusCode: 'HTTP_301' } }],
+        },
+      ],
+    });
+    elb
+      .on(DescribeLoadBalancerAttributesCommand)
+      .resolves({ Attributes: [{ Key: 'deletion_protection.enabled', Value: 'true' }] });
+    waf.on(GetWebACLForResourceCommand).resolves({
+      WebACL: {
+        Name: 'dify',
+        Id: 'x',
+        ARN: 'arn',
+        DefaultAction: {},
+        VisibilityConfig: undefined as never,
+        Rules: [],
+      } as never,
+    });
+    rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ DeletionProtection: true }] });
+    const { code, findings, err } = await doctor('Prod');
+    expect(status(findings)).toEqual({
+      'tls listener 443': 'PASS',
+      'tls listener 80': 'PASS',
+      'waf load balancer': 'PASS',
+      'deletion protection aurora': 'PASS',
+      'deletion protection load balancer': 'PASS',
+      // moto's secret has no rotation configured: exactly what doctor must catch.
+      'rotation aurora master secret': 'FAIL',
+      'secret age SandboxApiKey': 'PASS',
+      'secret age CacheAuthToken': 'PASS',
+      'alarms alarm topic': 'PASS',
+    });
+    expect([code, err]).toEqual([4, expect.stringContaining('1 check(s) failed')]);
+  });
+
+  it('fails a weak TLS policy, a missing WAF, deletion protection off, old secrets and nobody subscribed', async () => {
+    elb
+      .on(DescribeListenersCommand)
+      .resolves({ Listeners: [{ Port: 443, Protocol: 'HTTPS', SslPolicy: 'ELBSecurityPolicy-2016-08' }] });
+    elb
+      .on(DescribeLoadBalancerAttributesCommand)
+      .resolves({ Attributes: [{ Key: 'deletion_protection.enabled', Value: 'false' }] });
+    waf.on(GetWebACLForResourceCommand).resolves({});
+    rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ DeletionProtection: false }] });
+    const later = new Date(Date.now() + 120 * 86_400_000);
+    const { code, findings } = await doctor('Prod', ['--max-age-days', '90'], later);
+    expect(status(findings)).toMatchObject({
+      'tls listener 443': 'FAIL',
+      'waf load balancer': 'FAIL',
+      'deletion protection aurora': 'FAIL',
+      'deletion protection load balancer': 'FAIL',
+      'secret age SandboxApiKey': 'FAIL',
+    });
+    expect(findings.find((f) => f.target === 'SandboxApiKey')!.detail).toContain('rotate sandbox-key');
+    expect(code).toBe(4);
+  });
+
+  it('checks CloudFront instead of the load balancer’s WAF, skips deletion protection in dev, and names a silent alarm topic', async () => {
+    elb
+      .on(DescribeListenersCommand)
+      .resolves({ Listeners: [{ Port: 80, Protocol: 'HTTP', DefaultActions: [{ Type: 'forward' }] }] });
+    cloudFront.on(GetDistributionConfigCommand).resolves({
+      DistributionConfig: {
+        WebACLId: 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/dify/1',
+        ViewerCertificate: { CloudFrontDefaultCertificate: true },
+      } as never,
+    });
+    const { findings } = await doctor('Dev');
+    expect(status(findings)).toMatchObject({
+      'tls listener 80': 'WARN',
+      'tls cloudfront': 'WARN',
+      'waf cloudfront': 'PASS',
+      'alarms alarm topic': 'FAIL',
+    });
+    expect(Object.keys(status(findings)).some((k) => k.startsWith('deletion protection'))).toBe(false);
+    expect(rds.commandCalls(DescribeDBClustersCommand)).toHaveLength(0);
+  });
+});
