@@ -15,6 +15,7 @@ import {
   ModifyReplicationGroupCommand,
 } from '@aws-sdk/client-elasticache';
 import { mockClient } from 'aws-sdk-client-mock';
+import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
 import {
   ApplicationAutoScalingClient,
   DescribeScalableTargetsCommand,
@@ -47,6 +48,8 @@ const PLANTED = {
   secretKey: 'difySecretKeyValue0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI',
   openai: 'sk-planted-openai-key-0123456789abcdefghij',
   cacheToken: 'cacheTokenValue0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL',
+  dbPassword: 'pluginDbPasswordValue0123456789abcdefghijklmnopqrstuvwxyzABCD',
+  masterPassword: 'masterPasswordValue0123456789abcdefghijklmnopqrstuvwxyzABCDEF',
 };
 
 /** A service mid-rollout (two deployments, one task of two running) or done. */
@@ -123,6 +126,15 @@ describe('dify-aws against moto_server', () => {
     outputs.DifySecretKeySecretArn = await secret('Dify/secret-key', PLANTED.secretKey);
     outputs.CacheAuthTokenSecretArn = await secret('Dify/cache-token', PLANTED.cacheToken);
     outputs.CacheReplicationGroupId = 'dify-cache';
+    outputs.DatabasePluginSecretArn = await secret(
+      'Dify/plugin-db',
+      JSON.stringify({ username: 'dify_plugin', password: PLANTED.dbPassword, host: 'db.example.internal' }),
+    );
+    outputs.DatabaseClusterArn = 'arn:aws:rds:us-east-1:123456789012:cluster:dify-aurora';
+    outputs.DatabaseMasterSecretArn = await secret(
+      'Dify/master',
+      JSON.stringify({ username: 'postgres', password: PLANTED.masterPassword }),
+    );
     await clients.ecs.send(new CreateClusterCommand({ clusterName: 'dify-cluster' }));
     await clients.ecs.send(
       new RegisterTaskDefinitionCommand({
@@ -356,6 +368,47 @@ describe('dify-aws against moto_server', () => {
       }
     });
 
+    it('rotates a database role’s password as a SCRAM verifier through the Data API, then its readers', async () => {
+      const ecs = mockClient(ECSClient);
+      ecs.on(UpdateServiceCommand).resolves({});
+      ecs
+        .on(DescribeServicesCommand)
+        .callsFake((input: { services: string[] }) => ({
+          services: input.services.map((n) => rolling(n, 'COMPLETED')),
+        }));
+      const data = mockClient(RDSDataClient);
+      data.on(ExecuteStatementCommand).resolves({});
+      try {
+        const rotated = await cli(['secrets', 'rotate', 'plugin-db-password', '--yes'], '', {
+          clients: {
+            cloudFormation: clients.cfn,
+            secrets: clients.secrets,
+            kms: clients.kms,
+            ecs: new ECSClient({ region: REGION }),
+            rdsData: new RDSDataClient({ region: REGION }),
+          },
+        });
+        expect(rotated.code).toBe(0);
+        const stored = JSON.parse(await value(outputs.DatabasePluginSecretArn));
+        expect(stored).toMatchObject({ username: 'dify_plugin', host: 'db.example.internal' });
+        expect(stored.password).toMatch(/^[A-Za-z0-9]{64}$/);
+        const [call] = data.commandCalls(ExecuteStatementCommand);
+        expect(call.args[0].input).toMatchObject({
+          resourceArn: outputs.DatabaseClusterArn,
+          secretArn: outputs.DatabaseMasterSecretArn,
+        });
+        expect(call.args[0].input.sql).toMatch(/^ALTER ROLE "dify_plugin" WITH PASSWORD 'SCRAM-SHA-256\$4096:/);
+        expect(call.args[0].input.sql).not.toContain(stored.password);
+        expect(ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input.service)).toEqual([
+          'dify-plugindaemon',
+        ]);
+        expect(rotated.out + rotated.err).not.toContain(stored.password);
+      } finally {
+        ecs.restore();
+        data.restore();
+      }
+    });
+
     it('refuses SECRET_KEY with the reason, and changes nothing', async () => {
       const refused = await cli(['secrets', 'rotate', 'secret-key', '--yes']);
       expect(refused.code).toBe(1);
@@ -582,6 +635,24 @@ describe('dify-aws against moto_server', () => {
       const missing = await cli(['keys', 'list', '--stack', 'NoSuchStack']);
       expect(missing.code).toBe(1);
       expect(missing.err).toContain('stack NoSuchStack not found');
+    });
+
+    it('says how to give credentials when there are none', async () => {
+      const noCredentials = new CloudFormationClient({
+        region: REGION,
+        endpoint: moto.endpoint,
+        credentials: async () => {
+          throw Object.assign(new Error('Could not load credentials from any providers'), {
+            name: 'CredentialsProviderError',
+          });
+        },
+      });
+      const result = await cli(['keys', 'list'], '', { clients: { cloudFormation: noCredentials } });
+      noCredentials.destroy();
+      expect([result.code, result.err]).toEqual([
+        1,
+        expect.stringContaining('no AWS credentials found; set AWS_PROFILE'),
+      ]);
     });
 
     it('names an unknown command or option', async () => {

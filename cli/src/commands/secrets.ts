@@ -7,6 +7,8 @@ import {
   PutSecretValueCommand,
   UpdateSecretCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { ExecuteStatementCommand } from '@aws-sdk/client-rds-data';
+import { scramSha256Verifier, VERIFIER_SHAPE } from '../../../lambda/db-bootstrap/src/scram';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
@@ -37,6 +39,16 @@ const ROTATABLE: Record<string, { output: string; consumers: string[]; what: str
     what: 'the Valkey AUTH token',
   },
   'secret-key': { output: 'DifySecretKeySecretArn', consumers: ['Api', 'Worker', 'Beat'], what: "Dify's SECRET_KEY" },
+  'app-db-password': {
+    output: 'DatabaseAppSecretArn',
+    consumers: ['Api', 'Worker', 'Beat'],
+    what: "the dify database role's password",
+  },
+  'plugin-db-password': {
+    output: 'DatabasePluginSecretArn',
+    consumers: ['PluginDaemon'],
+    what: "the dify_plugin database role's password",
+  },
 };
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -85,6 +97,9 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
     throw new CliError('cancelled', 3);
   }
   const value = newSecretValue(ctx.randomBytes);
+  if (name === 'app-db-password' || name === 'plugin-db-password') {
+    return rotateDatabasePassword(ctx, spec, secretArn, value, cluster, services, options);
+  }
   const cache = name === 'redis-token' ? stack.get('CacheReplicationGroupId') : undefined;
   if (cache !== undefined) {
     // ElastiCache accepts the old and the new token together during ROTATE, so no client drops.
@@ -102,6 +117,73 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
   if (cache !== undefined) await modifyToken(ctx, cache, value, 'SET');
   ctx.print(
     { secret: name, versionId: version, redeployed: spec.consumers, healthy: true },
+    `rotated ${spec.what} (version ${version}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
+  );
+}
+
+/**
+ * A database role's password: the new password reaches PostgreSQL only as a SCRAM verifier, through
+ * the RDS Data API as the master user, then the role's secret gets the new value and its readers
+ * redeploy. Connections already open stay open; new ones use the new password once redeployed.
+ */
+async function rotateDatabasePassword(
+  ctx: Context,
+  spec: { what: string; consumers: string[] },
+  secretArn: string,
+  password: string,
+  cluster: string,
+  services: string[],
+  options: Record<string, string | boolean | undefined>,
+) {
+  const stack = await ctx.stack();
+  let current: Record<string, unknown>;
+  try {
+    current = JSON.parse(
+      (await ctx.secrets().send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString ?? '',
+    );
+  } catch (error) {
+    throw awsError(`reading ${spec.what}`, error);
+  }
+  const username = current.username;
+  if (typeof username !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(username)) {
+    throw new CliError(
+      `the secret of ${spec.what} has an unexpected shape: expected a JSON object with a lower-case username`,
+    );
+  }
+  const verifier = scramSha256Verifier(password, ctx.randomBytes(16));
+  if (!VERIFIER_SHAPE.test(verifier)) throw new CliError('internal: the SCRAM verifier has an unexpected shape');
+  try {
+    await ctx.rdsData().send(
+      new ExecuteStatementCommand({
+        resourceArn: stack.get('DatabaseClusterArn'),
+        secretArn: stack.get('DatabaseMasterSecretArn'),
+        database: 'postgres',
+        // Identifier and verifier are both checked against strict shapes above; neither is user text.
+        sql: `ALTER ROLE "${username}" WITH PASSWORD '${verifier}'`,
+      }),
+    );
+  } catch (error) {
+    throw awsError(`changing ${username}'s password through the RDS Data API (nothing else was changed)`, error);
+  }
+  let version: string | undefined;
+  try {
+    version = (
+      await ctx
+        .secrets()
+        .send(
+          new PutSecretValueCommand({ SecretId: secretArn, SecretString: JSON.stringify({ ...current, password }) }),
+        )
+    ).VersionId;
+  } catch (error) {
+    throw awsError(
+      `storing ${spec.what} after changing it in the database: run the command again to set a fresh one`,
+      error,
+    );
+  }
+  ctx.progress(`changed ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
+  await redeploy(ctx, cluster, services, options);
+  ctx.print(
+    { secret: spec.what, versionId: version, redeployed: spec.consumers, healthy: true },
     `rotated ${spec.what} (version ${version}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
   );
 }
