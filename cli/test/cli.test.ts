@@ -371,11 +371,9 @@ describe('dify-aws against moto_server', () => {
     it('rotates a database role’s password as a SCRAM verifier through the Data API, then its readers', async () => {
       const ecs = mockClient(ECSClient);
       ecs.on(UpdateServiceCommand).resolves({});
-      ecs
-        .on(DescribeServicesCommand)
-        .callsFake((input: { services: string[] }) => ({
-          services: input.services.map((n) => rolling(n, 'COMPLETED')),
-        }));
+      ecs.on(DescribeServicesCommand).callsFake((input: { services: string[] }) => ({
+        services: input.services.map((n) => rolling(n, 'COMPLETED')),
+      }));
       const data = mockClient(RDSDataClient);
       data.on(ExecuteStatementCommand).resolves({});
       try {
