@@ -302,7 +302,9 @@ export class Gateway {
           headers: target.headers,
           body: ctx.payload,
           headersTimeout: this.deps.upstreamTimeoutMs,
-          bodyTimeout: 0,
+          // The same bound between two chunks: a provider that stalls mid-stream ends the stream with
+          // an SSE error instead of holding the client forever.
+          bodyTimeout: this.deps.upstreamTimeoutMs,
           dispatcher: this.deps.dispatcher,
         });
       } catch (error) {
@@ -399,6 +401,8 @@ export class Gateway {
     } catch {
       failedMidStream = true;
     }
+    // The client went away: stop reading, so the upstream connection is closed rather than left half-read.
+    if (res.destroyed && !response.body.destroyed) response.body.destroy();
     if (failedMidStream) {
       audit.errorType = 'upstream_interrupted';
       this.finishAttempt(lease, 'network', attempt, audit, attemptStarted, response.statusCode);

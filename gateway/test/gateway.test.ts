@@ -230,6 +230,14 @@ describe('the gateway in front of a fake provider', () => {
     expect(g.audits('request')[0].errorType).toBe('upstream_interrupted');
   });
 
+  it('ends a stream whose provider stalls midway with an SSE error event, after the idle bound', async () => {
+    provider.behave(PROVIDER_KEYS[0], 'stall-mid-stream');
+    const g = await start([PROVIDER_KEYS[0]], { upstreamTimeoutMs: 300 });
+    const reply = await call(g.url, { path: '/v1/chat/completions', key: g.keys.dify, body: chat({ stream: true }) });
+    expect(reply.body).toMatch(/event: error\ndata: \{"error":\{"type":"upstream_interrupted"/);
+    expect(g.audits('request')[0].errorType).toBe('upstream_interrupted');
+  });
+
   it('answers 503, labelled as upstream, when no key is configured', async () => {
     const g = await start([]);
     const reply = await call(g.url, { path: '/v1/chat/completions', key: g.keys.dify, body: chat() });

@@ -11,7 +11,8 @@ export type Behaviour =
   | '400'
   | 'timeout'
   | 'reset'
-  | 'abort-mid-stream';
+  | 'abort-mid-stream'
+  | 'stall-mid-stream';
 
 export interface Received {
   readonly url: string;
@@ -145,6 +146,7 @@ export async function startFakeProvider(options: { streamDelayMs?: number } = {}
             req.socket.destroy();
             return;
           }
+          if (behaviour === 'stall-mid-stream' && i === 2) return; // stays open, sends nothing more
           if (i === events.length) {
             res.end();
             return;
