@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { clientsDocumentSchema, providerPoolSchema } from '../../gateway/src/records';
 import { repoPath } from '../../lib/paths';
 import { build, type Built } from '../helpers/synth';
@@ -110,6 +113,50 @@ describe('LLM gateway on ECS', () => {
     const users = [...dockerfile.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
     expect(users.at(-1)).not.toMatch(/^(root|0)(:|$)/);
     expect(dockerfile.lastIndexOf('USER')).toBeGreaterThan(dockerfile.lastIndexOf('FROM'));
+  });
+
+  it('bundles from exactly what the Docker build context holds (/.dockerignore), as the Dockerfile runs it', () => {
+    // Why: the image is built only at deploy time, on the operator's machine; a build that reaches for
+    // a file the context excludes would fail there, long after CI passed.
+    const rules = readFileSync(repoPath('.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    const included = (path: string) => {
+      let keep = true;
+      for (const rule of rules) {
+        const negated = rule.startsWith('!');
+        const pattern = (negated ? rule.slice(1) : rule).replace(/\/$/, '');
+        if (pattern === '*' || path === pattern || path.startsWith(`${pattern}/`)) keep = negated;
+      }
+      return keep;
+    };
+    const context = mkdtempSync(join(tmpdir(), 'gateway-context-'));
+    try {
+      const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard'], {
+        cwd: repoPath('.'),
+        encoding: 'utf8',
+      })
+        .split('\n')
+        .filter((f) => f !== '' && included(f));
+      expect(files).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'gateway/src/main.ts']));
+      expect(files.some((f) => f.startsWith('gateway/test/') || f.startsWith('test/') || f.startsWith('lib/'))).toBe(
+        false,
+      );
+      for (const file of files) {
+        mkdirSync(dirname(join(context, file)), { recursive: true });
+        copyFileSync(repoPath(file), join(context, file));
+      }
+      // The image runs `npm ci` first; the repository's node_modules stands in for it here.
+      symlinkSync(repoPath('node_modules'), join(context, 'node_modules'));
+      const command = /^RUN (node gateway\/build\.mjs.*)$/m
+        .exec(readFileSync(repoPath('gateway/Dockerfile'), 'utf8'))![1]
+        .split(' ');
+      execFileSync(process.execPath, command.slice(1), { cwd: context, stdio: 'pipe' });
+      expect(statSync(join(context, 'gateway/dist/main.js')).size).toBeGreaterThan(100_000);
+    } finally {
+      rmSync(context, { recursive: true, force: true });
+    }
   });
 
   it('scales on CPU, with two tasks at least in prod', () => {
