@@ -1,10 +1,16 @@
 // Bundles the gateway (and its benchmark) into single files with esbuild: the container runs
-// gateway/dist/main.js with no node_modules, and the tests start that same file as a process.
+// gateway/dist/main.js with no node_modules, and the tests start that same bundle as a process.
+//
+//   node gateway/build.mjs                      dist/main.js and dist/bench/bench.js
+//   node gateway/build.mjs --main-only          dist/main.js only (the Docker build: no bench in its context)
+//   node gateway/build.mjs --outdir=<dir>       into <dir> instead of gateway/dist (tests, one dir each)
 import { build } from 'esbuild';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const outdirArg = process.argv.find((arg) => arg.startsWith('--outdir='));
+const outdir = outdirArg === undefined ? join(here, 'dist') : resolve(outdirArg.slice('--outdir='.length));
 // Minified and without an inline source map: every gateway process holds its bundle in memory, and
 // an inline map would more than double it. Stack traces are not needed to read the audit log.
 const common = {
@@ -16,8 +22,7 @@ const common = {
   legalComments: 'none',
   logLevel: 'warning',
 };
-await build({ ...common, entryPoints: [join(here, 'src/main.ts')], outfile: join(here, 'dist/main.js') });
-// The container build (gateway/Dockerfile) passes --main-only: its context has no bench or test files.
+await build({ ...common, entryPoints: [join(here, 'src/main.ts')], outfile: join(outdir, 'main.js') });
 if (!process.argv.includes('--main-only')) {
-  await build({ ...common, entryPoints: [join(here, 'bench/bench.ts')], outfile: join(here, 'dist/bench/bench.js') });
+  await build({ ...common, entryPoints: [join(here, 'bench/bench.ts')], outfile: join(outdir, 'bench/bench.js') });
 }

@@ -1,17 +1,26 @@
 /**
- * `npm run bench:gateway`: the fake provider directly, then through the gateway, on loopback, in one
- * run. JSON and SSE at 1 and 50 connections (autocannon, 5 s each), the time to first byte the
- * gateway adds to a stream (p50 of 300 sequential streams each way) and the gateway's peak RSS.
- * Every process it starts is stopped by PID at the end, also on failure. A benchmark, not a test.
+ * `npm run bench:gateway`: a benchmark, not a test. On loopback, in one run:
+ *
+ * - the fake provider directly,
+ * - a bare proxy (node:http + the gateway's undici Agent, no auth, validation, screening or audit):
+ *   the ceiling any Node proxy reaches on this machine, so the gateway's figures can be read,
+ * - the gateway: gateway/dist/main.js started the way the container's CMD starts it, its documents
+ *   in moto_server's Secrets Manager (as in production, through AWS_ENDPOINT_URL_SECRETS_MANAGER),
+ *   no Redis (each replica's own counters; the limits are set out of reach),
+ *
+ * JSON and SSE chat completions at 1 and 50 connections (autocannon, DURATION_S each), the time to
+ * first byte the gateway adds to a stream (p50 of sequential streams each way), and each proxy's
+ * peak RSS (VmHWM). Every process runs on its own and is stopped by PID at the end, also on failure.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import autocannon from 'autocannon';
 import { generateClientKey, hashClientKey } from '../src/client-keys';
+import { Agent } from '../src/http-client';
 import { startFakeProvider } from '../test/helpers/fake-provider';
 import { freeLoopbackPort } from '../../test/helpers/free-port';
 
@@ -19,13 +28,43 @@ const DURATION_S = 5;
 const TTFB_SAMPLES = 300;
 const PROVIDER_KEY = 'sk-bench-provider-key-000000000000';
 const PEPPER = 'bench-pepper-0123456789abcdefghijklmnopqrstuv';
+const TARGETS = { ratio: 50, addedTtfbMs: 2, rssMb: 100 };
 
+/** `bench.js --fake-provider`: the fake provider in a process of its own; prints its port. */
 async function fakeProviderMain(): Promise<void> {
   const provider = await startFakeProvider();
   provider.behave(PROVIDER_KEY, 'ok');
   // The provider keeps no record under load: the array would only grow.
   provider.received.push = () => 0;
   process.stdout.write(`${provider.port}\n`);
+}
+
+/** `bench.js --bare-proxy <upstream>`: the least a Node proxy does; prints its port. */
+function bareProxyMain(upstream: string): void {
+  const agent = new Agent({ keepAliveTimeout: 30_000, connections: 256 });
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      agent
+        .request({
+          origin: upstream,
+          path: req.url ?? '/',
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
+          body: Buffer.concat(chunks),
+        })
+        .then((upstreamResponse) => {
+          res.writeHead(upstreamResponse.statusCode, {
+            'content-type': String(upstreamResponse.headers['content-type']),
+          });
+          upstreamResponse.body.on('data', (chunk: Buffer) => res.write(chunk));
+          upstreamResponse.body.on('end', () => res.end());
+        })
+        .catch(() => res.destroy());
+    });
+  });
+  server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as { port: number }).port}\n`));
 }
 
 const started: ChildProcess[] = [];
@@ -38,8 +77,10 @@ function spawnTracked(command: string, args: string[], env: NodeJS.ProcessEnv, q
   return child;
 }
 function stopAll(): void {
-  for (const child of started)
-    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+  for (const child of started) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
+      process.kill(child.pid, 'SIGKILL');
+  }
 }
 
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
@@ -50,12 +91,17 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
   }
 }
 
-function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve) => {
+/** The port a child prints as its first line, bounded in time. */
+function firstLine(child: ChildProcess, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
     let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start`)), 20_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
-      if (buffered.includes('\n')) resolve(buffered.split('\n')[0]);
+      if (buffered.includes('\n')) {
+        clearTimeout(timer);
+        resolve(Number(buffered.split('\n')[0]));
+      }
     });
   });
 }
@@ -68,15 +114,7 @@ interface Load {
 }
 
 async function load(url: string, connections: number, body: string, headers: Record<string, string>): Promise<Load> {
-  const result = await autocannon({
-    url,
-    connections,
-    duration: DURATION_S,
-    method: 'POST',
-    body,
-    headers,
-    pipelining: 1,
-  });
+  const result = await autocannon({ url, connections, duration: DURATION_S, method: 'POST', body, headers });
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
@@ -108,18 +146,7 @@ function peakRss(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-async function main(): Promise<void> {
-  const here = __dirname;
-  const gatewayMain = join(here, '..', 'main.js');
-  const provider = spawnTracked(process.execPath, [__filename, '--fake-provider'], { PATH: process.env.PATH });
-  const providerPort = Number(await firstLine(provider));
-  const providerUrl = `http://127.0.0.1:${providerPort}`;
-
-  const motoPort = await freeLoopbackPort();
-  spawnTracked('moto_server', ['-H', '127.0.0.1', '-p', String(motoPort)], { PATH: process.env.PATH }, true);
-  const motoUrl = `http://127.0.0.1:${motoPort}`;
-  await waitFor(async () => (await fetch(`${motoUrl}/moto-api/`)).ok, 'moto_server');
-  const clientKey = generateClientKey('bench', (n) => Buffer.alloc(n, 9));
+async function createSecrets(motoUrl: string, providerUrl: string, clientKey: string): Promise<void> {
   const secrets = new SecretsManagerClient({
     region: 'us-east-1',
     endpoint: motoUrl,
@@ -153,15 +180,31 @@ async function main(): Promise<void> {
     }),
   );
   secrets.destroy();
+}
+
+async function main(): Promise<void> {
+  const here = __dirname;
+  const env = { PATH: process.env.PATH };
+  const provider = spawnTracked(process.execPath, [__filename, '--fake-provider'], env);
+  const providerUrl = `http://127.0.0.1:${await firstLine(provider, 'the fake provider')}`;
+  const bare = spawnTracked(process.execPath, [__filename, '--bare-proxy', providerUrl], env);
+  const bareUrl = `http://127.0.0.1:${await firstLine(bare, 'the bare proxy')}`;
+
+  const motoPort = await freeLoopbackPort();
+  spawnTracked('moto_server', ['-H', '127.0.0.1', '-p', String(motoPort)], env, true);
+  const motoUrl = `http://127.0.0.1:${motoPort}`;
+  await waitFor(async () => (await fetch(`${motoUrl}/moto-api/`)).ok, 'moto_server');
+  const clientKey = generateClientKey('bench', (n) => Buffer.alloc(n, 9));
+  await createSecrets(motoUrl, providerUrl, clientKey);
 
   const gatewayPort = await freeLoopbackPort();
   // Started exactly as the container's CMD starts it (same Node flags), with the bundle's local path.
   const cmd = JSON.parse(
     /^CMD (\[.*\])$/m.exec(readFileSync(join(here, '..', '..', 'Dockerfile'), 'utf8'))![1],
   ) as string[];
-  const dockerCommand = cmd.slice(1).map((arg) => (arg === '/app/main.js' ? gatewayMain : arg));
-  const gateway = spawnTracked(process.execPath, dockerCommand, {
-    PATH: process.env.PATH,
+  const gatewayArgs = cmd.slice(1).map((arg) => (arg === '/app/main.js' ? join(here, '..', 'main.js') : arg));
+  const gateway = spawnTracked(process.execPath, gatewayArgs, {
+    ...env,
     PORT: String(gatewayPort),
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'bench',
@@ -172,61 +215,80 @@ async function main(): Promise<void> {
     CLIENT_KEY_PEPPER: PEPPER,
     SECRETS_POLL_INTERVAL_SECONDS: '3600',
   });
-  gateway.stdout!.resume(); // audit lines: read and dropped, as CloudWatch's agent would take them
+  gateway.stdout!.resume(); // audit lines: read and dropped, as the log driver would take them
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   await waitFor(async () => (await fetch(`${gatewayUrl}/readyz`)).ok, 'the gateway');
-  const idleRss = peakRss(gateway.pid!);
+  const readyRss = peakRss(gateway.pid!);
 
   const json = JSON.stringify({ model: 'gpt-bench', messages: [{ role: 'user', content: 'Say hello' }] });
   const sse = JSON.stringify({ model: 'gpt-bench', stream: true, messages: [{ role: 'user', content: 'Say hello' }] });
-  const direct = { 'content-type': 'application/json', authorization: `Bearer ${PROVIDER_KEY}` };
-  const through = { 'content-type': 'application/json', authorization: `Bearer ${clientKey}` };
+  const providerHeaders = { 'content-type': 'application/json', authorization: `Bearer ${PROVIDER_KEY}` };
+  const clientHeaders = { 'content-type': 'application/json', authorization: `Bearer ${clientKey}` };
+  const path = '/v1/chat/completions';
 
+  const fmt = (l: Load) =>
+    `${l.rps.toFixed(0).padStart(6)} req/s p50 ${String(l.p50).padStart(2)} ms p99 ${String(l.p99).padStart(3)} ms`;
   const rows: string[] = [];
-  const results: Record<string, { direct: Load; gateway: Load }> = {};
+  const ratios: Record<string, { direct: number; bare: number }> = {};
+  let errors = 0;
   for (const [kind, body] of [
     ['JSON', json],
     ['SSE', sse],
   ] as const) {
     for (const connections of [1, 50]) {
-      const d = await load(`${providerUrl}/v1/chat/completions`, connections, body, direct);
-      const g = await load(`${gatewayUrl}/v1/chat/completions`, connections, body, through);
-      results[`${kind} ${connections}`] = { direct: d, gateway: g };
+      const d = await load(`${providerUrl}${path}`, connections, body, providerHeaders);
+      const b = await load(`${bareUrl}${path}`, connections, body, providerHeaders);
+      const g = await load(`${gatewayUrl}${path}`, connections, body, clientHeaders);
+      errors += d.errors + b.errors + g.errors;
+      const ratio = { direct: (g.rps / d.rps) * 100, bare: (g.rps / b.rps) * 100 };
+      ratios[`${kind} ${connections}`] = ratio;
       rows.push(
-        `${kind.padEnd(4)} ${String(connections).padStart(2)} conn | direct ${d.rps.toFixed(0).padStart(6)} req/s p50 ${d.p50} ms p99 ${d.p99} ms | gateway ${g.rps.toFixed(0).padStart(6)} req/s p50 ${g.p50} ms p99 ${g.p99} ms | ${((g.rps / d.rps) * 100).toFixed(0)}% | errors ${d.errors}/${g.errors}`,
+        `| ${kind.padEnd(4)} | ${String(connections).padStart(2)} | ${fmt(d)} | ${fmt(b)} | ${fmt(g)} | ${ratio.direct.toFixed(0).padStart(3)}% | ${ratio.bare.toFixed(0).padStart(3)}% |`,
       );
     }
   }
   const directTtfb: number[] = [];
   const gatewayTtfb: number[] = [];
   for (let i = 0; i < TTFB_SAMPLES; i++) {
-    directTtfb.push(await ttfb(`${providerUrl}/v1/chat/completions`, sse, direct));
-    gatewayTtfb.push(await ttfb(`${gatewayUrl}/v1/chat/completions`, sse, through));
+    directTtfb.push(await ttfb(`${providerUrl}${path}`, sse, providerHeaders));
+    gatewayTtfb.push(await ttfb(`${gatewayUrl}${path}`, sse, clientHeaders));
   }
   const added = median(gatewayTtfb) - median(directTtfb);
   const rss = peakRss(gateway.pid!);
-  const ratio = (results['JSON 50'].gateway.rps / results['JSON 50'].direct.rps) * 100;
-  const sseRatio = (results['SSE 50'].gateway.rps / results['SSE 50'].direct.rps) * 100;
+  const bareRss = peakRss(bare.pid!);
+  const at50 = Math.min(ratios['JSON 50'].direct, ratios['SSE 50'].direct);
+  const bareAt50 = Math.min(ratios['JSON 50'].bare, ratios['SSE 50'].bare);
+  const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
 
   console.log(
-    `gateway benchmark: ${cpus().length} cores (${cpus()[0]?.model.trim()}), node ${process.version}, ${DURATION_S} s per run, loopback`,
+    `gateway benchmark: ${cpus().length} cores (${cpus()[0]?.model.trim()}), node ${process.version}, ${DURATION_S} s per run, loopback, autocannon and all three servers on the same cores`,
   );
-  for (const row of rows) console.log(`  ${row}`);
   console.log(
-    `  time to first byte (SSE, p50 of ${TTFB_SAMPLES}): direct ${median(directTtfb).toFixed(2)} ms, gateway ${median(gatewayTtfb).toFixed(2)} ms`,
+    `| kind | conns | direct (fake provider)               | bare Node proxy                      | gateway                              | gw/direct | gw/bare |`,
   );
-  console.log('targets:');
+  console.log(`|---|---|---|---|---|---|---|`);
+  for (const row of rows) console.log(row);
   console.log(
-    `  through the gateway at 50 connections >= 50% of direct req/s: JSON ${ratio.toFixed(0)}%, SSE ${sseRatio.toFixed(0)}%  ${ratio >= 50 && sseRatio >= 50 ? 'met' : 'MISSED'}`,
+    `time to first byte, SSE, p50 of ${TTFB_SAMPLES} sequential: direct ${median(directTtfb).toFixed(2)} ms, through the gateway ${median(gatewayTtfb).toFixed(2)} ms`,
   );
-  console.log(`  added time to first byte p50 <= 2 ms: ${added.toFixed(2)} ms  ${added <= 2 ? 'met' : 'MISSED'}`);
+  console.log(`non-2xx or errors in all runs: ${errors}`);
+  console.log('| target | figure | |');
+  console.log('|---|---|---|');
   console.log(
-    `  gateway peak RSS <= 100 MB: ${rss.toFixed(1)} MB (${idleRss.toFixed(1)} MB when ready)  ${rss <= 100 ? 'met' : 'MISSED'}`,
+    `| gateway >= ${TARGETS.ratio}% of direct req/s at 50 connections | ${at50.toFixed(0)}% (JSON ${ratios['JSON 50'].direct.toFixed(0)}%, SSE ${ratios['SSE 50'].direct.toFixed(0)}%); the bare proxy reaches ${Math.min(...['JSON 50', 'SSE 50'].map((k) => (ratios[k].direct / ratios[k].bare) * 100)).toFixed(0)}%, the gateway ${bareAt50.toFixed(0)}% of the bare proxy | ${verdict(at50 >= TARGETS.ratio)} |`,
+  );
+  console.log(
+    `| added time to first byte p50 <= ${TARGETS.addedTtfbMs} ms | ${added.toFixed(2)} ms | ${verdict(added <= TARGETS.addedTtfbMs)} |`,
+  );
+  console.log(
+    `| gateway peak RSS <= ${TARGETS.rssMb} MB | ${rss.toFixed(1)} MB (${readyRss.toFixed(1)} MB when ready; bare proxy ${bareRss.toFixed(1)} MB) | ${verdict(rss <= TARGETS.rssMb)} |`,
   );
 }
 
 if (process.argv.includes('--fake-provider')) {
   void fakeProviderMain();
+} else if (process.argv.includes('--bare-proxy')) {
+  bareProxyMain(process.argv[process.argv.indexOf('--bare-proxy') + 1]);
 } else {
   main()
     .catch((error: Error) => {

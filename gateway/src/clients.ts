@@ -8,6 +8,11 @@ export interface Client {
   readonly networks: ReadonlyArray<[ipaddr.IPv4 | ipaddr.IPv6, number]>;
 }
 
+/** Parses a record's networks once; throws on a CIDR that does not parse (the document is rejected). */
+export function clientOf(record: ClientRecord): Client {
+  return { record, networks: record.allowedCidrs.map((cidr) => ipaddr.parseCIDR(cidr)) };
+}
+
 /** A digest no key produces, compared against when the id is unknown so timing does not reveal ids. */
 const DUMMY_HASH = '0'.repeat(64);
 
@@ -22,12 +27,7 @@ export class ClientRegistry {
     document: ClientsDocument,
     private readonly pepper: string,
   ) {
-    this.byId = new Map(
-      document.clients.map((record) => [
-        record.id,
-        { record, networks: record.allowedCidrs.map((cidr) => ipaddr.parseCIDR(cidr)) },
-      ]),
-    );
+    this.byId = new Map(document.clients.map((record) => [record.id, clientOf(record)]));
   }
 
   /** The enabled client this key belongs to, or undefined. */

@@ -1,31 +1,52 @@
 import { z } from 'zod';
 
-/** The gateway's settings, all from the environment (the ECS task definition sets them). */
-const int = (min: number, fallback: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'expected a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min))
-    .optional()
-    .transform((value) => value ?? fallback);
+/** An unset variable and an empty one mean the same: the default (ECS passes empty strings through). */
+const blankAsUnset = (value: unknown) => (value === '' ? undefined : value);
 
+const int = (min: number, max: number, fallback: number) =>
+  z.preprocess(
+    blankAsUnset,
+    z
+      .string()
+      .regex(/^\d+$/, `expected a whole number from ${min} to ${max}`)
+      .transform(Number)
+      .pipe(z.number().int().min(min, `expected ${min} at least`).max(max, `expected ${max} at most`))
+      .optional()
+      .transform((value) => value ?? fallback),
+  );
+
+const required = (what: string) =>
+  z.preprocess(blankAsUnset, z.string({ error: `required: ${what}` }).min(1, `required: ${what}`));
+
+const oneOf = <T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+  z.preprocess(blankAsUnset, z.enum(values, { error: `expected one of ${values.join(', ')}` }).default(fallback));
+
+/**
+ * The gateway's settings, all from the environment (the ECS task definition sets them; the pepper
+ * and the Redis password arrive through ECS secret injection). Names and defaults are documented in
+ * gateway/README.md.
+ */
 export const configSchema = z.object({
-  PORT: int(1, 8080),
-  PROVIDER_KEYS_SECRET_ID: z.string().min(1, 'expected the provider key pool secret ARN or name'),
-  CLIENTS_SECRET_ID: z.string().min(1, 'expected the client records secret ARN or name'),
-  CLIENT_KEY_PEPPER: z.string().min(32, 'expected the pepper secret, 32 characters at least'),
-  SECRETS_POLL_INTERVAL_SECONDS: int(1, 30),
-  POOL_STRATEGY: z.enum(['weighted-round-robin', 'least-in-flight']).default('weighted-round-robin'),
-  MAX_ATTEMPTS: int(1, 3),
-  UPSTREAM_TIMEOUT_MS: int(100, 60_000),
-  MAX_BODY_BYTES: int(1024, 4 * 1024 * 1024),
-  REDIS_HOST: z.string().optional(),
-  REDIS_PORT: int(1, 6379),
-  REDIS_TLS: z.enum(['true', 'false']).default('false'),
-  REDIS_PASSWORD: z.string().optional(),
-  SHUTDOWN_DRAIN_SECONDS: int(0, 25),
-  AWS_REGION: z.string().default('us-east-1'),
+  PORT: int(1, 65_535, 8080),
+  PROVIDER_KEYS_SECRET_ID: required('the provider key pool secret ARN or name'),
+  CLIENTS_SECRET_ID: required('the client records secret ARN or name'),
+  CLIENT_KEY_PEPPER: z.preprocess(
+    blankAsUnset,
+    z
+      .string({ error: 'required: the client key pepper (32 characters at least)' })
+      .min(32, 'expected 32 characters at least'),
+  ),
+  SECRETS_POLL_INTERVAL_SECONDS: int(1, 3600, 30),
+  POOL_STRATEGY: oneOf(['weighted-round-robin', 'least-in-flight'] as const, 'weighted-round-robin'),
+  MAX_ATTEMPTS: int(1, 10, 3),
+  UPSTREAM_TIMEOUT_MS: int(100, 600_000, 60_000),
+  MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024, 4 * 1024 * 1024),
+  REDIS_HOST: z.preprocess(blankAsUnset, z.string().optional()),
+  REDIS_PORT: int(1, 65_535, 6379),
+  REDIS_TLS: oneOf(['true', 'false'] as const, 'false'),
+  REDIS_PASSWORD: z.preprocess(blankAsUnset, z.string().optional()),
+  SHUTDOWN_DRAIN_SECONDS: int(0, 3600, 25),
+  AWS_REGION: required('the AWS region (ECS sets it)'),
 });
 
 export type GatewayConfig = z.infer<typeof configSchema>;

@@ -10,20 +10,41 @@ export type Outcome =
   | 'rate_limited'
   /** 5xx: retried on another key. */
   | 'server'
-  /** Connection refused or reset, DNS: retried on another key. */
+  /** Connection refused or reset, DNS, a body cut short: retried on another key (before the first byte). */
   | 'network'
   /** No first byte in time: retried on another key. */
   | 'timeout'
   /** 400, 404, 413, 422 and other 4xx: the request's fault; passed through, never held against the key. */
   | 'client';
 
-export function classifyStatus(status: number): Outcome {
-  if (status >= 200 && status < 400) return 'success';
-  if (status === 401 || status === 403) return 'auth';
-  if (status === 429) return 'rate_limited';
-  if (status >= 500) return 'server';
-  return 'client';
+/**
+ * What an upstream outcome means: a status code the provider answered with, or the error an attempt
+ * failed with before any answer (undici's error codes: timeouts, refused or reset connections).
+ */
+export function classifyUpstream(result: number | unknown): Outcome {
+  if (typeof result === 'number') {
+    if (result >= 200 && result < 300) return 'success';
+    if (result === 401 || result === 403) return 'auth';
+    if (result === 429) return 'rate_limited';
+    if (result >= 400 && result < 500) return 'client';
+    // 5xx, and 1xx/3xx that a JSON API never answers with (a redirecting base URL is a provider-side
+    // misconfiguration): another key or a later attempt may fare better.
+    return 'server';
+  }
+  const code = (result as { code?: unknown } | null)?.code;
+  const name = (result as { name?: unknown } | null)?.name;
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return 'timeout';
+  if (typeof name === 'string' && /Timeout/i.test(name)) return 'timeout';
+  return 'network';
 }
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+  'ABORT_ERR',
+]);
 
 /** Outcomes after which the same request is tried on another key. */
 export function retryable(outcome: Outcome): boolean {
@@ -43,6 +64,9 @@ export function parseDuration(text: string): number | undefined {
   const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
   return Math.round(parts.reduce((sum, [, value, u]) => sum + Number(value) * unit[u], 0));
 }
+
+/** How long a rate-limited key rests when the provider's answer says nothing about when to come back. */
+export const DEFAULT_COOLDOWN_MS = 60_000;
 
 type Headers = Record<string, string | string[] | undefined>;
 const header = (headers: Headers, name: string): string | undefined => {

@@ -36,13 +36,14 @@ interface Aggregate {
   readonly values: Record<string, number[]>;
 }
 
-/** CloudWatch takes at most 100 values per metric in one EMF line. */
+/** CloudWatch takes at most 100 values per metric in one EMF line: a full list is written at once. */
 const MAX_VALUES = 100;
 
 /**
  * Structured log lines, audit lines and CloudWatch metrics in the embedded metric format (namespace
- * DifyLlmGateway). Metrics are aggregated and written every `metricIntervalMs` (or on `flushMetrics`),
- * one line per set of dimensions, instead of one line per request. Never given a key or prompt text.
+ * DifyLlmGateway). Metrics are aggregated and written every `metricIntervalMs` (or on `flushMetrics`,
+ * or when a metric has 100 values), one line per set of dimensions, instead of one line per request.
+ * Never given a key or prompt text.
  */
 export class Telemetry {
   private readonly aggregates = new Map<string, Aggregate>();
@@ -73,11 +74,12 @@ export class Telemetry {
       aggregate = { dimensions, counts: {}, values: {} };
       this.aggregates.set(key, aggregate);
     }
+    let full = false;
     for (const [name, { value, unit }] of Object.entries(metrics)) {
       if (unit === 'Count') aggregate.counts[name] = (aggregate.counts[name] ?? 0) + value;
-      else (aggregate.values[name] ??= []).push(value);
+      else full = (aggregate.values[name] ??= []).push(value) >= MAX_VALUES || full;
     }
-    if (this.metricIntervalMs === 0) this.flushMetrics();
+    if (this.metricIntervalMs === 0 || full) this.flushMetrics();
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flushMetrics(), this.metricIntervalMs);
       this.timer.unref();
@@ -90,8 +92,7 @@ export class Telemetry {
     for (const { dimensions, counts, values } of this.aggregates.values()) {
       const names = [...Object.keys(counts), ...Object.keys(values)];
       const fields: Record<string, unknown> = { ...dimensions, ...counts };
-      for (const [name, list] of Object.entries(values))
-        fields[name] = list.length <= MAX_VALUES ? list : list.slice(-MAX_VALUES);
+      for (const [name, list] of Object.entries(values)) fields[name] = list;
       this.write(
         JSON.stringify({
           _aws: {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Agent, request } from 'undici';
+import { Agent } from './http-client';
 import { ClientRegistry } from './clients';
 import { loadConfig } from './config';
 import { DocumentSource } from './documents';
@@ -10,22 +10,36 @@ import { KeyPool } from './pool';
 import { createRateLimiter } from './ratelimit';
 import { clientsDocumentSchema, type ClientsDocument, providerPoolSchema } from './records';
 import { Gateway } from './server';
-import { probeRequest } from './upstream';
+import { probeDisabledKeys } from './probe';
 
-/** How often disabled keys are probed to see whether the provider accepts them again. */
-const PROBE_INTERVAL_MS = 5 * 60_000;
+/** What a test may replace; the container uses the defaults. */
+export interface MainOptions {
+  readonly now?: () => number;
+  readonly random?: () => number;
+  /** How often disabled keys are probed to see whether the provider accepts them again. @default 5 min */
+  readonly probeIntervalMs?: number;
+  /** How often the aggregated metrics are written. @default 10 s */
+  readonly metricIntervalMs?: number;
+}
 
 /** Starts the gateway from the environment, the way the container runs it. */
 export async function main(
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ gateway: Gateway; stop: () => Promise<void> }> {
-  const output = bufferedStdout();
-  const telemetry = new Telemetry(output.write, Date.now, 10_000);
+  options: MainOptions = {},
+): Promise<{ gateway: Gateway; stop: (signal?: string) => Promise<void> }> {
+  const now = options.now ?? Date.now;
   const config = loadConfig(env);
-  const secrets = new SecretsManagerClient({ region: config.AWS_REGION });
+  const output = bufferedStdout();
+  const telemetry = new Telemetry(output.write, now, options.metricIntervalMs ?? 10_000);
+  // Endpoint from the SDK's own AWS_ENDPOINT_URL_SECRETS_MANAGER when set (tests: moto_server).
+  // Bounded, so a hung call cannot stall the reload loop: every refresh shares one in-flight read.
+  const secrets = new SecretsManagerClient({
+    region: config.AWS_REGION,
+    requestHandler: { connectionTimeout: 5000, requestTimeout: 10_000 },
+  });
   const pool = new KeyPool({
     strategy: config.POOL_STRATEGY,
-    now: Date.now,
+    now,
     onStateChange: (change) => {
       telemetry.log(change.health === 'healthy' ? 'info' : 'warn', 'key_state_changed', change);
       telemetry.metric(
@@ -75,6 +89,7 @@ export async function main(
     onDegradedChange: (degraded) => {
       telemetry.log(degraded ? 'warn' : 'info', degraded ? 'rate_limit_local_fallback' : 'rate_limit_shared_again', {});
       telemetry.metric({ RateLimitDegraded: { value: degraded ? 1 : 0, unit: 'Count' } });
+      telemetry.flushMetrics();
     },
   });
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256, pipelining: 1 });
@@ -86,8 +101,8 @@ export async function main(
     telemetry,
     ready: () => poolSource.loaded && clientSource.loaded,
     onKeyRejected: () => void poolSource.refresh(),
-    now: Date.now,
-    random: Math.random,
+    now,
+    random: options.random ?? Math.random,
     newId: randomUUID,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     dispatcher,
@@ -101,18 +116,16 @@ export async function main(
     void poolSource.refresh();
     void clientSource.refresh();
   }, config.SECRETS_POLL_INTERVAL_SECONDS * 1000);
-  const probe = setInterval(() => {
-    for (const key of pool.disabledKeys()) {
-      const target = probeRequest(key.provider, key.config, key.key);
-      request(target.url, { headers: target.headers, dispatcher, headersTimeout: 10_000 })
-        .then(async (response) => {
-          await response.body.dump();
-          if (response.statusCode >= 200 && response.statusCode < 300)
-            pool.enable(key.provider, key.keyId, 'probe passed');
-        })
-        .catch(() => undefined);
-    }
-  }, PROBE_INTERVAL_MS);
+  const probe = setInterval(
+    () => void probeDisabledKeys(pool, { dispatcher, timeoutMs: 10_000 }),
+    options.probeIntervalMs ?? 5 * 60_000,
+  );
+  // A gauge as well as the change events: an alarm on RateLimitDegraded >= 1 sees every minute of it.
+  const gauge = setInterval(
+    () => telemetry.metric({ RateLimitDegraded: { value: limiter.degraded ? 1 : 0, unit: 'Count' } }),
+    60_000,
+  );
+  gauge.unref();
   poll.unref();
   probe.unref();
 
@@ -123,12 +136,15 @@ export async function main(
     clients: registry?.size ?? 0,
   });
 
-  const stop = async () => {
+  const stop = async (signal = 'stop') => {
+    telemetry.log('info', 'shutdown', { signal, inFlight: gateway.activeRequests });
     clearInterval(poll);
     clearInterval(probe);
+    clearInterval(gauge);
     gateway.startDraining();
     const deadline = Date.now() + config.SHUTDOWN_DRAIN_SECONDS * 1000;
     while (gateway.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (gateway.activeRequests > 0) telemetry.log('warn', 'drain_timeout', { unfinished: gateway.activeRequests });
     gateway.server.closeAllConnections();
     await limiter.close();
     await dispatcher.close();
@@ -140,15 +156,15 @@ export async function main(
   return { gateway, stop };
 }
 
-if (require.main === module) {
+/** Runs as the container's process: SIGTERM/SIGINT drain and exit 0; a bug never ends the process. */
+function run(): void {
   main().then(
     ({ stop }) => {
       let stopping = false;
       const shutdown = (signal: string) => {
         if (stopping) return;
         stopping = true;
-        process.stdout.write(`${JSON.stringify({ level: 'info', event: 'shutdown', signal })}\n`);
-        stop().then(
+        stop(signal).then(
           () => process.exit(0),
           () => process.exit(1),
         );
@@ -157,9 +173,27 @@ if (require.main === module) {
       process.on('SIGINT', () => shutdown('SIGINT'));
     },
     (error: Error) => {
-      // Configuration errors name the variable; nothing else about the environment is printed.
+      // Configuration errors name the variable and the expected form; no value is printed.
       process.stderr.write(`${JSON.stringify({ level: 'error', event: 'start_failed', message: error.message })}\n`);
       process.exit(1);
     },
   );
+  // A defect outside a request's handler (a timer, an event): log its kind and where, never its
+  // message (it may quote data), and keep serving the requests in flight.
+  const report = (event: string) => (error: unknown) => {
+    const frames =
+      error instanceof Error
+        ? (error.stack ?? '')
+            .split('\n')
+            .slice(1, 6)
+            .map((f) => f.trim())
+        : [];
+    process.stderr.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: 'error', event, error: error instanceof Error ? error.name : typeof error, frames })}\n`,
+    );
+  };
+  process.on('uncaughtException', report('uncaught_exception'));
+  process.on('unhandledRejection', report('unhandled_rejection'));
 }
+
+if (require.main === module) run();

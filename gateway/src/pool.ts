@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Outcome } from './failure';
+import { DEFAULT_COOLDOWN_MS, type Outcome } from './failure';
 import type { ProviderConfig, ProviderName, ProviderPool } from './records';
 
 export type KeyHealth = 'healthy' | 'cooling' | 'disabled';
@@ -11,10 +11,13 @@ interface KeyState {
   readonly key: string;
   /** SHA-256 of the key value, to notice a replaced value across reloads without comparing keys. */
   readonly fingerprint: string;
-  readonly weight: number;
-  readonly enabled: boolean;
+  /** The operator's settings, refreshed from each new document version. */
+  weight: number;
+  enabled: boolean;
   health: KeyHealth;
+  /** While cooling: when the key may be used again. */
   until: number;
+  /** Consecutive failed attempts; a success resets it. Reported in key-state logs. */
   failures: number;
   inFlight: number;
   /** Smooth weighted round robin's running weight. */
@@ -51,7 +54,11 @@ export class KeyPool {
 
   constructor(private readonly options: PoolOptions) {}
 
-  /** Takes a new document version. In-flight attempts keep the leases they hold. */
+  /**
+   * Takes a new document version. A key whose id and value are unchanged keeps its state object
+   * (health, cooldown, failures, and the in-flight count that its outstanding leases will release);
+   * a new or replaced key starts healthy. In-flight attempts keep the leases they hold.
+   */
   load(pool: ProviderPool): void {
     const previous = new Map<string, KeyState>();
     for (const states of this.keys.values()) for (const s of states) previous.set(`${s.provider}/${s.id}`, s);
@@ -64,8 +71,12 @@ export class KeyPool {
         config.keys.map((entry) => {
           const print = fingerprint(entry.key);
           const old = previous.get(`${name}/${entry.id}`);
-          const carried = old !== undefined && old.fingerprint === print;
-          if (old !== undefined && !carried && old.health !== 'healthy') {
+          if (old !== undefined && old.fingerprint === print) {
+            old.weight = entry.weight;
+            old.enabled = entry.enabled;
+            return old;
+          }
+          if (old !== undefined && old.health !== 'healthy') {
             this.options.onStateChange({
               provider: name,
               keyId: entry.id,
@@ -80,11 +91,11 @@ export class KeyPool {
             fingerprint: print,
             weight: entry.weight,
             enabled: entry.enabled,
-            health: carried ? old.health : 'healthy',
-            until: carried ? old.until : 0,
-            failures: carried ? old.failures : 0,
-            inFlight: carried ? old.inFlight : 0,
-            current: carried ? old.current : 0,
+            health: 'healthy',
+            until: 0,
+            failures: 0,
+            inFlight: 0,
+            current: 0,
           };
         }),
       );
@@ -134,7 +145,7 @@ export class KeyPool {
   /** Records what an attempt with a key led to. */
   report(lease: Lease, outcome: Outcome, cooldownUntil?: number): void {
     const state = this.keys.get(lease.provider)?.find((s) => s.id === lease.keyId && s.key === lease.key);
-    if (state === undefined) return; // removed or replaced while in flight
+    if (state === undefined) return; // removed or replaced while in flight: the new value owes nothing
     switch (outcome) {
       case 'success':
         state.failures = 0;
@@ -147,7 +158,7 @@ export class KeyPool {
         return;
       case 'rate_limited':
         state.failures += 1;
-        state.until = cooldownUntil ?? this.options.now() + 60_000;
+        state.until = cooldownUntil ?? this.options.now() + DEFAULT_COOLDOWN_MS;
         this.setHealth(state, 'cooling', 'rate limited (429)');
         return;
       default:
@@ -155,13 +166,16 @@ export class KeyPool {
     }
   }
 
-  /** Re-enables a disabled key whose probe passed. */
-  enable(provider: ProviderName, keyId: string, reason: string): void {
-    const state = this.keys.get(provider)?.find((s) => s.id === keyId);
-    if (state !== undefined && state.health === 'disabled') this.setHealth(state, 'healthy', reason);
+  /** Re-enables a disabled key whose probe passed (unless its value was replaced meanwhile). */
+  enable(provider: ProviderName, keyId: string, key: string, reason: string): void {
+    const state = this.keys.get(provider)?.find((s) => s.id === keyId && s.key === key);
+    if (state !== undefined && state.health === 'disabled') {
+      state.failures = 0;
+      this.setHealth(state, 'healthy', reason);
+    }
   }
 
-  /** Disabled keys, for the periodic probe. */
+  /** Disabled keys the operator has not switched off, for the periodic probe. */
   disabledKeys(): Array<{ provider: ProviderName; keyId: string; key: string; config: ProviderConfig }> {
     return [...this.keys.values()]
       .flat()
@@ -175,7 +189,7 @@ export class KeyPool {
     return cooling.length === 0 ? undefined : Math.min(...cooling.map((s) => s.until));
   }
 
-  /** Ids, health and weight per provider, never a key: for logs and tests. */
+  /** Ids and state per provider, never a key: for logs and tests. */
   snapshot(): Record<string, Array<{ id: string; health: KeyHealth; failures: number; inFlight: number }>> {
     return Object.fromEntries(
       [...this.keys].map(([provider, states]) => [
@@ -205,6 +219,9 @@ function smoothWeighted(states: KeyState[]): KeyState {
   return best;
 }
 
+/** Fewest requests in flight relative to weight; ties go to smooth weighted round robin. */
 function leastInFlight(states: KeyState[]): KeyState {
-  return states.reduce((best, s) => (s.inFlight < best.inFlight ? s : best));
+  const load = (s: KeyState) => s.inFlight / s.weight;
+  const lowest = Math.min(...states.map(load));
+  return smoothWeighted(states.filter((s) => load(s) === lowest));
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { GatewayError } from './errors';
@@ -59,16 +60,33 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 const tooLarge = (limit: number) =>
-  new GatewayError(413, 'request_too_large', `the request body exceeds the gateway's limit of ${limit} bytes`);
+  // The connection closes after the answer, so the rest of an oversize body is never read.
+  new GatewayError(
+    413,
+    'request_too_large',
+    `the request body exceeds the gateway's limit of ${limit} bytes`,
+    { limit_bytes: limit },
+    { connection: 'close' },
+  );
 
-/** Parses and validates a JSON request for a route, naming the first problem found. */
-export function parseRequest(spec: RouteSpec, contentType: string | undefined, body: Buffer): Record<string, unknown> {
+/** Refuses anything but JSON before the body is read. */
+export function requireJson(contentType: string | undefined): void {
   if (!/^application\/json\s*(;|$)/i.test(contentType ?? '')) {
     throw new GatewayError(415, 'unsupported_media_type', 'expected Content-Type: application/json');
   }
+}
+
+/** A UTF-8 byte order mark, which JSON senders must not add but parsers may ignore (RFC 8259): it is dropped. */
+export function withoutBom(body: Buffer): Buffer {
+  return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
+}
+
+/** Parses and validates a JSON request for a route, naming the first problem found. */
+export function parseRequest(spec: RouteSpec, body: Buffer): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+    if (!isUtf8(body)) throw new Error('not UTF-8');
+    value = JSON.parse(body.toString('utf8'));
   } catch {
     throw new GatewayError(400, 'invalid_json', 'the request body is not valid UTF-8 JSON');
   }
@@ -76,8 +94,7 @@ export function parseRequest(spec: RouteSpec, contentType: string | undefined, b
   if (!result.success) {
     const issue = result.error.issues[0];
     const field = issue.path.length > 0 ? issue.path.join('.') : 'body';
-    const expected = issue.code === 'invalid_type' ? ` (expected ${issue.expected})` : '';
-    throw new GatewayError(400, 'invalid_request', `field '${field}': ${issue.message}${expected}`, { field });
+    throw new GatewayError(400, 'invalid_request', `field '${field}': ${issue.message}`, { field });
   }
   return result.data as Record<string, unknown>;
 }

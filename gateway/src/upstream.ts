@@ -6,10 +6,21 @@ export type Operation = 'chat/completions' | 'completions' | 'embeddings' | 'mes
 
 export interface UpstreamRequest {
   readonly url: string;
+  /** `url` split for undici's dispatcher (no URL parsing per request). */
+  readonly origin: string;
+  readonly path: string;
   readonly headers: Record<string, string>;
 }
 
 const trim = (url: string) => url.replace(/\/+$/, '');
+
+/** scheme://host[:port] and the rest of a URL, e.g. a custom provider's path prefix and query. */
+function split(url: string, headers: Record<string, string>): UpstreamRequest {
+  const at = url.indexOf('/', url.indexOf('//') + 2);
+  return at < 0
+    ? { url, origin: url, path: '/', headers }
+    : { url, origin: url.slice(0, at), path: url.slice(at), headers };
+}
 
 /** `custom`'s base URL may or may not end in /v1 already; either way the path gets exactly one. */
 function withV1(baseUrl: string): string {
@@ -33,36 +44,32 @@ export function upstreamRequest(
     'content-type': 'application/json',
     accept: typeof clientHeaders.accept === 'string' ? clientHeaders.accept : 'application/json',
     'user-agent': 'dify-llm-gateway',
+    // Uncompressed, so the answer passes through byte for byte and its usage can be read on the way.
+    'accept-encoding': 'identity',
   };
   switch (provider) {
     case 'openai':
-      return {
-        url: `${trim(config.baseUrl)}/v1/${operation}`,
-        headers: { ...headers, authorization: `Bearer ${key}` },
-      };
+      return split(`${trim(config.baseUrl)}/v1/${operation}`, { ...headers, authorization: `Bearer ${key}` });
     case 'custom':
-      return { url: `${withV1(config.baseUrl)}/${operation}`, headers: { ...headers, authorization: `Bearer ${key}` } };
+      return split(`${withV1(config.baseUrl)}/${operation}`, { ...headers, authorization: `Bearer ${key}` });
     case 'azure-openai': {
       const deployment = encodeURIComponent(config.deployments?.[model] ?? model);
       const version = encodeURIComponent(config.apiVersion ?? '2024-10-21');
-      return {
-        url: `${trim(config.baseUrl)}/openai/deployments/${deployment}/${operation}?api-version=${version}`,
-        headers: { ...headers, 'api-key': key },
-      };
+      return split(`${trim(config.baseUrl)}/openai/deployments/${deployment}/${operation}?api-version=${version}`, {
+        ...headers,
+        'api-key': key,
+      });
     }
     case 'anthropic': {
       const version =
         typeof clientHeaders['anthropic-version'] === 'string' ? clientHeaders['anthropic-version'] : '2023-06-01';
       const beta = clientHeaders['anthropic-beta'];
-      return {
-        url: `${trim(config.baseUrl)}/v1/messages`,
-        headers: {
-          ...headers,
-          'x-api-key': key,
-          'anthropic-version': version,
-          ...(typeof beta === 'string' ? { 'anthropic-beta': beta } : {}),
-        },
-      };
+      return split(`${trim(config.baseUrl)}/v1/messages`, {
+        ...headers,
+        'x-api-key': key,
+        'anthropic-version': version,
+        ...(typeof beta === 'string' ? { 'anthropic-beta': beta } : {}),
+      });
     }
   }
 }
@@ -71,19 +78,16 @@ export function upstreamRequest(
 export function probeRequest(provider: ProviderName, config: ProviderConfig, key: string): UpstreamRequest {
   switch (provider) {
     case 'openai':
-      return { url: `${trim(config.baseUrl)}/v1/models`, headers: { authorization: `Bearer ${key}` } };
+      return split(`${trim(config.baseUrl)}/v1/models`, { authorization: `Bearer ${key}` });
     case 'custom':
-      return { url: `${withV1(config.baseUrl)}/models`, headers: { authorization: `Bearer ${key}` } };
+      return split(`${withV1(config.baseUrl)}/models`, { authorization: `Bearer ${key}` });
     case 'azure-openai':
-      return {
-        url: `${trim(config.baseUrl)}/openai/models?api-version=${encodeURIComponent(config.apiVersion ?? '2024-10-21')}`,
-        headers: { 'api-key': key },
-      };
+      return split(
+        `${trim(config.baseUrl)}/openai/models?api-version=${encodeURIComponent(config.apiVersion ?? '2024-10-21')}`,
+        { 'api-key': key },
+      );
     case 'anthropic':
-      return {
-        url: `${trim(config.baseUrl)}/v1/models`,
-        headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01' },
-      };
+      return split(`${trim(config.baseUrl)}/v1/models`, { 'x-api-key': key, 'anthropic-version': '2023-06-01' });
   }
 }
 

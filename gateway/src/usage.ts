@@ -26,6 +26,8 @@ const MAX_JSON = 8 * 1024 * 1024;
  */
 export class UsageTap {
   readonly usage: Usage = {};
+  /** SSE data events seen (`[DONE]` aside): about one token each, for an estimate when no usage came. */
+  events = 0;
   private readonly chunks: Buffer[] = [];
   private size = 0;
   private pending = '';
@@ -46,19 +48,15 @@ export class UsageTap {
 
   finish(): Usage {
     if (!this.streaming) {
-      if (this.size <= MAX_JSON && this.size > 0) {
-        try {
-          readUsage((JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as { usage?: unknown }).usage, this.usage);
-        } catch {
-          // not JSON: no usage
-        }
-      }
+      if (this.size <= MAX_JSON && this.size > 0) readUsage(usageOfJson(Buffer.concat(this.chunks)), this.usage);
     } else if (this.pending !== '') this.line(this.pending);
     return this.usage;
   }
 
   private line(line: string): void {
-    if (!line.startsWith('data:') || !line.includes('"usage"')) return;
+    if (!line.startsWith('data:')) return;
+    if (line.slice(5).trim() !== '[DONE]') this.events += 1;
+    if (!line.includes('"usage"')) return;
     try {
       const event = JSON.parse(line.slice(5).trim()) as { usage?: unknown; message?: { usage?: unknown } };
       readUsage(event.message?.usage, this.usage);
@@ -66,5 +64,41 @@ export class UsageTap {
     } catch {
       // a partial or non-JSON event line: no usage
     }
+  }
+}
+
+/**
+ * The `usage` object of a JSON answer. OpenAI and Anthropic put it last, so the object after the last
+ * `"usage"` is parsed on its own (a large embeddings answer is not parsed whole); anything unexpected
+ * falls back to parsing the whole answer.
+ */
+function usageOfJson(body: Buffer): unknown {
+  const at = body.lastIndexOf('"usage"');
+  if (at < 0) return undefined;
+  const start = body.indexOf('{', at);
+  if (start > 0 && start - at < 64 && /^\s*:\s*$/.test(body.subarray(at + 7, start).toString('latin1'))) {
+    let depth = 0;
+    let inString = false;
+    for (let i = start; i < body.length; i++) {
+      const byte = body[i];
+      if (inString) {
+        if (byte === 0x5c)
+          i += 1; // an escaped character
+        else if (byte === 0x22) inString = false;
+      } else if (byte === 0x22) inString = true;
+      else if (byte === 0x7b) depth += 1;
+      else if (byte === 0x7d && --depth === 0) {
+        try {
+          return JSON.parse(body.subarray(start, i + 1).toString('utf8'));
+        } catch {
+          break;
+        }
+      }
+    }
+  }
+  try {
+    return (JSON.parse(body.toString('utf8')) as { usage?: unknown }).usage;
+  } catch {
+    return undefined; // not JSON: no usage
   }
 }

@@ -32,15 +32,27 @@ describe('the official openai client against the gateway', () => {
     expect(completion.usage?.total_tokens).toBe(12);
   });
 
-  it('streams a chat', async () => {
+  it('streams a chat, reading choices[0] of every chunk as naive clients do', async () => {
     const stream = await client.chat.completions.create({
       model: 'gpt-test',
       stream: true,
       messages: [{ role: 'user', content: 'Hello' }],
     });
     let text = '';
-    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    for await (const chunk of stream) text += chunk.choices[0].delta.content ?? '';
     expect(text).toBe('Hello, wörld');
+  });
+
+  it('streams a chat with usage when asked for it', async () => {
+    const stream = await client.chat.completions.create({
+      model: 'gpt-test',
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'Hello' }],
+    });
+    let total: number | undefined;
+    for await (const chunk of stream) total = chunk.usage?.total_tokens ?? total;
+    expect(total).toBe(12);
   });
 
   it('embeds', async () => {
@@ -63,5 +75,13 @@ describe('the official openai client against the gateway', () => {
     await expect(
       wrong.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'x' }] }),
     ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  it('raises NotFoundError for a model the gateway does not serve, with the gateway’s error type', async () => {
+    const error = await client.chat.completions
+      .create({ model: 'gpt-nope', messages: [{ role: 'user', content: 'x' }] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((error as InstanceType<typeof OpenAI.NotFoundError>).type).toBe('model_not_found');
   });
 });

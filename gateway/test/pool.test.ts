@@ -1,6 +1,8 @@
-import { classifyStatus, cooldownUntil, parseDuration, retryable } from '../src/failure';
-import { KeyPool } from '../src/pool';
+import { classifyUpstream, cooldownUntil, DEFAULT_COOLDOWN_MS, parseDuration, retryable } from '../src/failure';
+import { KeyPool, type Strategy } from '../src/pool';
 import { providerPoolSchema } from '../src/records';
+
+/** Pure decisions, with the clock injected: no test here sleeps or opens a socket. */
 
 const poolDoc = (keys: Array<{ id: string; key: string; weight?: number; enabled?: boolean }>) =>
   providerPoolSchema.parse({
@@ -11,49 +13,102 @@ const poolDoc = (keys: Array<{ id: string; key: string; weight?: number; enabled
 describe('failure classification', () => {
   it.each([
     [200, 'success'],
+    [201, 'success'],
     [401, 'auth'],
     [403, 'auth'],
     [429, 'rate_limited'],
     [500, 'server'],
+    [502, 'server'],
     [503, 'server'],
+    [301, 'server'],
     [400, 'client'],
     [404, 'client'],
     [413, 'client'],
     [422, 'client'],
-  ] as const)('%i is %s', (status, outcome) => {
-    expect(classifyStatus(status)).toBe(outcome);
+  ] as const)('status %i is %s', (status, outcome) => {
+    expect(classifyUpstream(status)).toBe(outcome);
   });
 
-  it('retries on another key only for key and provider failures', () => {
+  it.each([
+    [{ code: 'UND_ERR_HEADERS_TIMEOUT', name: 'HeadersTimeoutError' }, 'timeout'],
+    [{ code: 'UND_ERR_CONNECT_TIMEOUT', name: 'ConnectTimeoutError' }, 'timeout'],
+    [{ code: 'UND_ERR_BODY_TIMEOUT', name: 'BodyTimeoutError' }, 'timeout'],
+    [{ code: 'ECONNREFUSED', name: 'Error' }, 'network'],
+    [{ code: 'ECONNRESET', name: 'Error' }, 'network'],
+    [{ code: 'UND_ERR_SOCKET', name: 'SocketError' }, 'network'],
+    [new Error('anything'), 'network'],
+    [undefined, 'network'],
+  ] as const)('error %j is %s', (error, outcome) => {
+    expect(classifyUpstream(error)).toBe(outcome);
+  });
+
+  it('retries on another key only for key and provider failures, never for the client’s own 4xx', () => {
     expect(['auth', 'rate_limited', 'server', 'network', 'timeout'].every((o) => retryable(o as never))).toBe(true);
     expect(retryable('client')).toBe(false);
     expect(retryable('success')).toBe(false);
   });
+});
 
-  it('reads the provider’s reset headers', () => {
-    const now = Date.parse('2026-11-22T12:00:00Z');
+describe('cooldown parsing', () => {
+  const now = Date.parse('2026-11-22T12:00:00Z');
+
+  it('reads Retry-After in seconds and as an HTTP date', () => {
     expect(cooldownUntil({ 'retry-after': '7' }, now, 60_000)).toBe(now + 7000);
+    expect(cooldownUntil({ 'retry-after': '1.5' }, now, 60_000)).toBe(now + 1500);
     expect(cooldownUntil({ 'retry-after': 'Sun, 22 Nov 2026 12:01:00 GMT' }, now, 60_000)).toBe(now + 60_000);
+    // A date already past: usable again now, not never.
+    expect(cooldownUntil({ 'retry-after': 'Sun, 22 Nov 2026 11:00:00 GMT' }, now, 60_000)).toBe(now);
+  });
+
+  it('reads OpenAI’s reset durations, taking the later of requests and tokens', () => {
     expect(cooldownUntil({ 'x-ratelimit-reset-requests': '1s', 'x-ratelimit-reset-tokens': '6m0s' }, now, 1)).toBe(
       now + 360_000,
     );
-    expect(cooldownUntil({ 'anthropic-ratelimit-requests-reset': '2026-11-22T12:00:30Z' }, now, 1)).toBe(now + 30_000);
-    expect(cooldownUntil({}, now, 60_000)).toBe(now + 60_000);
-    expect(cooldownUntil({ 'retry-after': '999999' }, now, 1)).toBe(now + 3_600_000);
-    expect([parseDuration('20ms'), parseDuration('1h2m3.5s'), parseDuration('soon')]).toEqual([
+    expect(cooldownUntil({ 'x-ratelimit-reset-tokens': '20ms' }, now, 1)).toBe(now + 20);
+    expect([parseDuration('20ms'), parseDuration('1h2m3.5s'), parseDuration('6m0s'), parseDuration('soon')]).toEqual([
       20,
       3_723_500,
+      360_000,
       undefined,
     ]);
+    expect(parseDuration('1s garbage')).toBeUndefined();
+  });
+
+  it('reads Anthropic’s RFC 3339 reset timestamps, taking the latest', () => {
+    expect(
+      cooldownUntil(
+        {
+          'anthropic-ratelimit-requests-reset': '2026-11-22T12:00:30Z',
+          'anthropic-ratelimit-tokens-reset': '2026-11-22T12:00:45Z',
+        },
+        now,
+        1,
+      ),
+    ).toBe(now + 45_000);
+  });
+
+  it('falls back to the default without a usable header, and never benches a key for more than an hour', () => {
+    expect(cooldownUntil({}, now, DEFAULT_COOLDOWN_MS)).toBe(now + 60_000);
+    expect(cooldownUntil({ 'retry-after': 'whenever' }, now, 60_000)).toBe(now + 60_000);
+    expect(cooldownUntil({ 'x-ratelimit-reset-requests': 'soon' }, now, 60_000)).toBe(now + 60_000);
+    expect(cooldownUntil({ 'retry-after': '999999' }, now, 1)).toBe(now + 3_600_000);
   });
 });
 
 describe('the key pool', () => {
-  const changes: string[] = [];
-  const make = (strategy: 'weighted-round-robin' | 'least-in-flight' = 'weighted-round-robin', now = () => 0) =>
+  let changes: string[] = [];
+  beforeEach(() => {
+    changes = [];
+  });
+  const make = (strategy: Strategy = 'weighted-round-robin', now = () => 0) =>
     new KeyPool({ strategy, now, onStateChange: (c) => changes.push(`${c.keyId}:${c.health}`) });
+  const pick = (pool: KeyPool, exclude?: Set<string>) => {
+    const lease = pool.acquire('openai', exclude);
+    lease?.release();
+    return lease?.keyId;
+  };
 
-  it('spreads requests in proportion to weight, evenly interleaved', () => {
+  it('spreads requests in proportion to weight, evenly interleaved (smooth weighted round robin)', () => {
     const pool = make();
     pool.load(
       poolDoc([
@@ -61,17 +116,12 @@ describe('the key pool', () => {
         { id: 'b', key: 'key-bbbbbbbb', weight: 1 },
       ]),
     );
-    const picks = Array.from({ length: 8 }, () => {
-      const lease = pool.acquire('openai')!;
-      lease.release();
-      return lease.keyId;
-    });
-    // Smooth weighted round robin interleaves: a a b a, then again.
-    expect(picks.join('')).toBe('aabaaaba');
-    expect(picks.filter((p) => p === 'a')).toHaveLength(6);
+    const picks = Array.from({ length: 400 }, () => pick(pool));
+    expect(picks.slice(0, 8).join('')).toBe('aabaaaba');
+    expect(picks.filter((p) => p === 'a')).toHaveLength(300);
   });
 
-  it('picks the key with the fewest requests in flight when asked to', () => {
+  it('picks the key with the fewest requests in flight per weight, round robin among equals', () => {
     const pool = make('least-in-flight');
     pool.load(
       poolDoc([
@@ -79,8 +129,16 @@ describe('the key pool', () => {
         { id: 'b', key: 'key-bbbbbbbb' },
       ]),
     );
-    const first = pool.acquire('openai')!;
-    expect(pool.acquire('openai')!.keyId).not.toBe(first.keyId);
+    const held = pool.acquire('openai')!;
+    expect(pool.acquire('openai')!.keyId).not.toBe(held.keyId);
+    const idle = make('least-in-flight');
+    idle.load(
+      poolDoc([
+        { id: 'a', key: 'key-aaaaaaaa' },
+        { id: 'b', key: 'key-bbbbbbbb' },
+      ]),
+    );
+    expect(Array.from({ length: 4 }, () => pick(idle)).join('')).toBe('abab');
   });
 
   it('skips disabled, cooling and operator-disabled keys, and the keys a request already tried', () => {
@@ -96,13 +154,31 @@ describe('the key pool', () => {
     const a = pool.acquire('openai')!;
     pool.report(a, 'rate_limited', 10_000);
     a.release();
-    expect(pool.acquire('openai', new Set(['b']))).toBeUndefined();
+    expect(pick(pool, new Set(['b']))).toBeUndefined();
     expect(pool.nextAvailable('openai')).toBe(10_000);
+    clock = 9_999;
+    expect(pick(pool, new Set(['b']))).toBeUndefined();
     clock = 10_000;
-    expect(pool.acquire('openai', new Set(['b']))!.keyId).toBe('a');
+    expect(pick(pool, new Set(['b']))).toBe('a');
+    expect(changes).toEqual(['a:cooling', 'a:healthy']);
   });
 
-  it('carries state across a reload by key id, and starts a replaced key over', () => {
+  it('counts failures per key and resets the count on a success; client errors are not counted', () => {
+    const pool = make();
+    pool.load(poolDoc([{ id: 'a', key: 'key-aaaaaaaa' }]));
+    for (const outcome of ['server', 'timeout', 'network', 'client'] as const) {
+      const lease = pool.acquire('openai')!;
+      pool.report(lease, outcome);
+      lease.release();
+    }
+    expect(pool.snapshot().openai[0]).toMatchObject({ health: 'healthy', failures: 3 });
+    const lease = pool.acquire('openai')!;
+    pool.report(lease, 'success');
+    lease.release();
+    expect(pool.snapshot().openai[0].failures).toBe(0);
+  });
+
+  it('carries state across a reload by key id, and starts a replaced or re-added key over', () => {
     const pool = make();
     pool.load(
       poolDoc([
@@ -128,16 +204,81 @@ describe('the key pool', () => {
       ]),
     );
     expect(pool.snapshot().openai.map((k) => k.health)).toEqual(['healthy', 'healthy']);
-    expect(changes).toEqual(expect.arrayContaining(['a:disabled', 'a:healthy']));
+    expect(changes).toEqual(['a:disabled', 'a:healthy']);
+    // Removed, then added back with the same value: a new key as far as the pool knows.
+    const again = pool.acquire('openai', new Set(['b']))!;
+    pool.report(again, 'auth');
+    again.release();
+    pool.load(poolDoc([{ id: 'b', key: 'key-bbbbbbbb' }]));
+    pool.load(
+      poolDoc([
+        { id: 'a', key: 'key-a-replaced' },
+        { id: 'b', key: 'key-bbbbbbbb' },
+      ]),
+    );
+    expect(pool.snapshot().openai[0].health).toBe('healthy');
   });
 
-  it('ignores reports for a key removed while its request was in flight', () => {
+  it('keeps the in-flight count of a carried key exact across a reload', () => {
+    const pool = make('least-in-flight');
+    pool.load(
+      poolDoc([
+        { id: 'a', key: 'key-aaaaaaaa' },
+        { id: 'b', key: 'key-bbbbbbbb' },
+      ]),
+    );
+    const leases = [pool.acquire('openai')!, pool.acquire('openai')!, pool.acquire('openai')!];
+    pool.load(
+      poolDoc([
+        { id: 'a', key: 'key-aaaaaaaa', weight: 2 },
+        { id: 'b', key: 'key-bbbbbbbb' },
+      ]),
+    );
+    for (const lease of leases) lease.release();
+    expect(pool.snapshot().openai.map((k) => k.inFlight)).toEqual([0, 0]);
+  });
+
+  it('ignores reports for a key removed or replaced while its request was in flight', () => {
     const pool = make();
     pool.load(poolDoc([{ id: 'a', key: 'key-aaaaaaaa' }]));
     const lease = pool.acquire('openai')!;
-    pool.load(poolDoc([]));
-    expect(() => pool.report(lease, 'auth')).not.toThrow();
+    pool.load(poolDoc([{ id: 'a', key: 'key-a-replaced' }]));
+    pool.report(lease, 'auth');
     lease.release();
+    expect(pool.snapshot().openai[0]).toMatchObject({ health: 'healthy', inFlight: 0 });
+    pool.load(poolDoc([]));
     expect(pool.acquire('openai')).toBeUndefined();
+  });
+
+  it('re-enables a disabled key when its probe passes, but not a value that was replaced meanwhile', () => {
+    const pool = make();
+    pool.load(poolDoc([{ id: 'a', key: 'key-aaaaaaaa' }]));
+    const lease = pool.acquire('openai')!;
+    pool.report(lease, 'auth');
+    lease.release();
+    expect(pool.disabledKeys().map((k) => k.keyId)).toEqual(['a']);
+    pool.enable('openai', 'a', 'key-other-value', 'probe passed');
+    expect(pool.snapshot().openai[0].health).toBe('disabled');
+    pool.enable('openai', 'a', 'key-aaaaaaaa', 'probe passed');
+    expect(pool.snapshot().openai[0]).toMatchObject({ health: 'healthy', failures: 0 });
+  });
+
+  it('maps each model to the provider that lists it', () => {
+    const pool = make();
+    pool.load(
+      providerPoolSchema.parse({
+        version: 1,
+        providers: {
+          openai: { baseUrl: 'http://127.0.0.1:9', models: ['gpt-x', 'emb'], keys: [] },
+          anthropic: { baseUrl: 'http://127.0.0.1:9', models: ['claude-x'], keys: [] },
+        },
+      }),
+    );
+    expect([pool.providerFor('gpt-x'), pool.providerFor('claude-x'), pool.providerFor('nope')]).toEqual([
+      'openai',
+      'anthropic',
+      undefined,
+    ]);
+    expect(pool.models.sort()).toEqual(['claude-x', 'emb', 'gpt-x']);
   });
 });

@@ -1,179 +1,399 @@
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { request as httpRequest } from 'node:http';
-import { freeLoopbackPort } from '../../test/helpers/free-port';
-import { generateClientKey, hashClientKey } from '../src/client-keys';
-import { createRateLimiter } from '../src/ratelimit';
-import { buildGateway } from './helpers/built';
-import { type FakeProvider, startFakeProvider } from './helpers/fake-provider';
-import { fixedBytes } from './helpers/harness';
-import { MOTO_CREDENTIALS, type Moto, startMoto } from './helpers/moto';
-import { startProcess, stopProcess, waitFor } from './helpers/processes';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildSync } from 'esbuild';
+import Redis from 'ioredis';
+import { createRateLimiter, type RateLimiter, type RateLimiterOptions, WINDOW_MS, windowKey } from '../src/ratelimit';
 import { type RedisServer, startRedis } from './helpers/redis';
 
-/** The per-client limits, shared through a real redis-server on loopback. */
-describe('the distributed rate limit', () => {
-  let redis: RedisServer;
+/** A minute boundary, so the window's remaining seconds read plainly. */
+const START = Date.UTC(2026, 10, 22, 12, 0, 0);
+const windowOf = (clock: number) => Math.floor(clock / WINDOW_MS);
+const PLENTY = { requestsPerMinute: 1e9, tokensPerMinute: 1e9 };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `check` passes; bounded in time, so a broken build fails with a message instead of hanging. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+/** Every limiter and raw client a test opens, closed after it whatever happened. */
+const open: Array<{ close(): Promise<unknown> }> = [];
+afterEach(async () => {
+  for (const item of open.splice(0)) await item.close();
+});
+
+function limiterFor(options: RateLimiterOptions): RateLimiter {
+  const limiter = createRateLimiter(options);
+  open.push(limiter);
+  return limiter;
+}
+
+function rawClient(port: number, password?: string): Redis {
+  const client = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 1 });
+  open.push({ close: () => client.quit().catch(() => client.disconnect()) });
+  return client;
+}
+
+/** Admits a probe client until the limiter answers from Redis. */
+async function connected(limiter: RateLimiter): Promise<void> {
+  await until('the limiter answers from Redis', async () => {
+    await limiter.admit('probe', PLENTY);
+    return !limiter.degraded;
+  });
+}
+
+async function admitMany(
+  limiter: RateLimiter,
+  clientId: string,
+  n: number,
+  limits = { requestsPerMinute: 3, tokensPerMinute: 1000 },
+) {
+  const results = [];
+  for (let i = 0; i < n; i++) results.push(await limiter.admit(clientId, limits));
+  return results;
+}
+
+describe('the local limiter (no Redis configured)', () => {
+  it('applies the same limits and windows on its own, and is never degraded', async () => {
+    let clock = START;
+    const changes: boolean[] = [];
+    const limiter = limiterFor({ now: () => clock, onDegradedChange: (d) => changes.push(d) });
+    const limits = { requestsPerMinute: 2, tokensPerMinute: 100 };
+    expect((await admitMany(limiter, 'a', 3, limits)).map((r) => r.allowed)).toEqual([true, true, false]);
+    expect((await limiter.admit('b', limits)).allowed).toBe(true);
+    clock += WINDOW_MS;
+    await limiter.recordTokens('a', 100);
+    expect(await limiter.admit('a', limits)).toEqual({ allowed: false, reason: 'tokens', retryAfterSeconds: 60 });
+    expect([limiter.degraded, changes]).toEqual([false, []]);
+  });
+});
+
+describe('the shared limiter, through a real redis-server', () => {
+  let server: RedisServer;
+  let prefixes = 0;
+  /** A key prefix per test, so tests never see each other's windows. */
+  const prefix = () => `t${++prefixes}:`;
+
   beforeAll(async () => {
-    redis = await startRedis();
+    server = await startRedis();
   });
   afterAll(async () => {
-    await redis?.stop();
+    await server?.stop();
   });
 
-  it('counts requests and tokens in one-minute windows per client, and says when to retry', async () => {
-    let clock = 120_000 * 1000;
-    const limiter = createRateLimiter({
-      redis: { host: '127.0.0.1', port: redis.port, keyPrefix: 'unit:' },
-      now: () => clock,
+  const shared = (clock: () => number, keyPrefix: string, extra: Partial<RateLimiterOptions> = {}) =>
+    limiterFor({
+      redis: { host: '127.0.0.1', port: server.port, keyPrefix, commandTimeoutMs: 1000 },
+      now: clock,
+      ...extra,
     });
-    await waitFor(
-      'redis connection',
-      async () =>
-        (await limiter.admit('probe', { requestsPerMinute: 1e6, tokensPerMinute: 1e9 })).allowed && !limiter.degraded,
-    );
-    const limits = { requestsPerMinute: 3, tokensPerMinute: 100 };
-    const results = [];
-    for (let i = 0; i < 4; i++) results.push(await limiter.admit('a', limits));
-    expect(results.map((r) => r.allowed)).toEqual([true, true, true, false]);
-    expect(results[3]).toEqual({ allowed: false, reason: 'requests', retryAfterSeconds: 60 });
-    expect((await limiter.admit('b', limits)).allowed).toBe(true);
-    clock += 30_000;
-    expect(await limiter.admit('a', limits)).toMatchObject({ allowed: false, retryAfterSeconds: 30 });
-    clock += 30_000;
-    expect((await limiter.admit('a', limits)).allowed).toBe(true);
-    await limiter.recordTokens('a', 150);
-    expect(await limiter.admit('a', limits)).toMatchObject({ allowed: false, reason: 'tokens' });
-    await limiter.close();
+
+  it('admits up to requestsPerMinute, then refuses with the reason and the seconds left in the window', async () => {
+    const clock = START + 15_000;
+    const keyPrefix = prefix();
+    const limiter = shared(() => clock, keyPrefix);
+    await connected(limiter);
+    const results = await admitMany(limiter, 'dify', 5);
+    expect(results).toEqual([
+      { allowed: true },
+      { allowed: true },
+      { allowed: true },
+      { allowed: false, reason: 'requests', retryAfterSeconds: 45 },
+      { allowed: false, reason: 'requests', retryAfterSeconds: 45 },
+    ]);
+    // Refused requests are not counted: the window holds exactly what was admitted.
+    const raw = rawClient(server.port);
+    expect(await raw.hgetall(windowKey(keyPrefix, 'dify', windowOf(clock)))).toEqual({ r: '3' });
+    expect(limiter.degraded).toBe(false);
   });
 
-  it('falls back to local limits when Redis is unreachable, says so, and returns when it is back', async () => {
-    const second = await startRedis();
+  it('refuses once the tokens recorded in the window reach tokensPerMinute, whatever requests remain', async () => {
+    const clock = START;
+    const limiter = shared(() => clock, prefix());
+    await connected(limiter);
+    const limits = { requestsPerMinute: 100, tokensPerMinute: 1000 };
+    expect((await limiter.admit('dify', limits)).allowed).toBe(true);
+    await limiter.recordTokens('dify', 999);
+    expect((await limiter.admit('dify', limits)).allowed).toBe(true);
+    await limiter.recordTokens('dify', 1);
+    expect(await limiter.admit('dify', limits)).toEqual({ allowed: false, reason: 'tokens', retryAfterSeconds: 60 });
+  });
+
+  it('starts a new window each minute of the injected clock, and lets Redis expire the old one', async () => {
+    let clock = START + 59_500;
+    const keyPrefix = prefix();
+    const limiter = shared(() => clock, keyPrefix);
+    await connected(limiter);
+    const limits = { requestsPerMinute: 1, tokensPerMinute: 10 };
+    expect((await admitMany(limiter, 'dify', 2, limits)).map((r) => r.allowed)).toEqual([true, false]);
+    expect(await limiter.admit('dify', limits)).toMatchObject({ retryAfterSeconds: 1 });
+    await limiter.recordTokens('dify', 10);
+    clock += 500;
+    expect(await limiter.admit('dify', limits)).toEqual({ allowed: true });
+    expect(await limiter.admit('dify', limits)).toEqual({ allowed: false, reason: 'requests', retryAfterSeconds: 60 });
+    const raw = rawClient(server.port);
+    const ttl = await raw.pttl(windowKey(keyPrefix, 'dify', windowOf(clock) - 1));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(2 * WINDOW_MS);
+  });
+
+  it('keeps clients apart, and puts only a validated id or a hash of it into a key', async () => {
+    const clock = START;
+    const keyPrefix = prefix();
+    const limiter = shared(() => clock, keyPrefix);
+    await connected(limiter);
+    const odd = 'x}:{gw:rl:*\r\nFLUSHALL';
+    expect((await admitMany(limiter, 'dify', 4)).map((r) => r.allowed)).toEqual([true, true, true, false]);
+    expect((await admitMany(limiter, 'other', 3)).map((r) => r.allowed)).toEqual([true, true, true]);
+    expect((await admitMany(limiter, odd, 4)).map((r) => r.allowed)).toEqual([true, true, true, false]);
+    const raw = rawClient(server.port);
+    const keys = (await raw.keys(`${keyPrefix}*`)).sort();
+    const window = windowOf(clock);
+    expect(keys.filter((k) => !k.includes('{h-'))).toEqual([
+      `${keyPrefix}{dify}:${window}`,
+      `${keyPrefix}{other}:${window}`,
+      `${keyPrefix}{probe}:${window}`,
+    ]);
+    expect(keys.filter((k) => k.includes('{h-'))).toEqual([expect.stringMatching(/^t\d+:\{h-[0-9a-f]{32}\}:\d+$/)]);
+    expect(keys.join('\n')).not.toContain('FLUSHALL');
+  });
+
+  it('holds one limit across two limiters with their own connections, as two replicas would', async () => {
+    const clock = START;
+    const keyPrefix = prefix();
+    const replicas = [shared(() => clock, keyPrefix), shared(() => clock, keyPrefix)];
+    for (const replica of replicas) await connected(replica);
+    const limits = { requestsPerMinute: 10, tokensPerMinute: 1e9 };
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => replicas[i % 2].admit('dify', limits)));
+    expect(results.filter((r) => r.allowed)).toHaveLength(10);
+  });
+
+  it('answers from the local limiter without waiting when Redis stops answering, and comes back by itself', async () => {
+    const clock = START;
     const changes: boolean[] = [];
-    const limiter = createRateLimiter({
-      redis: { host: '127.0.0.1', port: second.port, keyPrefix: 'fallback:' },
-      onDegradedChange: (degraded) => changes.push(degraded),
+    const limiter = limiterFor({
+      redis: { host: '127.0.0.1', port: server.port, keyPrefix: prefix(), commandTimeoutMs: 250 },
+      now: () => clock,
+      onDegradedChange: (d) => changes.push(d),
     });
-    const limits = { requestsPerMinute: 1000, tokensPerMinute: 1e9 };
-    await waitFor('redis connection', async () => (await limiter.admit('c', limits)).allowed && !limiter.degraded);
-    // Admissions before the first connection are answered locally too; count from connected on.
+    await connected(limiter);
     changes.length = 0;
-    await second.stop();
-    await waitFor('degraded mode', async () => (await limiter.admit('c', limits)).allowed && limiter.degraded);
-    const restarted = await startRedis({ port: second.port });
+    const pauser = rawClient(server.port);
+    // CLIENT PAUSE holds every other client's commands for 2 s: an admission in the meantime must not wait for it.
+    await pauser.call('CLIENT', 'PAUSE', '2000', 'ALL');
+    expect(await limiter.admit('dify', PLENTY)).toEqual({ allowed: true });
+    expect(limiter.degraded).toBe(true);
+    await until('back to Redis after the pause', async () => {
+      await limiter.admit('probe', PLENTY);
+      return !limiter.degraded;
+    });
+    expect(changes).toEqual([true, false]);
+  });
+});
+
+describe('AUTH', () => {
+  let server: RedisServer;
+  const password = 'test-only-auth-token-0123456789';
+  beforeAll(async () => {
+    server = await startRedis({ password });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('answers from Redis with the right AUTH token', async () => {
+    const limiter = limiterFor({
+      redis: { host: '127.0.0.1', port: server.port, password, keyPrefix: 'auth:' },
+      now: () => START,
+    });
+    await connected(limiter);
+    expect(await rawClient(server.port, password).exists(windowKey('auth:', 'probe', windowOf(START)))).toBe(1);
+  });
+
+  it.each([
+    ['a wrong AUTH token', 'not-the-token'],
+    ['no AUTH token', undefined],
+  ])('with %s, degrades to the local limiter instead of throwing, and says so once', async (_name, wrong) => {
+    const changes: boolean[] = [];
+    const limiter = limiterFor({
+      redis: { host: '127.0.0.1', port: server.port, password: wrong, keyPrefix: 'auth:' },
+      now: () => START,
+      onDegradedChange: (d) => changes.push(d),
+    });
+    await until('degraded', () => limiter.degraded);
+    const limits = { requestsPerMinute: 2, tokensPerMinute: 100 };
+    expect((await admitMany(limiter, 'dify', 3, limits)).map((r) => r.allowed)).toEqual([true, true, false]);
+    await expect(limiter.recordTokens('dify', 10)).resolves.toBeUndefined();
+    expect(changes).toEqual([true]);
+  });
+});
+
+describe('a Redis outage', () => {
+  it('falls back to local limits when redis-server is killed, and returns to Redis when it is back on the same port', async () => {
+    let server: RedisServer | undefined = await startRedis();
     try {
-      await waitFor(
-        'shared mode again',
-        async () => (await limiter.admit('c', limits)).allowed && !limiter.degraded,
-        20_000,
-      );
+      const port = server.port;
+      let clock = START;
+      const changes: boolean[] = [];
+      const limiter = limiterFor({
+        redis: { host: '127.0.0.1', port, keyPrefix: 'outage:', commandTimeoutMs: 1000 },
+        now: () => clock,
+        onDegradedChange: (d) => changes.push(d),
+      });
+      await connected(limiter);
+      changes.length = 0;
+      const limits = { requestsPerMinute: 5, tokensPerMinute: 1000 };
+      expect((await admitMany(limiter, 'dify', 2, limits)).map((r) => r.allowed)).toEqual([true, true]);
+
+      process.kill(server.pid, 'SIGKILL');
+      await server.stop();
+      server = undefined;
+      await until('degraded', () => limiter.degraded);
+      // The same limit, locally: this replica already admitted 2 of 5 in this window through Redis.
+      const during = await admitMany(limiter, 'dify', 4, limits);
+      expect(during.map((r) => r.allowed)).toEqual([true, true, true, false]);
+      expect(during[3]).toEqual({ allowed: false, reason: 'requests', retryAfterSeconds: 60 });
+      await limiter.recordTokens('dify', 5);
+
+      server = await startRedis({ port });
+      await until('back to Redis', () => !limiter.degraded, 20_000);
       expect(changes).toEqual([true, false]);
+      clock += WINDOW_MS;
+      expect((await admitMany(limiter, 'dify', 6, limits)).map((r) => r.allowed)).toEqual([
+        true,
+        true,
+        true,
+        true,
+        true,
+        false,
+      ]);
+      // Answered from the restarted server, which knows nothing of the outage's window.
+      expect(await rawClient(port).hget(windowKey('outage:', 'dify', windowOf(clock)), 'r')).toBe('5');
+      expect(limiter.degraded).toBe(false);
     } finally {
-      await limiter.close();
-      await restarted.stop();
+      await server?.stop();
     }
   });
 
-  it('holds one limit across two gateway processes', async () => {
-    let moto: Moto | undefined;
-    let provider: FakeProvider | undefined;
-    const gateways: Array<ReturnType<typeof startProcess>> = [];
-    const secrets = () =>
-      new SecretsManagerClient({ region: 'us-east-1', endpoint: moto!.endpoint, credentials: MOTO_CREDENTIALS });
+  it('never waits for a server that accepts connections but never answers', async () => {
+    const { createServer } = await import('node:net');
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     try {
-      moto = await startMoto();
-      provider = await startFakeProvider();
-      provider.behave('sk-ratelimit-key-000000000000', 'ok');
-      const pepper = 'ratelimit-pepper-0123456789abcdefghijklmnopq';
-      const clientKey = generateClientKey('dify', fixedBytes(3));
-      const client = secrets();
-      await client.send(
-        new CreateSecretCommand({
-          Name: 'rl/pool',
-          SecretString: JSON.stringify({
-            version: 1,
-            providers: {
-              openai: {
-                baseUrl: provider.url,
-                models: ['gpt-test'],
-                keys: [{ id: 'k1', key: 'sk-ratelimit-key-000000000000' }],
-              },
-            },
-          }),
-        }),
-      );
-      await client.send(
-        new CreateSecretCommand({
-          Name: 'rl/clients',
-          SecretString: JSON.stringify({
-            version: 1,
-            clients: [
-              {
-                id: 'dify',
-                keyHash: hashClientKey(pepper, clientKey),
-                allowedCidrs: ['127.0.0.0/8', '::1/128'],
-                allowedModels: ['*'],
-                requestsPerMinute: 25,
-                tokensPerMinute: 1e9,
-              },
-            ],
-          }),
-        }),
-      );
-      client.destroy();
-      const main = buildGateway();
-      const urls: string[] = [];
-      for (let i = 0; i < 2; i++) {
-        const port = await freeLoopbackPort();
-        const gateway = startProcess(process.execPath, [main], {
-          PATH: process.env.PATH,
-          PORT: String(port),
-          AWS_REGION: 'us-east-1',
-          AWS_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
-          AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
-          PROVIDER_KEYS_SECRET_ID: 'rl/pool',
-          CLIENTS_SECRET_ID: 'rl/clients',
-          CLIENT_KEY_PEPPER: pepper,
-          REDIS_HOST: '127.0.0.1',
-          REDIS_PORT: String(redis.port),
-        });
-        gateways.push(gateway);
-        urls.push(`http://127.0.0.1:${port}`);
-        await waitFor('a gateway', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
-      }
-      // 60 requests alternating between the two replicas, all inside one minute window (barring a
-      // window boundary, which the assertion allows for by checking both windows' totals).
-      const statuses = await Promise.all(
-        Array.from(
-          { length: 60 },
-          (_, i) =>
-            new Promise<number>((resolve, reject) => {
-              const req = httpRequest(
-                `${urls[i % 2]}/v1/chat/completions`,
-                {
-                  method: 'POST',
-                  headers: { 'content-type': 'application/json', authorization: `Bearer ${clientKey}` },
-                },
-                (res) => {
-                  res.resume();
-                  res.on('end', () => resolve(res.statusCode!));
-                },
-              );
-              req.on('error', reject);
-              req.end(JSON.stringify({ model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] }));
-            }),
-        ),
-      );
-      const admitted = statuses.filter((s) => s === 200).length;
-      expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
-      // One window: exactly 25. Straddling a minute boundary: at most 50, never the 60 two
-      // independent replicas would admit.
-      expect(admitted === 25 || (admitted > 25 && admitted <= 50)).toBe(true);
-      expect(provider.received.length).toBe(admitted);
+      const { port } = silent.address() as { port: number };
+      const limiter = limiterFor({ redis: { host: '127.0.0.1', port, commandTimeoutMs: 100 }, now: () => START });
+      const limits = { requestsPerMinute: 1, tokensPerMinute: 10 };
+      expect(await limiter.admit('dify', limits)).toEqual({ allowed: true });
+      expect(await limiter.admit('dify', limits)).toMatchObject({ allowed: false, reason: 'requests' });
+      expect(limiter.degraded).toBe(true);
+      await limiter.close();
     } finally {
-      for (const gateway of gateways) await stopProcess(gateway.child);
-      await provider?.close();
-      await moto?.stop();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
+  });
+});
+
+describe('two OS processes sharing one limit', () => {
+  let server: RedisServer;
+  let dir: string;
+  let worker: string;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ratelimit-worker-'));
+    worker = join(dir, 'worker.js');
+    buildSync({
+      entryPoints: [join(__dirname, 'fixtures', 'ratelimit-worker.ts')],
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      outfile: worker,
+      logLevel: 'silent',
+    });
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    for (const child of children) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined)
+        process.kill(child.pid, 'SIGKILL');
+    }
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Resolves with the first stdout line that `accept` takes; rejects if the process exits first. */
+  function lineFrom(child: ChildProcess, accept: (line: string) => boolean, output: { text: string }): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const line = output.text.split('\n').find(accept);
+        if (line !== undefined) {
+          child.stdout!.off('data', check);
+          resolve(line);
+        }
+      };
+      child.stdout!.on('data', check);
+      check();
+      child.once('exit', (code) =>
+        reject(new Error(`worker exited with ${code} before printing the line: ${output.text}`)),
+      );
+    });
+  }
+
+  it('admits exactly the limit in total when both admit at once', async () => {
+    const limit = 40;
+    const attempts = 60;
+    const outputs = [{ text: '' }, { text: '' }];
+    for (const output of outputs) {
+      const child = spawn(process.execPath, [worker], {
+        env: {
+          PATH: process.env.PATH,
+          REDIS_PORT: String(server.port),
+          KEY_PREFIX: 'procs:',
+          CLIENT_ID: 'dify',
+          REQUESTS_PER_MINUTE: String(limit),
+          ATTEMPTS: String(attempts),
+          NOW_MS: String(START),
+        },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      child.stdout!.on('data', (chunk: Buffer) => (output.text += chunk.toString('utf8')));
+      child.stderr!.on('data', (chunk: Buffer) => (output.text += chunk.toString('utf8')));
+    }
+    const guard = (promise: Promise<string>) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('a worker did not answer within 30 s')), 30_000);
+      });
+      return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+    };
+    await Promise.all(children.map((child, i) => guard(lineFrom(child, (l) => l === 'ready', outputs[i]))));
+    for (const child of children) child.stdin!.write('go\n');
+    const reports = await Promise.all(
+      children.map((child, i) => guard(lineFrom(child, (l) => l.startsWith('{'), outputs[i]))),
+    );
+    const results = reports.map(
+      (r) => JSON.parse(r) as { admitted: number; refused: number; degradedChanges: boolean[] },
+    );
+    expect(results.map((r) => r.degradedChanges)).toEqual([[], []]);
+    expect(results.map((r) => r.admitted + r.refused)).toEqual([attempts, attempts]);
+    expect(results[0].admitted + results[1].admitted).toBe(limit);
+    expect(await rawClient(server.port).hget(windowKey('procs:', 'dify', windowOf(START)), 'r')).toBe(String(limit));
+    await Promise.all(
+      children.map((child) => (child.exitCode === null ? new Promise((r) => child.once('exit', r)) : null)),
+    );
+    expect(children.map((child) => child.exitCode)).toEqual([0, 0]);
   });
 });

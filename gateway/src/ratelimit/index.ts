@@ -1,167 +1,188 @@
-import Redis from 'ioredis';
+import { LocalWindows, type Verdict } from './local';
+import { connect, type LimiterRedis, windowKey } from './redis';
+import type { Admission, Limits, RateLimiter, RateLimiterOptions } from './types';
 
-export interface Limits {
-  readonly requestsPerMinute: number;
-  readonly tokensPerMinute: number;
+export type { Admission, Limits, RateLimiter, RateLimiterOptions } from './types';
+export { windowKey } from './redis';
+
+/** The window length: limits are per minute, in fixed windows numbered floor(now / 60 s). */
+export const WINDOW_MS = 60_000;
+/** A window's key outlives the window by one more, then Redis drops it. */
+const KEY_TTL_MS = 2 * WINDOW_MS;
+/** After a Redis command fails, admissions stay local this long (real time) before Redis is tried again. */
+const RETRY_REDIS_AFTER_MS = 1000;
+
+class Deadline extends Error {}
+
+/** The promise, or a rejection once `ms` pass: a backstop to ioredis's own command timeout. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Deadline()), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-export type Admission =
-  | { readonly allowed: true }
-  | { readonly allowed: false; readonly reason: 'requests' | 'tokens'; readonly retryAfterSeconds: number };
-
-export interface RateLimiter {
-  /** Counts one request in the client's current minute; refuses past either limit. Never throws. */
-  admit(clientId: string, limits: Limits): Promise<Admission>;
-  /** Adds a finished request's tokens to the client's current minute. Never throws. */
-  recordTokens(clientId: string, tokens: number): Promise<void>;
-  /** True while answering from this replica's own counters because Redis is unreachable. */
-  readonly degraded: boolean;
-  close(): Promise<void>;
-}
-
-export interface RateLimiterOptions {
-  /** Absent: this replica's own counters only. */
-  readonly redis?: {
-    host: string;
-    port: number;
-    tls?: boolean;
-    password?: string;
-    keyPrefix?: string;
-    commandTimeoutMs?: number;
-  };
-  readonly now?: () => number;
-  readonly onDegradedChange?: (degraded: boolean) => void;
-}
-
-const WINDOW_MS = 60_000;
+/** A limit as the script and the local counters read it: a whole number, at least 0. */
+const whole = (n: number) => (Number.isFinite(n) ? Math.max(0, Math.floor(n)) : Number.MAX_SAFE_INTEGER);
 
 /**
- * One atomic admission: refuse if the window's tokens already reached the limit, else count the
- * request and refuse if that passes the request limit. Windows expire after two minutes.
- */
-const ADMIT = `
-local tokens = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tokens >= tonumber(ARGV[2]) then return 2 end
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-if n > tonumber(ARGV[1]) then return 1 end
-return 0
-`;
-
-/** This replica's counters: the same fixed windows, used alone or while Redis is unreachable. */
-class LocalWindows {
-  private readonly counts = new Map<string, { window: number; requests: number; tokens: number }>();
-
-  entry(clientId: string, window: number) {
-    let entry = this.counts.get(clientId);
-    if (entry === undefined || entry.window !== window) {
-      entry = { window, requests: 0, tokens: 0 };
-      this.counts.set(clientId, entry);
-    }
-    return entry;
-  }
-}
-
-/**
- * Per-client requests and tokens per minute, in fixed one-minute windows shared by every replica
- * through Redis (ElastiCache Valkey, TLS and AUTH in AWS). When Redis cannot answer, each replica
- * applies the same limits on its own counters (so N replicas admit up to N times the limit during an
- * outage), reports that through `onDegradedChange`, and goes back to Redis when it answers again.
+ * Per-client requests and tokens per minute, shared by every replica through Redis (ElastiCache Valkey
+ * with TLS and an AUTH token in AWS).
+ *
+ * Windows are fixed minutes of the injected clock, one Redis hash per client and minute holding the
+ * admitted requests and the recorded tokens, updated by one Lua script per admission, so concurrent
+ * replicas never admit past the limit. A fixed window lets a client spend its limit at the end of one
+ * minute and again at the start of the next. Replicas' clocks are assumed to agree within NTP's margin.
+ *
+ * When Redis cannot answer (down, unreachable, wrong AUTH token, slower than `commandTimeoutMs`), each
+ * replica applies the same limits to its own counters, so N replicas admit up to N times a limit during
+ * an outage; tokens recorded then are not added to Redis later. The limiter reports the switch through
+ * `onDegradedChange` and `degraded`, keeps reconnecting with a bounded backoff, and goes back to Redis
+ * by itself once it answers.
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const now = options.now ?? Date.now;
   const local = new LocalWindows();
   const prefix = options.redis?.keyPrefix ?? 'gw:rl:';
+  const timeoutMs = options.redis?.commandTimeoutMs ?? 100;
   let degraded = false;
+  let closed = false;
+  /** Real time (not the injected clock) before which admissions do not try Redis. */
+  let redisPausedUntil = 0;
+
   const setDegraded = (value: boolean) => {
-    if (degraded === value) return;
+    if (closed || degraded === value) return;
     degraded = value;
-    options.onDegradedChange?.(value);
+    try {
+      options.onDegradedChange?.(value);
+    } catch {
+      // A failing listener must not turn into a failed admission.
+    }
   };
-  const redis =
-    options.redis === undefined
-      ? undefined
-      : new Redis({
-          host: options.redis.host,
-          port: options.redis.port,
-          password: options.redis.password,
-          tls: options.redis.tls ? {} : undefined,
-          // Fail fast instead of queueing: a queued admission would hold the request.
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 0,
-          commandTimeout: options.redis.commandTimeoutMs ?? 100,
-          connectTimeout: 1000,
-          retryStrategy: (times) => Math.min(times * 200, 2000),
-          lazyConnect: false,
-        });
-  // A connection error while connected or reconnecting; late errors from an attempt that has
-  // since been superseded by a ready connection must not flip the state back.
+
+  const redis: LimiterRedis | undefined = options.redis === undefined ? undefined : connect(options.redis, timeoutMs);
+  /** Settles at the first connection or the first failure, so the first admissions wait for it (bounded). */
+  const firstContact = new Promise<void>((resolve) => {
+    if (redis === undefined) return resolve();
+    redis.once('ready', () => resolve());
+    redis.once('error', () => resolve());
+    redis.once('close', () => resolve());
+  });
+  let contacted = redis === undefined;
+  void firstContact.then(() => (contacted = true));
+
+  redis?.on('ready', () => {
+    redisPausedUntil = 0;
+    setDegraded(false);
+  });
+  // An error while (re)connecting, such as a refused connection or a wrong AUTH token. Errors of an
+  // older attempt that arrive once a newer one is ready leave the state alone.
   redis?.on('error', () => {
     if (redis.status !== 'ready') setDegraded(true);
   });
   redis?.on('close', () => setDegraded(true));
-  redis?.defineCommand('gatewayAdmit', { numberOfKeys: 2, lua: ADMIT });
 
-  const windowOf = () => Math.floor(now() / WINDOW_MS);
-  const retryAfter = () => Math.max(1, Math.ceil(((windowOf() + 1) * WINDOW_MS - now()) / 1000));
-  const keys = (clientId: string, window: number) => [
-    `${prefix}${clientId}:${window}:r`,
-    `${prefix}${clientId}:${window}:t`,
-  ];
-
-  const localAdmit = (clientId: string, limits: Limits): Admission => {
-    const entry = local.entry(clientId, windowOf());
-    if (entry.tokens >= limits.tokensPerMinute)
-      return { allowed: false, reason: 'tokens', retryAfterSeconds: retryAfter() };
-    if (entry.requests >= limits.requestsPerMinute) {
-      return { allowed: false, reason: 'requests', retryAfterSeconds: retryAfter() };
+  /** Redis, if it can be asked now. */
+  const available = async (): Promise<LimiterRedis | undefined> => {
+    if (redis === undefined || closed) return undefined;
+    if (!contacted) await within(firstContact, timeoutMs).catch(() => undefined);
+    if (redis.status !== 'ready' || Date.now() < redisPausedUntil) {
+      setDegraded(true);
+      return undefined;
     }
-    entry.requests += 1;
-    return { allowed: true };
+    return redis;
   };
+
+  const failed = (error: unknown) => {
+    redisPausedUntil = Date.now() + RETRY_REDIS_AFTER_MS;
+    setDegraded(true);
+    // A connection that stopped answering is replaced rather than trusted again.
+    const timedOut = error instanceof Deadline || (error instanceof Error && error.message === 'Command timed out');
+    if (timedOut && redis !== undefined && !closed) redis.disconnect(true);
+  };
+
+  const answer = (verdict: Verdict, at: number, window: number): Admission =>
+    verdict === 'ok'
+      ? { allowed: true }
+      : {
+          allowed: false,
+          reason: verdict,
+          retryAfterSeconds: Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - at) / 1000)),
+        };
 
   return {
     get degraded() {
       return degraded;
     },
+
     async admit(clientId, limits) {
-      if (redis !== undefined && redis.status === 'ready') {
-        try {
-          const window = windowOf();
-          const result = await (
-            redis as unknown as { gatewayAdmit: (...args: Array<string | number>) => Promise<number> }
-          ).gatewayAdmit(...keys(clientId, window), limits.requestsPerMinute, limits.tokensPerMinute, WINDOW_MS * 2);
-          setDegraded(false);
-          if (result === 0) return { allowed: true };
-          return { allowed: false, reason: result === 2 ? 'tokens' : 'requests', retryAfterSeconds: retryAfter() };
-        } catch {
-          setDegraded(true);
-        }
-      } else if (redis !== undefined) {
-        setDegraded(true);
-      }
-      return localAdmit(clientId, limits);
-    },
-    async recordTokens(clientId, tokens) {
-      if (!(tokens > 0)) return;
-      const window = windowOf();
-      local.entry(clientId, window).tokens += tokens;
-      if (redis === undefined || redis.status !== 'ready') return;
+      const at = now();
+      const window = Math.floor(at / WINDOW_MS);
+      const bounded: Limits = {
+        requestsPerMinute: whole(limits.requestsPerMinute),
+        tokensPerMinute: whole(limits.tokensPerMinute),
+      };
       try {
-        const [, key] = keys(clientId, window);
-        await redis
-          .multi()
-          .incrby(key, Math.round(tokens))
-          .pexpire(key, WINDOW_MS * 2)
-          .exec();
+        const shared = await available();
+        if (shared !== undefined) {
+          try {
+            const result = await within(
+              shared.rateLimitAdmit(
+                windowKey(prefix, clientId, window),
+                bounded.requestsPerMinute,
+                bounded.tokensPerMinute,
+                KEY_TTL_MS,
+              ),
+              timeoutMs * 2 + 50,
+            );
+            if (shared.status === 'ready') setDegraded(false);
+            const verdict: Verdict = result === 0 ? 'ok' : result === 2 ? 'tokens' : 'requests';
+            if (verdict === 'ok') local.mirror(clientId, window);
+            return answer(verdict, at, window);
+          } catch (error) {
+            failed(error);
+          }
+        }
       } catch {
-        setDegraded(true);
+        // Nothing above is expected to throw; whatever does, the local limiter answers.
+      }
+      return answer(local.admit(clientId, window, bounded), at, window);
+    },
+
+    async recordTokens(clientId, tokens) {
+      if (!Number.isFinite(tokens) || tokens < 1) return;
+      const amount = Math.round(tokens);
+      const window = Math.floor(now() / WINDOW_MS);
+      local.addTokens(clientId, window, amount);
+      try {
+        const shared = await available();
+        if (shared === undefined) return;
+        await within(
+          shared.rateLimitRecordTokens(windowKey(prefix, clientId, window), amount, KEY_TTL_MS),
+          timeoutMs * 2 + 50,
+        );
+      } catch (error) {
+        failed(error);
       }
     },
+
     async close() {
-      if (redis !== undefined) {
+      if (closed) return;
+      closed = true;
+      if (redis === undefined || redis.status === 'end') return;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(done, 1000);
+        redis.once('end', done);
+        // Between reconnection attempts there is no socket left to close, and so no 'end' to wait for.
+        const betweenAttempts = redis.status === 'reconnecting';
         redis.disconnect();
-      }
+        if (betweenAttempts) done();
+      });
     },
   };
 }

@@ -1,23 +1,19 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildSync } from 'esbuild';
 import { repoPath } from '../../../lib/paths';
 
 /**
- * Bundles gateway/src/main.ts the way gateway/build.mjs does for the container (`node /app/main.js`),
- * into a directory of this suite's own, so suites running in parallel never share a half-written file.
+ * Bundles the gateway with gateway/build.mjs, exactly as the Dockerfile does (`--main-only`), into a
+ * directory of this suite's own, so suites running in parallel never share a half-written file.
+ * Returns the path of main.js, which a test runs with `node`, as the container's CMD does.
  */
 export function buildGateway(): string {
-  const outfile = join(mkdtempSync(join(tmpdir(), 'gateway-build-')), 'main.js');
-  buildSync({
-    entryPoints: [repoPath('gateway/src/main.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    logLevel: 'warning',
+  const outdir = mkdtempSync(join(tmpdir(), 'gateway-build-'));
+  execFileSync(process.execPath, [repoPath('gateway/build.mjs'), '--main-only', `--outdir=${outdir}`], {
+    cwd: repoPath('.'),
+    stdio: 'pipe',
   });
-  return outfile;
+  return join(outdir, 'main.js');
 }

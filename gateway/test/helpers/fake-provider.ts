@@ -12,7 +12,9 @@ export type Behaviour =
   | 'timeout'
   | 'reset'
   | 'abort-mid-stream'
-  | 'stall-mid-stream';
+  | 'stall-mid-stream'
+  /** A stream of `bigStreamBytes` in 64 KiB events, written only as fast as the reader takes it. */
+  | 'big-stream';
 
 export interface Received {
   readonly url: string;
@@ -23,6 +25,8 @@ export interface Received {
 
 export interface FakeProvider {
   readonly url: string;
+  /** Progress of the last 'big-stream': bytes written, and whether a write is waiting for 'drain'. */
+  readonly bigStream: { written: number; waitingForDrain: boolean; done: boolean };
   readonly port: number;
   readonly received: Received[];
   /** Sets the answer for a key; unknown keys get 401. */
@@ -30,8 +34,11 @@ export interface FakeProvider {
   close(): Promise<void>;
 }
 
-/** The SSE stream a successful streaming chat answer consists of, byte for byte. */
-export function chatStream(model: string): string[] {
+/**
+ * The SSE stream a successful streaming chat answer consists of, byte for byte. Like OpenAI, the
+ * usage-only last chunk comes only when the request asked for it (`stream_options.include_usage`).
+ */
+export function chatStream(model: string, withUsage: boolean): string[] {
   const chunk = (delta: Record<string, unknown>, finish: string | null) =>
     `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
   return [
@@ -39,7 +46,11 @@ export function chatStream(model: string): string[] {
     chunk({ content: 'Hello' }, null),
     chunk({ content: ', wörld' }, null),
     chunk({}, 'stop'),
-    `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model, choices: [], usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 } })}\n\n`,
+    ...(withUsage
+      ? [
+          `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model, choices: [], usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 } })}\n\n`,
+        ]
+      : []),
     'data: [DONE]\n\n',
   ];
 }
@@ -66,6 +77,13 @@ export function anthropicStream(model: string): string[] {
   ];
 }
 
+/** One 64 KiB SSE event of the 'big-stream' answer. */
+export function bigEvent(): Buffer {
+  const prefix = 'data: {"choices":[{"index":0,"delta":{"content":"';
+  const suffix = '"}}]}\n\n';
+  return Buffer.from(prefix + 'x'.repeat(64 * 1024 - prefix.length - suffix.length) + suffix);
+}
+
 function keyOf(headers: IncomingHttpHeaders): string {
   const bearer = /^Bearer (.+)$/.exec(headers.authorization ?? '')?.[1];
   return bearer ?? (headers['x-api-key'] as string | undefined) ?? (headers['api-key'] as string | undefined) ?? '';
@@ -76,9 +94,12 @@ function keyOf(headers: IncomingHttpHeaders): string {
  * chat (JSON and SSE), completions, embeddings, models and messages, with a configurable failure per
  * key. It records every request it receives, so tests can check what the gateway forwarded.
  */
-export async function startFakeProvider(options: { streamDelayMs?: number } = {}): Promise<FakeProvider> {
+export async function startFakeProvider(
+  options: { streamDelayMs?: number; bigStreamBytes?: number } = {},
+): Promise<FakeProvider> {
   const behaviours = new Map<string, Behaviour>();
   const received: Received[] = [];
+  const bigStream = { written: 0, waitingForDrain: false, done: false };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -137,8 +158,31 @@ export async function startFakeProvider(options: { streamDelayMs?: number } = {}
         });
       }
       const anthropic = path.endsWith('/messages');
+      if (behaviour === 'big-stream') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        Object.assign(bigStream, { written: 0, waitingForDrain: false, done: false });
+        const event = bigEvent();
+        const total = options.bigStreamBytes ?? 32 * 1024 * 1024;
+        const pump = (): void => {
+          while (bigStream.written < total) {
+            bigStream.written += event.length;
+            if (!res.write(event)) {
+              bigStream.waitingForDrain = true;
+              res.once('drain', () => {
+                bigStream.waitingForDrain = false;
+                pump();
+              });
+              return;
+            }
+          }
+          bigStream.done = true;
+          res.end();
+        };
+        return pump();
+      }
       if (request.stream === true) {
-        const events = anthropic ? anthropicStream(model) : chatStream(model);
+        const withUsage = (request.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+        const events = anthropic ? anthropicStream(model) : chatStream(model, withUsage);
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
         let i = 0;
         const next = (): void => {
@@ -194,6 +238,7 @@ export async function startFakeProvider(options: { streamDelayMs?: number } = {}
     url: `http://127.0.0.1:${port}`,
     port,
     received,
+    bigStream,
     behave: (key, behaviour) => behaviours.set(key, behaviour),
     close: () =>
       new Promise<void>((resolve) => {

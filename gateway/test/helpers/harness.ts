@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { Agent } from 'undici';
+import { Agent } from '../../src/http-client';
 import { generateClientKey, hashClientKey } from '../../src/client-keys';
 import { ClientRegistry } from '../../src/clients';
 import { Guardrails } from '../../src/guardrails';
@@ -31,6 +31,14 @@ export interface HarnessOptions {
   readonly maxBodyBytes?: number;
   readonly strategy?: Strategy;
   readonly limiter?: RateLimiter;
+  readonly ready?: () => boolean;
+  readonly guardrails?: Guardrails;
+  readonly onKeyRejected?: () => void;
+  /** Records each backoff instead of sleeping. */
+  readonly sleeps?: number[];
+  readonly random?: () => number;
+  readonly headersTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
 }
 
 export interface Harness {
@@ -38,6 +46,7 @@ export interface Harness {
   readonly gateway: Gateway;
   readonly pool: KeyPool;
   readonly lines: string[];
+  readonly dispatcher: Agent;
   /** Client keys by client id (the only place a test holds them). */
   readonly keys: Record<string, string>;
   audits(type: 'request' | 'attempt'): Array<Record<string, any>>;
@@ -72,7 +81,7 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
     });
   });
   const registry = new ClientRegistry({ version: 1, clients: records, customDetectors: [] }, PEPPER);
-  const guardrails = new Guardrails(options.customDetectors ?? []);
+  const guardrails = options.guardrails ?? new Guardrails(options.customDetectors ?? []);
   const limiter = options.limiter ?? createRateLimiter({ now });
   const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
   const gateway = new Gateway({
@@ -81,16 +90,21 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
     guardrails: () => guardrails,
     limiter,
     telemetry,
-    ready: () => true,
-    onKeyRejected: () => undefined,
+    ready: options.ready ?? (() => true),
+    onKeyRejected: options.onKeyRejected ?? (() => undefined),
     now,
-    random: () => 0.5,
+    random: options.random ?? (() => 0.5),
     newId: randomUUID,
-    sleep: () => Promise.resolve(),
+    sleep: (ms) => {
+      options.sleeps?.push(ms);
+      return Promise.resolve();
+    },
     dispatcher,
     maxAttempts: options.maxAttempts ?? 3,
     upstreamTimeoutMs: options.upstreamTimeoutMs ?? 5000,
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+    headersTimeoutMs: options.headersTimeoutMs,
+    requestTimeoutMs: options.requestTimeoutMs,
   });
   await new Promise<void>((resolve) => gateway.server.listen(0, '127.0.0.1', resolve));
   const { port } = gateway.server.address() as AddressInfo;
@@ -99,6 +113,7 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
     gateway,
     pool,
     lines,
+    dispatcher,
     keys,
     audits: (type) => lines.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.type === type),
     close: async () => {
@@ -116,8 +131,9 @@ export function poolOf(
   keys: Array<{ id: string; key: string; weight?: number; enabled?: boolean }>,
   provider: 'openai' | 'anthropic' | 'custom' | 'azure-openai' = 'openai',
   models = ['gpt-test', 'text-embedding-test'],
+  extra: Record<string, unknown> = {},
 ): ProviderPool {
-  return providerPoolSchema.parse({ version: 1, providers: { [provider]: { baseUrl, models, keys } } });
+  return providerPoolSchema.parse({ version: 1, providers: { [provider]: { baseUrl, models, keys, ...extra } } });
 }
 
 export const newId = randomUUID;
