@@ -3,12 +3,12 @@ import {
   apiStartScript,
   type DifyServiceName,
   difyEnvironment,
-  RDS_CA_PATH,
   type SecretRef,
   type Wiring,
 } from '../../lib/constructs/dify/environment';
 import { CONTRACT_ADDITIONS } from '../../lib/constructs/dify/contract-additions';
 import { repoPath } from '../../lib/paths';
+import { RDS_CA_IMAGE_PATH } from '../../lib/rds-ca';
 
 /** The pinned release's contract, kept beside the repository in ../shared (CI has it too). */
 const CONTRACT_PATH = repoPath('../shared/dify/services.json');
@@ -128,7 +128,14 @@ describe('the Dify environment contract', () => {
 
   it('connects over TLS with verification everywhere', () => {
     const api = difyEnvironment('api', WIRING).environment;
-    expect(api.DB_EXTRAS).toBe(`sslmode=verify-full&sslrootcert=${RDS_CA_PATH}`);
+    expect(api.DB_EXTRAS).toBe(`sslmode=verify-full&sslrootcert=${RDS_CA_IMAGE_PATH}`);
+    // pgvector's own pool reads no DB_EXTRAS: libpq takes verify-full from the environment.
+    for (const service of ['api', 'worker', 'worker_beat', 'migration'] as const) {
+      expect(difyEnvironment(service, WIRING).environment).toMatchObject({
+        PGSSLMODE: 'verify-full',
+        PGSSLROOTCERT: RDS_CA_IMAGE_PATH,
+      });
+    }
     expect(api).toMatchObject({ REDIS_USE_SSL: 'true', REDIS_SSL_CERT_REQS: 'CERT_REQUIRED', PGVECTOR_PORT: '5432' });
     expect(difyEnvironment('plugin_daemon', WIRING).environment).toMatchObject({
       DB_SSL_MODE: 'require',
@@ -158,10 +165,22 @@ describe('the Dify environment contract', () => {
     expect(difyEnvironment('api', WIRING).environment.SSRF_PROXY_HTTP_URL).toBe(proxy);
   });
 
-  it('never proxies the services’ own names, AWS APIs or the credentials address', () => {
-    for (const service of ['api', 'plugin_daemon'] as const) {
-      const noProxy = difyEnvironment(service, WIRING).environment.NO_PROXY.split(',');
-      expect(noProxy).toEqual(expect.arrayContaining(['.dify.internal', '.amazonaws.com', '169.254.170.2']));
+  it('keeps direct only the services, S3 in the region and the credentials address (never AWS at large or loopback)', () => {
+    for (const service of ['api', 'worker', 'worker_beat', 'migration', 'plugin_daemon'] as const) {
+      expect(difyEnvironment(service, WIRING).environment.NO_PROXY.split(',')).toEqual([
+        '.dify.internal',
+        's3.eu-west-1.amazonaws.com',
+        '.s3.eu-west-1.amazonaws.com',
+        '169.254.170.2',
+      ]);
+    }
+  });
+
+  it('pins Dify’s SSRF-protected client to the proxy for every scheme, so NO_PROXY never applies to it', () => {
+    for (const service of ['api', 'worker', 'worker_beat', 'migration'] as const) {
+      expect(difyEnvironment(service, WIRING).environment.SSRF_PROXY_ALL_URL).toBe(
+        'http://ssrf-proxy.dify.internal:3128',
+      );
     }
   });
 
@@ -173,7 +192,8 @@ describe('the Dify environment contract', () => {
         'export CELERY_BROKER_URL="rediss://:$REDIS_PASSWORD@$REDIS_HOST:$REDIS_PORT/1?ssl_cert_reqs=required"',
       );
       expect(script).toContain('exec /bin/bash /entrypoint.sh');
-      expect(script.indexOf('urlretrieve')).toBeLessThan(script.indexOf('exec'));
+      // Nothing is fetched at start: the trust anchor is in the image.
+      expect(script).not.toMatch(/urlretrieve|curl|wget|https:/);
       expect(script).not.toMatch(/echo|set -x/);
     },
   );

@@ -26,7 +26,7 @@ export const HARDENING: Record<DifyServiceName, ContainerHardening> = {
     user: DIFY_UID,
     readonlyRootFilesystem: true,
     writablePaths: [
-      { path: '/tmp', why: 'the RDS CA bundle fetched at start, gunicorn worker heartbeats and upload spooling' },
+      { path: '/tmp', why: 'gunicorn worker heartbeats and upload spooling' },
       { path: '/app/api/storage', why: 'Dify writes local scratch files here even with S3 storage' },
     ],
     keepCapabilities: [],
@@ -35,7 +35,7 @@ export const HARDENING: Record<DifyServiceName, ContainerHardening> = {
     user: DIFY_UID,
     readonlyRootFilesystem: true,
     writablePaths: [
-      { path: '/tmp', why: 'the RDS CA bundle, and documents being indexed' },
+      { path: '/tmp', why: 'documents being indexed' },
       { path: '/app/api/storage', why: 'Dify writes local scratch files here even with S3 storage' },
     ],
     keepCapabilities: [],
@@ -43,13 +43,13 @@ export const HARDENING: Record<DifyServiceName, ContainerHardening> = {
   worker_beat: {
     user: DIFY_UID,
     readonlyRootFilesystem: true,
-    writablePaths: [{ path: '/tmp', why: 'the RDS CA bundle and celerybeat-schedule (see apiStartScript)' }],
+    writablePaths: [{ path: '/tmp', why: 'celerybeat-schedule (see apiStartScript)' }],
     keepCapabilities: [],
   },
   migration: {
     user: DIFY_UID,
     readonlyRootFilesystem: true,
-    writablePaths: [{ path: '/tmp', why: 'the RDS CA bundle fetched at start' }],
+    writablePaths: [{ path: '/tmp', why: 'temporary files of flask upgrade-db and its Python runtime' }],
     keepCapabilities: [],
   },
   web: {

@@ -1,3 +1,5 @@
+import { RDS_CA_IMAGE_PATH } from '../../rds-ca';
+
 /**
  * What each Dify container is told, as plain data: non-secret `environment`, `secrets` injected by
  * ECS from Secrets Manager, and the few values the container assembles at start from those secrets.
@@ -42,15 +44,20 @@ export const url = (endpoint: { name: string; port: number }) =>
   `http://${endpoint.name}.${SERVICE_NAMESPACE}:${endpoint.port}`;
 
 /**
- * Never proxied: the services' own names, AWS APIs (S3 through its gateway endpoint, the rest through
- * interface endpoints), the task metadata and credentials address, and loopback.
+ * What the environment-trusting clients of a container (httpx and requests with their defaults,
+ * botocore, Go's net/http in the plugin daemon) reach directly, and nothing more: the services' own
+ * names, S3 in this region (through the VPC's gateway endpoint; `AWS_S3_US_EAST_1_REGIONAL_ENDPOINT`
+ * keeps botocore off the legacy global name) and the task credentials address. Everything else,
+ * the task metadata, loopback and every other AWS name included, goes to the SSRF proxy, which
+ * denies internal addresses. Dify's SSRF-protected client ignores this list altogether:
+ * `SSRF_PROXY_ALL_URL` sends every URL it fetches through the proxy (see `SSRF_PROXY_ALL_URL` in
+ * ../shared/dify/services.json).
  */
-export const NO_PROXY = `.${SERVICE_NAMESPACE},.amazonaws.com,169.254.170.2,localhost,127.0.0.1`;
-
-/** Where the RDS certificate bundle is written at container start, for `sslmode=verify-full`. */
-export const RDS_CA_PATH = '/tmp/rds-ca/global-bundle.pem';
-/** AWS's published bundle of every RDS certificate authority. */
-export const RDS_CA_URL = 'https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem';
+export function noProxy(region: string): string {
+  return [`.${SERVICE_NAMESPACE}`, `s3.${region}.amazonaws.com`, `.s3.${region}.amazonaws.com`, '169.254.170.2'].join(
+    ',',
+  );
+}
 
 /** Everything the environment depends on that the stack knows. */
 export interface Wiring {
@@ -111,8 +118,13 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     DB_PORT: String(wiring.databasePort),
     DB_DATABASE: wiring.appDatabase,
     // The api has no DB_SSL_MODE: libpq parameters go in DB_EXTRAS. verify-full checks the
-    // certificate chain against the RDS bundle and the host name.
-    DB_EXTRAS: `sslmode=verify-full&sslrootcert=${RDS_CA_PATH}`,
+    // certificate chain against the RDS bundle baked into the image and the host name.
+    DB_EXTRAS: `sslmode=verify-full&sslrootcert=${RDS_CA_IMAGE_PATH}`,
+    // pgvector opens its own psycopg2 pool without DB_EXTRAS; libpq takes these two from the
+    // environment for every connection whose DSN names no sslmode, so it verifies as well. A
+    // documented addition to the contract (lib/constructs/dify/contract-additions.ts).
+    PGSSLMODE: 'verify-full',
+    PGSSLROOTCERT: RDS_CA_IMAGE_PATH,
     VECTOR_STORE: 'pgvector',
     PGVECTOR_HOST: wiring.databaseHost,
     // The api's config defaults PGVECTOR_PORT to 5433 (pitfall 12).
@@ -131,6 +143,10 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     S3_USE_AWS_MANAGED_IAM: 'true',
     CODE_EXECUTION_ENDPOINT: url(ENDPOINTS.sandbox),
     PLUGIN_DAEMON_URL: url(ENDPOINTS.pluginDaemon),
+    // SSRF_PROXY_ALL_URL makes Dify's SSRF-protected client (HTTP request nodes, remote files,
+    // tools) proxy every URL and ignore NO_PROXY; the two per-scheme settings alone would let
+    // NO_PROXY's hosts (the services, S3, the credentials address) go direct.
+    SSRF_PROXY_ALL_URL: proxy,
     SSRF_PROXY_HTTP_URL: proxy,
     SSRF_PROXY_HTTPS_URL: proxy,
     UPLOAD_FILE_SIZE_LIMIT: String(wiring.uploadFileSizeLimitMb),
@@ -139,7 +155,8 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     // contract (lib/constructs/dify/contract-additions.ts).
     HTTP_PROXY: proxy,
     HTTPS_PROXY: proxy,
-    NO_PROXY,
+    NO_PROXY: noProxy(wiring.region),
+    AWS_S3_US_EAST_1_REGIONAL_ENDPOINT: 'regional',
   };
   if (service === 'api') {
     // Keeps streamed answers alive; the load balancer's idle timeout is 600 s (pitfall 6).
@@ -237,7 +254,7 @@ export function difyEnvironment(service: DifyServiceName, wiring: Wiring): Servi
           // Plugin installs reach PyPI through the SSRF proxy, or use the mirror; the api stays direct.
           HTTP_PROXY: url(ENDPOINTS.ssrfProxy),
           HTTPS_PROXY: url(ENDPOINTS.ssrfProxy),
-          NO_PROXY,
+          NO_PROXY: noProxy(wiring.region),
           ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
         },
         secrets: {
@@ -255,20 +272,17 @@ export function difyEnvironment(service: DifyServiceName, wiring: Wiring): Servi
 }
 
 /**
- * The start command of the api-family containers: fetch the RDS certificate bundle through the SSRF
- * proxy (over HTTPS, verified by the public PKI), build the Celery broker URL from the injected
- * secrets, then hand over to the image's own entrypoint. Nothing secret is written to disk or logged.
+ * The start command of the api-family containers: build the Celery broker URL from the injected
+ * secrets, then hand over to the image's own entrypoint. Nothing is fetched at start (the RDS CA
+ * bundle is in the image), and nothing secret is written to disk or logged.
  *
  * Beat is the exception at the last step: the entrypoint starts `celery beat` in /app/api, where it
  * would write its schedule file on the read-only root filesystem, so beat runs the same command with
  * the schedule file in /tmp (keep it in step with the image's /entrypoint.sh on upgrades).
  */
 export function apiStartScript(service: 'api' | 'worker' | 'worker_beat' | 'migration'): string {
-  const proxy = url(ENDPOINTS.ssrfProxy);
   return [
     'set -eu',
-    `mkdir -p ${RDS_CA_PATH.replace(/\/[^/]+$/, '')}`,
-    `HTTPS_PROXY=${proxy} python -c "import urllib.request; urllib.request.urlretrieve('${RDS_CA_URL}', '${RDS_CA_PATH}')"`,
     ...(service === 'migration'
       ? []
       : // `$NAME`, not `${NAME}`: CloudFormation linters read `${…}` in a template string as a Sub.

@@ -1,8 +1,10 @@
+import { Annotations } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { Construct } from 'constructs';
 import { repoPath } from '../../paths';
+import { rdsCaBundle } from '../../rds-ca';
 
 /**
  * The SSRF proxy's image. Canonical's channel tags are rebuilt in place, so the tag is pinned to the
@@ -11,6 +13,23 @@ import { repoPath } from '../../paths';
 export const SSRF_PROXY_IMAGE =
   'ubuntu/squid:6.6-24.04_beta@sha256:6a097f68bae708cedbabd6188d68c7e2e7a38cedd05a176e1cc0ba29e3bbe029';
 
+/**
+ * Multi-platform index digests of the upstream images, by `repository:tag`, so that a tag moved in
+ * the registry can never change what a deploy runs. A reference is written `tag@digest`: the tag
+ * for humans, the digest for the registry. Add the digest of a new tag with
+ * `docker buildx imagetools inspect <image>:<tag>` (the `Digest:` line) before deploying it.
+ *
+ * The Dify images' digests could not be read on the machines this project is built on (they reach
+ * no container registry), so they are listed as `undefined`: synth then warns that the image is
+ * pinned by tag only (see `imageReference`).
+ */
+export const IMAGE_DIGESTS: Readonly<Record<string, string | undefined>> = {
+  'langgenius/dify-api:1.13.3': undefined,
+  'langgenius/dify-web:1.13.3': undefined,
+  'langgenius/dify-sandbox:0.2.14': undefined,
+  'langgenius/dify-plugin-daemon:0.5.3-local': undefined,
+};
+
 /** The releases the images come from (configuration keys difyVersion, pluginDaemonVersion, sandboxVersion). */
 export interface DifyVersions {
   readonly dify: string;
@@ -18,13 +37,19 @@ export interface DifyVersions {
   readonly sandbox: string;
 }
 
-/** Upstream image references, exact tags only (the schema refuses `latest`). */
+/** `repository:tag@sha256:…` where the digest is known, else `repository:tag`. */
+export function imageReference(repositoryAndTag: string): string {
+  const digest = IMAGE_DIGESTS[repositoryAndTag];
+  return digest === undefined ? repositoryAndTag : `${repositoryAndTag}@${digest}`;
+}
+
+/** Upstream image references: exact tags (the schema refuses `latest`), with their digests where known. */
 export function upstreamImages(versions: DifyVersions) {
   return {
-    api: `langgenius/dify-api:${versions.dify}`,
-    web: `langgenius/dify-web:${versions.dify}`,
-    sandbox: `langgenius/dify-sandbox:${versions.sandbox}`,
-    pluginDaemon: `langgenius/dify-plugin-daemon:${versions.pluginDaemon}`,
+    api: imageReference(`langgenius/dify-api:${versions.dify}`),
+    web: imageReference(`langgenius/dify-web:${versions.dify}`),
+    sandbox: imageReference(`langgenius/dify-sandbox:${versions.sandbox}`),
+    pluginDaemon: imageReference(`langgenius/dify-plugin-daemon:${versions.pluginDaemon}`),
     ssrfProxy: SSRF_PROXY_IMAGE,
   } as const;
 }
@@ -32,8 +57,9 @@ export function upstreamImages(versions: DifyVersions) {
 export type ImageName = keyof ReturnType<typeof upstreamImages>;
 
 /**
- * Every image a Dify task runs, mirrored unchanged into the app's ECR asset repository by
- * `cdk deploy` (images/mirror/Dockerfile), for ARM64. Synth only stages the two-line build folder;
+ * Every image a Dify task runs, mirrored into the app's ECR asset repository by `cdk deploy`, for
+ * ARM64: unchanged through images/mirror/Dockerfile, except the dify-api image, which also gets the
+ * committed RDS CA bundle (images/api/Dockerfile). Synth only stages the small build folders;
  * Docker is needed at deploy time, not at synth.
  */
 export class DifyImages extends Construct {
@@ -43,13 +69,23 @@ export class DifyImages extends Construct {
   constructor(scope: Construct, id: string, versions: DifyVersions) {
     super(scope, id);
     this.upstream = upstreamImages(versions);
+    // Refuses to stage a trust anchor whose SHA-256 is not the pinned one.
+    rdsCaBundle();
+    for (const [name, reference] of Object.entries(this.upstream)) {
+      if (!reference.includes('@sha256:')) {
+        Annotations.of(this).addWarningV2(
+          `dify:image-not-digest-pinned:${name}`,
+          `Image ${reference} is pinned by tag only: add its index digest to IMAGE_DIGESTS in lib/constructs/dify/images.ts (docker buildx imagetools inspect ${reference}) so that a moved tag cannot change what runs.`,
+        );
+      }
+    }
   }
 
   public image(name: ImageName): ecs.ContainerImage {
     let image = this.images.get(name);
     if (image === undefined) {
       const asset = new ecrAssets.DockerImageAsset(this, name, {
-        directory: repoPath('images/mirror'),
+        directory: repoPath(name === 'api' ? 'images/api' : 'images/mirror'),
         buildArgs: { IMAGE: this.upstream[name] },
         platform: Platform.LINUX_ARM64,
         displayName: `dify-${name}`,
