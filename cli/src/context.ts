@@ -3,7 +3,7 @@ import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import { KMSClient } from '@aws-sdk/client-kms';
-import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Io } from './io';
 import { loadStack, type StackOutputs } from './stack';
@@ -23,7 +23,7 @@ export interface ContextOptions {
     kms: KMSClient;
     ecs: ECSClient;
     elastiCache: ElastiCacheClient;
-    rdsData: RDSDataClient;
+    lambda: LambdaClient;
   }>;
   /** How long to sleep between polls of a long wait. */
   readonly sleep?: (ms: number) => Promise<void>;
@@ -66,7 +66,7 @@ export class Context {
   kms = () => this.client('kms', () => new KMSClient(this.config));
   ecs = () => this.client('ecs', () => new ECSClient(this.config));
   elastiCache = () => this.client('elastiCache', () => new ElastiCacheClient(this.config));
-  rdsData = () => this.client('rdsData', () => new RDSDataClient(this.config));
+  lambda = () => this.client('lambda', () => new LambdaClient(this.config));
 
   /** The result: JSON with `--json`, text otherwise. */
   print(value: unknown, text: string): void {

@@ -15,7 +15,7 @@ import {
   ModifyReplicationGroupCommand,
 } from '@aws-sdk/client-elasticache';
 import { mockClient } from 'aws-sdk-client-mock';
-import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
+import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import {
   ApplicationAutoScalingClient,
   DescribeScalableTargetsCommand,
@@ -98,9 +98,11 @@ describe('dify-aws against moto_server', () => {
     return terminal.captured;
   }
 
-  const value = async (arn: string) =>
-    (await clients.secrets!.send(new GetSecretValueCommand({ SecretId: arn, VersionStage: 'AWSCURRENT' })))
-      .SecretString!;
+  /** A Lambda response payload, as the SDK hands it back. */
+  const payload = (body: unknown) =>
+    Buffer.from(JSON.stringify(body)) as unknown as NonNullable<InvokeCommandOutput['Payload']>;
+  const value = async (arn: string, stage: 'AWSCURRENT' | 'AWSPENDING' = 'AWSCURRENT') =>
+    (await clients.secrets!.send(new GetSecretValueCommand({ SecretId: arn, VersionStage: stage }))).SecretString!;
   const kmsOf = async (arn: string) =>
     (await clients.secrets!.send(new DescribeSecretCommand({ SecretId: arn }))).KmsKeyId;
 
@@ -131,6 +133,7 @@ describe('dify-aws against moto_server', () => {
       JSON.stringify({ username: 'dify_plugin', password: PLANTED.dbPassword, host: 'db.example.internal' }),
     );
     outputs.DatabaseClusterArn = 'arn:aws:rds:us-east-1:123456789012:cluster:dify-aurora';
+    outputs.DatabaseBootstrapFunctionName = 'Dify-DatabaseBootstrapFunction';
     outputs.DatabaseMasterSecretArn = await secret(
       'Dify/master',
       JSON.stringify({ username: 'postgres', password: PLANTED.masterPassword }),
@@ -284,10 +287,10 @@ describe('dify-aws against moto_server', () => {
       ecs
         .on(DescribeServicesCommand)
         .resolvesOnce({
-          services: ['dify-api', 'dify-worker', 'dify-beat', 'dify-sandbox'].map((n) => rolling(n, 'IN_PROGRESS')),
+          services: ['dify-api', 'dify-worker', 'dify-sandbox'].map((n) => rolling(n, 'IN_PROGRESS')),
         })
         .resolves({
-          services: ['dify-api', 'dify-worker', 'dify-beat', 'dify-sandbox'].map((n) => rolling(n, 'COMPLETED')),
+          services: ['dify-api', 'dify-worker', 'dify-sandbox'].map((n) => rolling(n, 'COMPLETED')),
         });
       try {
         const before = await value(outputs.SandboxApiKeySecretArn);
@@ -304,7 +307,8 @@ describe('dify-aws against moto_server', () => {
         expect(after).not.toBe(before);
         expect(after).toMatch(/^[A-Za-z0-9]{64}$/);
         expect(JSON.parse(rotated.out)).toMatchObject({
-          redeployed: ['Api', 'Worker', 'Beat', 'Sandbox'],
+          // Beat never reads the sandbox key (it only schedules), so it is not redeployed.
+          redeployed: ['Api', 'Worker', 'Sandbox'],
           healthy: true,
         });
         expect(
@@ -314,7 +318,6 @@ describe('dify-aws against moto_server', () => {
         ).toEqual([
           ['dify-api', true],
           ['dify-worker', true],
-          ['dify-beat', true],
           ['dify-sandbox', true],
         ]);
         expect(rotated.err).toContain('waiting for dify-api (1/2)');
@@ -368,14 +371,20 @@ describe('dify-aws against moto_server', () => {
       }
     });
 
-    it('rotates a database role’s password as a SCRAM verifier through the Data API, then its readers', async () => {
+    it('rotates a database role’s password inside the VPC: pending first, the function sets it, then current', async () => {
       const ecs = mockClient(ECSClient);
       ecs.on(UpdateServiceCommand).resolves({});
       ecs.on(DescribeServicesCommand).callsFake((input: { services: string[] }) => ({
         services: input.services.map((n) => rolling(n, 'COMPLETED')),
       }));
-      const data = mockClient(RDSDataClient);
-      data.on(ExecuteStatementCommand).resolves({});
+      const lambda = mockClient(LambdaClient);
+      let pendingAtInvoke: string | undefined;
+      lambda.on(InvokeCommand).callsFake(async () => {
+        // What the function would set: the AWSPENDING value, while AWSCURRENT still holds the old one.
+        pendingAtInvoke = await value(outputs.DatabasePluginSecretArn, 'AWSPENDING');
+        return { StatusCode: 200, Payload: payload({ Role: 'dify_plugin' }) };
+      });
+      const before = await value(outputs.DatabasePluginSecretArn);
       try {
         const rotated = await cli(['secrets', 'rotate', 'plugin-db-password', '--yes'], '', {
           clients: {
@@ -383,27 +392,62 @@ describe('dify-aws against moto_server', () => {
             secrets: clients.secrets,
             kms: clients.kms,
             ecs: new ECSClient({ region: REGION }),
-            rdsData: new RDSDataClient({ region: REGION }),
+            lambda: new LambdaClient({ region: REGION }),
           },
         });
         expect(rotated.code).toBe(0);
         const stored = JSON.parse(await value(outputs.DatabasePluginSecretArn));
         expect(stored).toMatchObject({ username: 'dify_plugin', host: 'db.example.internal' });
         expect(stored.password).toMatch(/^[A-Za-z0-9]{64}$/);
-        const [call] = data.commandCalls(ExecuteStatementCommand);
-        expect(call.args[0].input).toMatchObject({
-          resourceArn: outputs.DatabaseClusterArn,
-          secretArn: outputs.DatabaseMasterSecretArn,
+        expect(JSON.parse(pendingAtInvoke!).password).toBe(stored.password);
+        const [call] = lambda.commandCalls(InvokeCommand);
+        expect(call.args[0].input.FunctionName).toBe(outputs.DatabaseBootstrapFunctionName);
+        const payload = Buffer.from(call.args[0].input.Payload as Uint8Array).toString('utf8');
+        expect(JSON.parse(payload)).toEqual({
+          Action: 'SetRolePassword',
+          MasterSecretArn: outputs.DatabaseMasterSecretArn,
+          RoleSecretArn: outputs.DatabasePluginSecretArn,
         });
-        expect(call.args[0].input.sql).toMatch(/^ALTER ROLE "dify_plugin" WITH PASSWORD 'SCRAM-SHA-256\$4096:/);
-        expect(call.args[0].input.sql).not.toContain(stored.password);
+        // The new password travels only inside Secrets Manager, never in the invocation.
+        expect(payload).not.toContain(stored.password);
+        expect(JSON.stringify(stored)).not.toBe(before);
         expect(ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input.service)).toEqual([
           'dify-plugindaemon',
         ]);
         expect(rotated.out + rotated.err).not.toContain(stored.password);
       } finally {
         ecs.restore();
-        data.restore();
+        lambda.restore();
+      }
+    });
+
+    it('leaves the current secret and the services alone when the function cannot change the password', async () => {
+      const ecs = mockClient(ECSClient);
+      const lambda = mockClient(LambdaClient);
+      lambda.on(InvokeCommand).resolves({
+        StatusCode: 200,
+        FunctionError: 'Unhandled',
+        Payload: payload({ errorMessage: 'role dify_plugin does not exist: deploy the stack first' }),
+      });
+      const before = await value(outputs.DatabasePluginSecretArn);
+      try {
+        const failed = await cli(['secrets', 'rotate', 'plugin-db-password', '--yes'], '', {
+          clients: {
+            cloudFormation: clients.cfn,
+            secrets: clients.secrets,
+            kms: clients.kms,
+            ecs: new ECSClient({ region: REGION }),
+            lambda: new LambdaClient({ region: REGION }),
+          },
+        });
+        expect(failed.code).toBe(1);
+        expect(failed.err).toContain('role dify_plugin does not exist');
+        expect(failed.err).toContain('The database and the current secret are unchanged');
+        expect(await value(outputs.DatabasePluginSecretArn)).toBe(before);
+        expect(ecs.commandCalls(UpdateServiceCommand)).toEqual([]);
+      } finally {
+        ecs.restore();
+        lambda.restore();
       }
     });
 

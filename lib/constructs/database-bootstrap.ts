@@ -9,12 +9,15 @@ import { Construct } from 'constructs';
 import { acknowledge } from '../nag/acknowledge';
 import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
 import { repoPath } from '../paths';
+import { rdsCaBundle } from '../rds-ca';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
 
 export interface DatabaseBootstrapProps {
   readonly cluster: rds.DatabaseCluster;
+  /** The database's side of its security group: the bootstrap is allowed in on 5432 and nowhere else. */
+  readonly database: ec2.IConnectable;
   readonly masterSecret: secretsmanager.ISecret;
   /** One login role per purpose, each owning its own database. */
   readonly roles: ReadonlyArray<{ readonly secret: secretsmanager.ISecret; readonly database: string }>;
@@ -25,7 +28,9 @@ export interface DatabaseBootstrapProps {
 
 /**
  * Runs `lambda/db-bootstrap` once per deploy through CloudFormation: it creates Dify's databases, its
- * login roles and the `vector` extension as the master user over the RDS Data API.
+ * login roles and the `vector` extension as the master user, over 5432 from inside the VPC with TLS
+ * and the server certificate verified (the Data API is off). The operator CLI invokes the same
+ * function to change a role's password (`secrets rotate app-db-password`).
  *
  * The resource's properties hold ARNs only. The function reads every password at run time, so none
  * reaches the template, the properties CloudFormation echoes in events, or a log line.
@@ -38,16 +43,13 @@ export class DatabaseBootstrap extends Construct {
     const { network } = props;
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: network.vpc,
-      description: 'Database bootstrap: HTTPS to the RDS Data API and Secrets Manager only',
+      description: 'Database bootstrap: PostgreSQL to Aurora, HTTPS to the VPC endpoints and S3 only',
       allowAllOutbound: false,
     });
-    securityGroup.addEgressRule(
-      ec2.Peer.anyIpv4(),
-      ec2.Port.tcp(443),
-      'AWS APIs (RDS Data API, Secrets Manager, Lambda)',
-    );
-    network.allowAppAccess(securityGroup, 'Database bootstrap');
-
+    props.database.connections.allowDefaultPortFrom(securityGroup, 'Database bootstrap (TLS, verify-full)');
+    // Secrets Manager for the credentials, Lambda for the provider framework's invoke, and S3 (the
+    // gateway endpoint) for the provider's response to CloudFormation's pre-signed URL.
+    network.allowAwsServices(securityGroup, 'Database bootstrap', ['Lambda']);
     const functionLogGroup = encryptedLogGroup(this, 'FunctionLogGroup', props.logs, { suffix: 'db-bootstrap' });
     const providerLogGroup = encryptedLogGroup(this, 'ProviderLogGroup', props.logs, {
       suffix: 'db-bootstrap-provider',
@@ -60,7 +62,7 @@ export class DatabaseBootstrap extends Construct {
       architecture: lambda.Architecture.ARM_64,
       timeout: Duration.minutes(5),
       memorySize: 256,
-      description: 'Dify: creates databases, login roles and extensions (Data API, idempotent)',
+      description: 'Dify: creates databases, login roles and extensions (5432, TLS verified, idempotent)',
       vpc: network.vpc,
       vpcSubnets: network.privateSubnets,
       securityGroups: [securityGroup],
@@ -71,11 +73,15 @@ export class DatabaseBootstrap extends Construct {
       bundling: {
         minify: true,
         target: 'node24',
-        // The Node 24 runtime ships the AWS SDK v3.
-        externalModules: ['@aws-sdk/*'],
+        // The Node 24 runtime ships the AWS SDK v3; pg's optional native binding is never used.
+        externalModules: ['@aws-sdk/*', 'pg-native'],
+        // The committed RDS CA bundle is inlined as text (its SHA-256 is checked below).
+        loader: { '.pem': 'text' },
       },
     });
-    props.cluster.grantDataApiAccess(this.function);
+    // Refuse to bundle a trust anchor whose SHA-256 is not the pinned one.
+    rdsCaBundle();
+    props.masterSecret.grantRead(this.function);
     for (const role of props.roles) role.secret.grantRead(this.function);
 
     const providerRole = new FunctionRole(this, 'ProviderRole', { logGroup: providerLogGroup, inVpc: true });
@@ -98,7 +104,7 @@ export class DatabaseBootstrap extends Construct {
         Extensions: props.extensions.map((extension) => ({ Database: extension.database, Name: extension.name })),
       },
     });
-    // The Data API needs the writer instance, not just the cluster, to be up. Only the resource
+    // The connection needs the writer instance, not just the cluster, to be up. Only the resource
     // waits for it: making the function or its role wait would close a cycle through the secrets key.
     resource.node.addDependency(props.cluster);
 

@@ -55,6 +55,8 @@ export class Database extends Construct implements ec2.IConnectable {
   public readonly pluginSecret: rds.DatabaseSecret;
   /** Database names Dify's components use. */
   public static readonly APP_DATABASE = 'dify';
+  /** The deploy-time bootstrap; its function also changes role passwords for the CLI. */
+  public readonly bootstrap: DatabaseBootstrap;
   public static readonly PLUGIN_DATABASE = 'dify_plugin';
 
   constructor(scope: Construct, id: string, props: DatabaseProps) {
@@ -115,9 +117,10 @@ export class Database extends Construct implements ec2.IConnectable {
       storageEncryptionKey: props.dataKey,
       parameterGroup,
       iamAuthentication: true,
-      // The bootstrap talks to the database through the Data API: TLS, IAM-authorized, and no network
-      // path from a Lambda to port 5432.
-      enableDataApi: true,
+      // No Data API: with it, anyone holding rds-data:ExecuteStatement and the master secret could
+      // run SQL as master from anywhere. Everything of ours that runs SQL connects over 5432 from
+      // inside the VPC (the bootstrap function, which the CLI also invokes to change passwords).
+      enableDataApi: false,
       cloudwatchLogsExports: ['postgresql'],
       enablePerformanceInsights: true,
       performanceInsightEncryptionKey: props.dataKey,
@@ -142,12 +145,11 @@ export class Database extends Construct implements ec2.IConnectable {
     const master = this.cluster.secret!;
     const rotationSecurityGroup = new ec2.SecurityGroup(this, 'RotationSecurityGroup', {
       vpc: network.vpc,
-      description: 'Master secret rotation: PostgreSQL to the cluster, HTTPS to Secrets Manager',
+      description: 'Master secret rotation: PostgreSQL to the cluster, HTTPS to the Secrets Manager endpoint',
       allowAllOutbound: false,
     });
-    rotationSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'Secrets Manager API');
     this.connections.allowDefaultPortFrom(rotationSecurityGroup, 'Master secret rotation');
-    network.allowAppAccess(rotationSecurityGroup, 'Master secret rotation');
+    network.allowEndpoints(rotationSecurityGroup, 'Master secret rotation', ['SecretsManager']);
     master.addRotationSchedule('Rotation', {
       automaticallyAfter: Duration.days(30),
       // Rotating at creation would race the bootstrap, which authenticates with this secret while
@@ -164,8 +166,9 @@ export class Database extends Construct implements ec2.IConnectable {
     this.appSecret = this.roleSecret('AppUserSecret', 'dify', Database.APP_DATABASE, props.secretsKey);
     this.pluginSecret = this.roleSecret('PluginUserSecret', 'dify_plugin', Database.PLUGIN_DATABASE, props.secretsKey);
 
-    new DatabaseBootstrap(this, 'Bootstrap', {
+    this.bootstrap = new DatabaseBootstrap(this, 'Bootstrap', {
       cluster: this.cluster,
+      database: this,
       masterSecret: master,
       roles: [
         { secret: this.appSecret, database: Database.APP_DATABASE },

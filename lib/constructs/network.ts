@@ -1,5 +1,8 @@
 import { Aws, Fn } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as route53resolver from 'aws-cdk-lib/aws-route53resolver';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { NetworkSizing } from '../config/sizing';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
@@ -37,6 +40,30 @@ const TASK_ENDPOINTS = {
 } as const;
 
 /**
+ * Interface endpoints of our deploy-time functions, which have no internet route either: Lambda (the
+ * provider framework invokes its handler) and ECS (the migration runner's RunTask). Only the
+ * functions that need one may reach it.
+ */
+const FUNCTION_ENDPOINTS = {
+  Lambda: ec2.InterfaceVpcEndpointAwsService.LAMBDA,
+  Ecs: ec2.InterfaceVpcEndpointAwsService.ECS,
+} as const;
+
+/** Endpoints a client asks for by name beyond the ones every Fargate task needs. */
+export type ExtraEndpoint = keyof typeof FUNCTION_ENDPOINTS | 'BedrockRuntime';
+
+/**
+ * Endpoints whose calls name no resource of this account (an AWS-owned Bedrock model, an ECR
+ * authorization token, an SSM session channel): their policies can hold the principal to this
+ * account, but not the resource.
+ */
+const PRINCIPAL_ONLY: Partial<Record<string, string[]>> = {
+  BedrockRuntime: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
+  SsmMessages: ['ssmmessages:*'],
+  EcrApi: ['ecr:GetAuthorizationToken'],
+};
+
+/**
  * The VPC: public subnets for the load balancer and NAT only, private subnets with egress for tasks,
  * isolated subnets for Aurora and ElastiCache. Flow logs go to an encrypted log group, the default
  * security group is stripped of its rules, and S3, ECR, CloudWatch Logs and Secrets Manager (always),
@@ -49,6 +76,8 @@ export class Network extends Construct {
   public readonly vpc: ec2.Vpc;
   /** Interface endpoints by name. */
   public readonly interfaceEndpoints: Readonly<Record<string, ec2.InterfaceVpcEndpoint>>;
+  /** S3's gateway endpoint; its policy is set by `restrictS3Endpoint` once the buckets exist. */
+  public readonly s3Endpoint: ec2.GatewayVpcEndpoint;
   private readonly props: NetworkProps;
   private s3Prefixes?: ManagedPrefixList;
 
@@ -75,12 +104,9 @@ export class Network extends Construct {
           trafficType: ec2.FlowLogTrafficType.ALL,
         },
       },
-      gatewayEndpoints: {
-        S3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
-      },
     });
 
-    const wanted: Record<string, ec2.InterfaceVpcEndpointAwsService> = { ...TASK_ENDPOINTS };
+    const wanted: Record<string, ec2.InterfaceVpcEndpointAwsService> = { ...TASK_ENDPOINTS, ...FUNCTION_ENDPOINTS };
     if (props.sizing.interfaceEndpoints) wanted.Kms = ec2.InterfaceVpcEndpointAwsService.KMS;
     if (props.sizing.interfaceEndpoints || props.bedrock === true) {
       wanted.BedrockRuntime = ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME;
@@ -100,9 +126,62 @@ export class Network extends Construct {
         securityGroups: [securityGroup],
         subnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       });
+      for (const statement of endpointPolicy(name)) endpoints[name].addToPolicy(statement);
     }
     this.interfaceEndpoints = endpoints;
+    this.s3Endpoint = this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3 });
+    this.logDnsQueries(props.logs);
     this.acknowledgeFindings();
+  }
+
+  /**
+   * Route 53 Resolver query logging for the VPC: every name any workload resolves, to an encrypted
+   * log group with the stack's retention, so that DNS used as a tunnel or a lookup of a threat
+   * domain leaves a trace.
+   */
+  private logDnsQueries(logs: LogSettings): void {
+    const queryLogGroup = encryptedLogGroup(this, 'DnsQueryLogGroup', logs, { suffix: 'vpc-dns-queries' });
+    const config = new route53resolver.CfnResolverQueryLoggingConfig(this, 'DnsQueryLogging', {
+      destinationArn: queryLogGroup.logGroupArn,
+    });
+    new route53resolver.CfnResolverQueryLoggingConfigAssociation(this, 'DnsQueryLoggingAssociation', {
+      resolverQueryLogConfigId: config.attrId,
+      resourceId: this.vpc.vpcId,
+    });
+  }
+
+  /**
+   * Admits through the S3 gateway endpoint only this account's principals to the stack's own
+   * buckets, plus what the platform itself needs: ECR's image layers (AWS's regional layer bucket)
+   * and the deploy-time functions' answers to CloudFormation's pre-signed response URLs. Anything
+   * else through it, another account's bucket above all, is denied.
+   */
+  public restrictS3Endpoint(buckets: s3.IBucket[]): void {
+    this.s3Endpoint.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'StackBucketsOnlyFromThisAccount',
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:*'],
+        resources: buckets.flatMap((bucket) => [bucket.bucketArn, bucket.arnForObjects('*')]),
+        conditions: { StringEquals: { 'aws:PrincipalAccount': Aws.ACCOUNT_ID } },
+      }),
+    );
+    this.s3Endpoint.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'EcrImageLayers',
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:GetObject'],
+        resources: [`arn:${Aws.PARTITION}:s3:::prod-${Aws.REGION}-starport-layer-bucket/*`],
+      }),
+    );
+    this.s3Endpoint.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudFormationResponses',
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [`arn:${Aws.PARTITION}:s3:::cloudformation-custom-resource-response-*/*`],
+      }),
+    );
   }
 
   private acknowledgeFindings(): void {
@@ -128,20 +207,21 @@ export class Network extends Construct {
     return { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
   }
 
-  /** Lets a workload reach every interface endpoint on 443. Call it for each in-VPC client. */
-  public allowAppAccess(client: ec2.IConnectable, description: string): void {
-    for (const [name, endpoint] of Object.entries(this.interfaceEndpoints)) {
-      endpoint.connections.allowDefaultPortFrom(client, `${description} to the ${name} endpoint`);
+  /** Lets a workload reach the named interface endpoints on 443 (those that exist in this variant). */
+  public allowEndpoints(client: ec2.IConnectable, description: string, names: readonly string[]): void {
+    for (const name of names) {
+      this.interfaceEndpoints[name]?.connections.allowDefaultPortFrom(client, `${description} to the ${name} endpoint`);
     }
   }
 
   /**
-   * Lets a task with no internet route reach what Fargate needs on its behalf: every interface
-   * endpoint, and S3 through the gateway endpoint (image layers, and the storage bucket) by S3's
+   * Lets a task with no internet route reach what Fargate needs on its behalf: the Secrets Manager,
+   * ECR, Logs (and, where they exist, KMS and SSM messages) endpoints, any `extra` endpoint it
+   * names, and S3 through the gateway endpoint (image layers, and the stack's buckets) by S3's
    * regional prefix list. Nothing else leaves the VPC.
    */
-  public allowAwsServices(client: ec2.IConnectable, description: string): void {
-    this.allowAppAccess(client, description);
+  public allowAwsServices(client: ec2.IConnectable, description: string, extra: readonly ExtraEndpoint[] = []): void {
+    this.allowEndpoints(client, description, [...Object.keys(TASK_ENDPOINTS), 'Kms', 'SsmMessages', ...extra]);
     client.connections.allowTo(
       ec2.Peer.prefixList(this.s3PrefixListId),
       ec2.Port.tcp(443),
@@ -154,9 +234,42 @@ export class Network extends Construct {
     this.s3Prefixes ??= new ManagedPrefixList(this, 'S3PrefixList', {
       name: Fn.join('.', ['com.amazonaws', Aws.REGION, 's3']),
       logGroupSuffix: 's3-prefix-list',
-      network: this,
       logs: this.props.logs,
     });
     return this.s3Prefixes.prefixListId;
   }
+}
+
+/**
+ * An interface endpoint's policy: only this account's principals, and (where the calls name a
+ * resource) only this account's resources, so a workload cannot push data through the endpoint to
+ * another account's secret, log group, repository or function.
+ */
+function endpointPolicy(name: string): iam.PolicyStatement[] {
+  const account = { 'aws:PrincipalAccount': Aws.ACCOUNT_ID };
+  const principalOnly = PRINCIPAL_ONLY[name];
+  const statements = [];
+  if (principalOnly !== undefined) {
+    statements.push(
+      new iam.PolicyStatement({
+        sid: 'ThisAccountsPrincipals',
+        principals: [new iam.AnyPrincipal()],
+        actions: principalOnly,
+        resources: ['*'],
+        conditions: { StringEquals: account },
+      }),
+    );
+  }
+  if (name !== 'BedrockRuntime' && name !== 'SsmMessages') {
+    statements.push(
+      new iam.PolicyStatement({
+        sid: 'ThisAccountsPrincipalsAndResources',
+        principals: [new iam.AnyPrincipal()],
+        actions: ['*'],
+        resources: ['*'],
+        conditions: { StringEquals: { ...account, 'aws:ResourceAccount': Aws.ACCOUNT_ID } },
+      }),
+    );
+  }
+  return statements;
 }

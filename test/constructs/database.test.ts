@@ -42,14 +42,16 @@ describe('Database', () => {
     for (const id of isolated) expect(references(ids, id)).toBe(true);
   });
 
-  it('forces TLS, stores SCRAM passwords and enables IAM authentication', () => {
+  it('forces TLS, stores SCRAM passwords, enables IAM authentication, and has no Data API', () => {
+    // Why: with the Data API on, anyone holding rds-data:ExecuteStatement and the master secret could
+    // run SQL as master from anywhere, not just from inside the VPC.
     dev.template.hasResourceProperties('AWS::RDS::DBClusterParameterGroup', {
       Parameters: Match.objectLike({ 'rds.force_ssl': '1', password_encryption: 'scram-sha-256' }),
     });
     dev.template.hasResourceProperties('AWS::RDS::DBCluster', {
       StorageEncrypted: true,
       EnableIAMDatabaseAuthentication: true,
-      EnableHttpEndpoint: true,
+      EnableHttpEndpoint: false,
       EnableCloudwatchLogsExports: ['postgresql'],
     });
   });
@@ -119,7 +121,7 @@ describe('Database', () => {
     expect(dev.template.toJSON().Resources[id].DependsOn).toContain(writerId);
   });
 
-  it('grants the bootstrap the Data API on this cluster and read on exactly the two role secrets', () => {
+  it('lets the bootstrap read exactly the master and the two role secrets, with no Data API permission', () => {
     const { template, stacks } = dev;
     const role = stacks.main.database.node.findChild('Bootstrap').node.findChild('FunctionRole').node.defaultChild!;
     const [[, policy]] = resources(template, 'AWS::IAM::Policy').filter(([, p]) =>
@@ -128,7 +130,7 @@ describe('Database', () => {
     const statements = (policy.Properties?.PolicyDocument as { Statement: Array<Record<string, any>> }).Statement;
     const secretReads = statements.filter((s) => JSON.stringify(s.Action).includes('secretsmanager:GetSecretValue'));
     const readable = secretReads.flatMap((s) => [s.Resource].flat());
-    // The two role secrets, and the master secret the Data API authenticates with: nothing else.
+    // The two role secrets, and the master secret it connects with: nothing else.
     expect(new Set(readable.map((r) => JSON.stringify(r)))).toEqual(
       new Set(
         [
@@ -139,6 +141,29 @@ describe('Database', () => {
       ),
     );
     expect(JSON.stringify(readable)).not.toContain('"*"');
-    expect(JSON.stringify(statements)).toContain('rds-data:ExecuteStatement');
+    expect(JSON.stringify(statements)).not.toContain('rds-data:');
+  });
+
+  it('reaches Aurora only on 5432 from inside the VPC, and nothing on the internet', () => {
+    const { template, stacks } = dev;
+    const bootstrap = stacks.main.database.node.findChild('Bootstrap').node.findChild('SecurityGroup');
+    const [, group] = resources(template, 'AWS::EC2::SecurityGroup').find(([id]) => id === logicalId(bootstrap))!;
+    const egress = (group.Properties?.SecurityGroupEgress as Array<Record<string, unknown>>) ?? [];
+    expect(egress.filter((rule) => rule.CidrIp === '0.0.0.0/0')).toEqual([]);
+    const toDatabase = resources(template, 'AWS::EC2::SecurityGroupIngress').filter(
+      ([, rule]) =>
+        references(rule.Properties?.SourceSecurityGroupId, logicalId(bootstrap)) &&
+        references(rule.Properties?.GroupId, logicalId(stacks.main.database.connections.securityGroups[0])),
+    );
+    expect(toDatabase.map(([, rule]) => [rule.Properties?.FromPort, rule.Properties?.ToPort])).toEqual([[5432, 5432]]);
+    // And the rotation function lost its redundant internet rule.
+    for (const [, g] of resources(template, 'AWS::EC2::SecurityGroup')) {
+      if (!String(g.Properties?.GroupDescription).startsWith('Master secret rotation')) continue;
+      expect(
+        ((g.Properties?.SecurityGroupEgress as Array<Record<string, unknown>>) ?? []).filter(
+          (r) => r.CidrIp === '0.0.0.0/0',
+        ),
+      ).toEqual([]);
+    }
   });
 });

@@ -83,7 +83,7 @@ describe('Network', () => {
     }
   });
 
-  const services = ['secretsmanager', 'kms', 'ecr.api', 'ecr.dkr', 'logs', 'bedrock-runtime'];
+  const services = ['secretsmanager', 'kms', 'ecr.api', 'ecr.dkr', 'logs', 'bedrock-runtime', 'lambda', 'ecs'];
   const interfaceServices = (template: typeof dev.template) =>
     resources(template, 'AWS::EC2::VPCEndpoint')
       .filter(([, e]) => e.Properties?.VpcEndpointType === 'Interface')
@@ -93,7 +93,9 @@ describe('Network', () => {
     // Why: Dify's tasks have no route to the internet (only the SSRF proxy has). Fargate pulls their
     // images, reads their secrets and ships their logs through each task's own interface, so without
     // these endpoints no task could start; with them, none of that traffic leaves the VPC.
-    const core = ['secretsmanager', 'ecr.api', 'ecr.dkr', 'logs'];
+    // Lambda and ECS: the deploy-time functions (provider framework, migration runner) have no
+    // internet route either.
+    const core = ['secretsmanager', 'ecr.api', 'ecr.dkr', 'logs', 'lambda', 'ecs'];
     const names = (template: typeof dev.template) =>
       interfaceServices(template)
         .map((name) => /com\.amazonaws\.[a-z0-9-]+\.(.+)"$/.exec(name)![1])
@@ -107,6 +109,58 @@ describe('Network', () => {
     )) {
       expect(endpoint.Properties?.PrivateDnsEnabled).toBe(true);
     }
+  });
+
+  it('gives every endpoint a policy that admits only this account’s principals, and this account’s resources where the calls name one', () => {
+    // Why: an endpoint without a policy lets a workload push data to another account's secret, log
+    // group, repository or bucket with credentials of that account.
+    for (const variant of [prod, build(VARIANTS['dev-options'])]) {
+      const endpoints = resources(variant.template, 'AWS::EC2::VPCEndpoint');
+      for (const [, endpoint] of endpoints) {
+        const document = endpoint.Properties?.PolicyDocument as { Statement: Array<Record<string, any>> } | undefined;
+        expect(document).toBeDefined();
+        const service = JSON.stringify(endpoint.Properties?.ServiceName);
+        for (const statement of document!.Statement) {
+          expect(statement.Effect).toBe('Allow');
+          const equals = statement.Condition?.StringEquals ?? {};
+          if (/\.s3"?/.test(service) && endpoint.Properties?.VpcEndpointType === 'Gateway') continue;
+          expect(equals['aws:PrincipalAccount']).toEqual({ Ref: 'AWS::AccountId' });
+          if (JSON.stringify(statement.Action) === '"*"') {
+            expect(equals['aws:ResourceAccount']).toEqual({ Ref: 'AWS::AccountId' });
+          }
+        }
+      }
+    }
+  });
+
+  it('admits through the S3 gateway endpoint only the stack’s bucket, ECR’s layers and CloudFormation’s responses', () => {
+    const [[, gateway]] = resources(prod.template, 'AWS::EC2::VPCEndpoint').filter(
+      ([, e]) => e.Properties?.VpcEndpointType === 'Gateway',
+    );
+    const statements = (gateway.Properties?.PolicyDocument as { Statement: Array<Record<string, any>> }).Statement;
+    expect(statements.map((s) => s.Sid)).toEqual([
+      'StackBucketsOnlyFromThisAccount',
+      'EcrImageLayers',
+      'CloudFormationResponses',
+    ]);
+    const bucket = logicalId(prod.stacks.main.storage.bucket);
+    expect(references(statements[0].Resource, bucket)).toBe(true);
+    expect(statements[0].Condition).toEqual({ StringEquals: { 'aws:PrincipalAccount': { Ref: 'AWS::AccountId' } } });
+    expect(statements[1]).toMatchObject({ Action: 's3:GetObject' });
+    expect(JSON.stringify(statements[1].Resource)).toContain('-starport-layer-bucket/*');
+    expect(statements[2]).toMatchObject({ Action: 's3:PutObject' });
+    expect(JSON.stringify(statements[2].Resource)).toContain('cloudformation-custom-resource-response-*/*');
+  });
+
+  it('logs every DNS query of the VPC to an encrypted log group with retention', () => {
+    const [[configId, config]] = resources(prod.template, 'AWS::Route53Resolver::ResolverQueryLoggingConfig');
+    const [[, association]] = resources(prod.template, 'AWS::Route53Resolver::ResolverQueryLoggingConfigAssociation');
+    expect(references(association.Properties?.ResolverQueryLogConfigId, configId)).toBe(true);
+    expect(references(association.Properties?.ResourceId, logicalId(prod.stacks.main.network.vpc))).toBe(true);
+    const groupId = (config.Properties?.DestinationArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const [, group] = resources(prod.template, 'AWS::Logs::LogGroup').find(([id]) => id === groupId)!;
+    expect(group.Properties?.KmsKeyId).toBeDefined();
+    expect(group.Properties?.RetentionInDays).toBeGreaterThan(0);
   });
 
   it("admits 443 to each endpoint only from the app's own security groups, never from a CIDR", () => {

@@ -6,7 +6,7 @@ import {
   type SecretRef,
   type Wiring,
 } from '../../lib/constructs/dify/environment';
-import { CONTRACT_ADDITIONS } from '../../lib/constructs/dify/contract-additions';
+import { CONTRACT_ADDITIONS, NOT_READ_BY } from '../../lib/constructs/dify/contract-additions';
 import { repoPath } from '../../lib/paths';
 import { RDS_CA_IMAGE_PATH } from '../../lib/rds-ca';
 
@@ -70,12 +70,16 @@ describe('the Dify environment contract', () => {
       expect(redundant).toEqual([]);
     });
 
-    it('sets every variable the release marks required', () => {
+    it('sets every variable the release marks required, unless a documented entry shows the service never reads it', () => {
       const missing = Object.entries(env())
         .filter(([, variable]) => variable.required)
         .map(([name]) => name)
-        .filter((name) => !names.includes(name));
+        .filter((name) => !names.includes(name) && !(name in (NOT_READ_BY[service] ?? {})));
       expect(missing).toEqual([]);
+    });
+
+    it('leaves out only variables it really does not set', () => {
+      expect(Object.keys(NOT_READ_BY[service] ?? {}).filter((name) => names.includes(name))).toEqual([]);
     });
 
     it('keeps every secret-marked variable out of the plain environment', () => {
@@ -114,6 +118,20 @@ describe('the Dify environment contract', () => {
       secret: 'pluginDatabase',
       field: 'password',
     });
+  });
+
+  it('gives beat neither the sandbox’s nor the plugin daemon’s keys, which it never uses', () => {
+    const beat = difyEnvironment('worker_beat', WIRING);
+    for (const name of [
+      'CODE_EXECUTION_API_KEY',
+      'PLUGIN_DAEMON_KEY',
+      'INNER_API_KEY_FOR_PLUGIN',
+      'PGVECTOR_PASSWORD',
+    ]) {
+      expect(beat.secrets[name]).toBeUndefined();
+    }
+    expect(beat.environment.CODE_EXECUTION_ENDPOINT).toBeUndefined();
+    expect(beat.environment.PLUGIN_DAEMON_URL).toBeUndefined();
   });
 
   it('migrates only in the migration task', () => {

@@ -6,9 +6,9 @@ import {
   GetSecretValueCommand,
   PutSecretValueCommand,
   UpdateSecretCommand,
+  UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { ExecuteStatementCommand } from '@aws-sdk/client-rds-data';
-import { scramSha256Verifier, VERIFIER_SHAPE } from '../../../lambda/db-bootstrap/src/scram';
+import { InvokeCommand } from '@aws-sdk/client-lambda';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
@@ -20,17 +20,17 @@ import { table } from '../io';
 const ROTATABLE: Record<string, { output: string; consumers: string[]; what: string }> = {
   'sandbox-key': {
     output: 'SandboxApiKeySecretArn',
-    consumers: ['Api', 'Worker', 'Beat', 'Sandbox'],
+    consumers: ['Api', 'Worker', 'Sandbox'],
     what: 'the sandbox API key',
   },
   'plugin-daemon-key': {
     output: 'PluginDaemonKeySecretArn',
-    consumers: ['Api', 'Worker', 'Beat', 'PluginDaemon'],
+    consumers: ['Api', 'Worker', 'PluginDaemon'],
     what: 'the plugin daemon server key',
   },
   'plugin-inner-key': {
     output: 'PluginInnerApiKeySecretArn',
-    consumers: ['Api', 'Worker', 'Beat', 'PluginDaemon'],
+    consumers: ['Api', 'Worker', 'PluginDaemon'],
     what: 'the plugin inner API key',
   },
   'redis-token': {
@@ -122,9 +122,12 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
 }
 
 /**
- * A database role's password: the new password reaches PostgreSQL only as a SCRAM verifier, through
- * the RDS Data API as the master user, then the role's secret gets the new value and its readers
- * redeploy. Connections already open stay open; new ones use the new password once redeployed.
+ * A database role's password, changed from inside the VPC: the CLI stores the new value as the
+ * secret's AWSPENDING version, invokes the stack's bootstrap function (which connects over 5432 with
+ * TLS verified and sets the role's password to that pending value as a SCRAM verifier), and only then
+ * promotes the pending version to AWSCURRENT and redeploys the readers. The database and the current
+ * secret therefore never disagree: a failure before the promotion leaves both as they were.
+ * Connections already open stay open; new ones use the new password once redeployed.
  */
 async function rotateDatabasePassword(
   ctx: Context,
@@ -136,11 +139,16 @@ async function rotateDatabasePassword(
   options: Record<string, string | boolean | undefined>,
 ) {
   const stack = await ctx.stack();
+  const functionName = stack.get('DatabaseBootstrapFunctionName');
+  const masterSecretArn = stack.get('DatabaseMasterSecretArn');
   let current: Record<string, unknown>;
+  let currentVersion: string | undefined;
   try {
-    current = JSON.parse(
-      (await ctx.secrets().send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString ?? '',
-    );
+    const read = await ctx
+      .secrets()
+      .send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: 'AWSCURRENT' }));
+    current = JSON.parse(read.SecretString ?? '');
+    currentVersion = read.VersionId;
   } catch (error) {
     throw awsError(`reading ${spec.what}`, error);
   }
@@ -150,41 +158,68 @@ async function rotateDatabasePassword(
       `the secret of ${spec.what} has an unexpected shape: expected a JSON object with a lower-case username`,
     );
   }
-  const verifier = scramSha256Verifier(password, ctx.randomBytes(16));
-  if (!VERIFIER_SHAPE.test(verifier)) throw new CliError('internal: the SCRAM verifier has an unexpected shape');
+  let pending: string | undefined;
   try {
-    await ctx.rdsData().send(
-      new ExecuteStatementCommand({
-        resourceArn: stack.get('DatabaseClusterArn'),
-        secretArn: stack.get('DatabaseMasterSecretArn'),
-        database: 'postgres',
-        // Identifier and verifier are both checked against strict shapes above; neither is user text.
-        sql: `ALTER ROLE "${username}" WITH PASSWORD '${verifier}'`,
+    pending = (
+      await ctx.secrets().send(
+        new PutSecretValueCommand({
+          SecretId: secretArn,
+          SecretString: JSON.stringify({ ...current, password }),
+          VersionStages: ['AWSPENDING'],
+        }),
+      )
+    ).VersionId;
+  } catch (error) {
+    throw awsError(`storing the new value of ${spec.what} as AWSPENDING (nothing else was changed)`, error);
+  }
+  let answer;
+  try {
+    answer = await ctx.lambda().send(
+      new InvokeCommand({
+        FunctionName: functionName,
+        Payload: Buffer.from(
+          JSON.stringify({ Action: 'SetRolePassword', MasterSecretArn: masterSecretArn, RoleSecretArn: secretArn }),
+        ),
       }),
     );
   } catch (error) {
-    throw awsError(`changing ${username}'s password through the RDS Data API (nothing else was changed)`, error);
+    throw awsError(
+      `invoking ${functionName} to change ${username}'s password (the database and the current secret are unchanged)`,
+      error,
+    );
   }
-  let version: string | undefined;
+  if (answer.FunctionError !== undefined) {
+    // The function's error names a step and a code, never a value (lambda/db-bootstrap).
+    let message = answer.FunctionError;
+    try {
+      message = String(JSON.parse(Buffer.from(answer.Payload ?? []).toString('utf8')).errorMessage ?? message);
+    } catch {
+      // keep the bare error type
+    }
+    throw new CliError(
+      `changing ${username}'s password failed in ${functionName}: ${message}. The database and the current secret are unchanged.`,
+    );
+  }
   try {
-    version = (
-      await ctx
-        .secrets()
-        .send(
-          new PutSecretValueCommand({ SecretId: secretArn, SecretString: JSON.stringify({ ...current, password }) }),
-        )
-    ).VersionId;
+    await ctx.secrets().send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretArn,
+        VersionStage: 'AWSCURRENT',
+        MoveToVersionId: pending,
+        RemoveFromVersionId: currentVersion,
+      }),
+    );
   } catch (error) {
     throw awsError(
-      `storing ${spec.what} after changing it in the database: run the command again to set a fresh one`,
+      `promoting the new value of ${spec.what} to AWSCURRENT after the database accepted it: run the command again`,
       error,
     );
   }
   ctx.progress(`changed ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
   await redeploy(ctx, cluster, services, options);
   ctx.print(
-    { secret: spec.what, versionId: version, redeployed: spec.consumers, healthy: true },
-    `rotated ${spec.what} (version ${version}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
+    { secret: spec.what, versionId: pending, redeployed: spec.consumers, healthy: true },
+    `rotated ${spec.what} (version ${pending}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
   );
 }
 

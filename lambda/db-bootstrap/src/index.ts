@@ -1,13 +1,16 @@
-import { ExecuteStatementCommand, RDSDataClient, type SqlParameter } from '@aws-sdk/client-rds-data';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
+import { Client as PgClient } from 'pg';
+// esbuild inlines the committed RDS CA bundle (lib/rds-ca.ts pins its SHA-256 at synth).
+import RDS_CA_BUNDLE from '../../../images/api/rds-ca-bundle.pem';
 import { scramSha256Verifier, VERIFIER_SHAPE } from './scram';
 
 /**
  * Deploy-time bootstrap of Aurora for Dify, run by CloudFormation through the Provider framework.
  *
- * As the master user, over the RDS Data API (TLS, IAM-authorized, no network path to the database
- * needed), it makes sure that:
+ * As the master user, over PostgreSQL's own protocol on 5432 from inside the VPC, with TLS and the
+ * server certificate verified against the committed RDS CA bundle and the host name (the Data API
+ * is off: nothing can run SQL from outside the VPC), it makes sure that:
  * - each login role exists, with the password held in its own secret (sent as a SCRAM verifier,
  *   never in clear);
  * - each database exists, is owned by its role, and admits no other role;
@@ -16,6 +19,10 @@ import { scramSha256Verifier, VERIFIER_SHAPE } from './scram';
  * It reads every credential at run time from Secrets Manager: the resource's properties hold only
  * ARNs. Every step checks before it acts, so an update re-runs safely; a delete does nothing,
  * because dropping a database is never a side effect of removing a stack.
+ *
+ * The same function also serves the operator CLI's role-password rotation, invoked directly with
+ * `{ "Action": "SetRolePassword", ... }` (see `setRolePassword`), because the CLI runs outside the
+ * VPC and may not reach the database itself.
  */
 
 /** The properties CloudFormation passes (all values arrive as strings). */
@@ -41,23 +48,93 @@ export class BootstrapError extends Error {
   }
 }
 
+/** Where and as whom to connect: read from the master secret, which RDS fills with host and port. */
+export interface ConnectionSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly database: string;
+}
+
+/** The little of a PostgreSQL connection the bootstrap uses; `pg.Client` in production. */
+export interface SqlConnection {
+  query(text: string, values?: string[]): Promise<{ rows: unknown[] }>;
+  end(): Promise<void>;
+}
+
 export interface Clients {
-  readonly rdsData: RDSDataClient;
   readonly secrets: SecretsManagerClient;
+  /** Opens a verified TLS connection; injected by tests to point at a local server and its CA. */
+  readonly connect: (settings: ConnectionSettings) => Promise<SqlConnection>;
   /** Waits between retries while a paused Serverless v2 cluster resumes; injected by tests. */
   readonly sleep: (ms: number) => Promise<void>;
   readonly log: (line: Record<string, unknown>) => void;
 }
 
+/**
+ * A `pg` connection that refuses anything but TLS with a certificate that chains to the RDS CA
+ * bundle and names the host it connected to (libpq's verify-full).
+ */
+export function verifiedConnection(ca: string) {
+  return async (settings: ConnectionSettings): Promise<SqlConnection> => {
+    const client = new PgClient({
+      ...settings,
+      // pg checks the certificate's names against `host` (and sends it as SNI unless it is an IP).
+      ssl: { ca, rejectUnauthorized: true },
+      connectionTimeoutMillis: 10_000,
+      // A statement never runs longer than the deploy's patience for it.
+      statement_timeout: 60_000,
+    });
+    await client.connect();
+    return client;
+  };
+}
+
 const defaultClients = (): Clients => ({
-  rdsData: new RDSDataClient({}),
   secrets: new SecretsManagerClient({}),
+  connect: verifiedConnection(RDS_CA_BUNDLE),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   log: (line) => console.log(JSON.stringify(line)),
 });
 
-export async function handler(event: CloudFormationCustomResourceEvent): Promise<BootstrapResult> {
+/** The operator CLI's request: set a role's password to its secret's AWSPENDING value. */
+export interface SetRolePasswordRequest {
+  readonly Action: 'SetRolePassword';
+  readonly MasterSecretArn: string;
+  readonly RoleSecretArn: string;
+}
+
+export async function handler(
+  event: CloudFormationCustomResourceEvent | SetRolePasswordRequest,
+): Promise<BootstrapResult | { readonly Role: string }> {
+  if ('Action' in event) return setRolePassword(event, defaultClients());
   return bootstrap(event, defaultClients());
+}
+
+/**
+ * Sets a role's password to the AWSPENDING version of its secret, as a SCRAM verifier. The caller
+ * stores the new value as AWSPENDING first and promotes it to AWSCURRENT only after this succeeds,
+ * so the database and the current secret never disagree. The response names the role, never a value.
+ */
+export async function setRolePassword(request: SetRolePasswordRequest, clients: Clients): Promise<{ Role: string }> {
+  const master = checkArn(request.MasterSecretArn, 'MasterSecretArn', 'secretsmanager');
+  const roleSecret = checkArn(request.RoleSecretArn, 'RoleSecretArn', 'secretsmanager');
+  const { username, password } = await readCredentials(clients, roleSecret, 'AWSPENDING');
+  const verifier = scramSha256Verifier(password);
+  if (!VERIFIER_SHAPE.test(verifier)) throw new BootstrapError('internal: password verifier has an unexpected shape');
+  const sql = await Sql.open(clients, master);
+  try {
+    const exists = await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = $1', [username]);
+    if (!exists) throw new BootstrapError(`role ${username} does not exist: deploy the stack first`);
+    await sql.run('postgres', `ALTER ROLE "${username}" WITH PASSWORD '${verifier}'`, {
+      step: 'set-role-password',
+      role: username,
+    });
+  } finally {
+    await sql.close();
+  }
+  return { Role: username };
 }
 
 export async function bootstrap(event: CloudFormationCustomResourceEvent, clients: Clients): Promise<BootstrapResult> {
@@ -67,7 +144,20 @@ export async function bootstrap(event: CloudFormationCustomResourceEvent, client
     return { PhysicalResourceId: physicalResourceId };
   }
   const props = parseProperties(event.ResourceProperties);
-  const sql = new Sql(clients, props.ClusterArn, props.MasterSecretArn);
+  const sql = await Sql.open(clients, props.MasterSecretArn);
+  try {
+    return await bootstrapWith(sql, props, physicalResourceId);
+  } finally {
+    await sql.close();
+  }
+}
+
+async function bootstrapWith(
+  sql: Sql,
+  props: BootstrapProperties,
+  physicalResourceId: string,
+): Promise<BootstrapResult> {
+  const clients = sql.clients;
 
   const roles: string[] = [];
   for (const role of props.Roles) {
@@ -75,7 +165,7 @@ export async function bootstrap(event: CloudFormationCustomResourceEvent, client
     const verifier = scramSha256Verifier(password);
     if (!VERIFIER_SHAPE.test(verifier)) throw new BootstrapError('internal: password verifier has an unexpected shape');
 
-    const exists = await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = :name', { name: username });
+    const exists = await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = $1', [username]);
     // ALTER ROLE may not name SUPERUSER or NOSUPERUSER unless the caller is a real superuser, which
     // Aurora's master (rds_superuser) is not; a role created here is never a superuser anyway.
     await sql.run(
@@ -92,9 +182,7 @@ export async function bootstrap(event: CloudFormationCustomResourceEvent, client
     await sql.run('postgres', `GRANT "${username}" TO CURRENT_USER`, { step: 'grant-membership', role: username });
 
     const database = role.Database;
-    const dbExists = await sql.exists('postgres', 'SELECT 1 FROM pg_database WHERE datname = :name', {
-      name: database,
-    });
+    const dbExists = await sql.exists('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (dbExists) {
       await sql.run('postgres', `ALTER DATABASE "${database}" OWNER TO "${username}"`, {
         step: 'alter-database-owner',
@@ -164,8 +252,17 @@ function checkArn(value: unknown, key: string, service: string): string {
   return value;
 }
 
-async function readCredentials(clients: Clients, secretArn: string): Promise<{ username: string; password: string }> {
-  const response = await clients.secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
+async function readCredentials(
+  clients: Clients,
+  secretArn: string,
+  stage: 'AWSCURRENT' | 'AWSPENDING' = 'AWSCURRENT',
+): Promise<{ username: string; password: string; host?: unknown; port?: unknown }> {
+  let response;
+  try {
+    response = await clients.secrets.send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: stage }));
+  } catch (error) {
+    throw new BootstrapError(`secret ${secretArn} (${stage}): ${(error as { name?: string }).name ?? 'read failed'}`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(response.SecretString ?? '');
@@ -173,62 +270,94 @@ async function readCredentials(clients: Clients, secretArn: string): Promise<{ u
     // Never include the secret string: it is the credential.
     throw new BootstrapError(`secret ${secretArn}: expected a JSON object with username and password`);
   }
-  const { username, password } = (parsed ?? {}) as Record<string, unknown>;
+  const { username, password, host, port } = (parsed ?? {}) as Record<string, unknown>;
   if (typeof username !== 'string' || !IDENTIFIER.test(username)) {
     throw new BootstrapError(`secret ${secretArn}: field username must be a lower-case identifier`);
   }
   if (typeof password !== 'string' || password.length < 16) {
     throw new BootstrapError(`secret ${secretArn}: field password must be a string of 16 characters or more`);
   }
-  return { username, password };
+  return { username, password, host, port };
 }
 
-/** Thin wrapper over the Data API: retries while a paused cluster resumes, logs steps but never SQL text. */
+/**
+ * One verified connection per database, opened as the master user; retries while a paused cluster
+ * resumes; logs steps but never SQL text (a statement may hold a password verifier).
+ */
 class Sql {
-  constructor(
-    private readonly clients: Clients,
-    private readonly clusterArn: string,
-    private readonly secretArn: string,
+  private readonly connections = new Map<string, SqlConnection>();
+
+  private constructor(
+    readonly clients: Clients,
+    private readonly master: { host: string; port: number; user: string; password: string },
   ) {}
 
-  async exists(database: string, statement: string, params: Record<string, string>): Promise<boolean> {
-    const response = await this.execute(database, statement, params);
-    return (response.records?.length ?? 0) > 0;
+  static async open(clients: Clients, masterSecretArn: string): Promise<Sql> {
+    const { username, password, host, port } = await readMasterCredentials(clients, masterSecretArn);
+    return new Sql(clients, { host, port, user: username, password });
+  }
+
+  async exists(database: string, statement: string, values: string[]): Promise<boolean> {
+    const result = await this.execute(database, statement, values);
+    return result.rows.length > 0;
   }
 
   async run(database: string, statement: string, logFields: Record<string, string>): Promise<void> {
-    await this.execute(database, statement, {});
+    await this.execute(database, statement, []);
     this.clients.log({ ...logFields, ok: true });
   }
 
-  private async execute(database: string, sql: string, params: Record<string, string>) {
-    const parameters: SqlParameter[] = Object.entries(params).map(([name, value]) => ({
-      name,
-      value: { stringValue: value },
-    }));
+  async close(): Promise<void> {
+    for (const connection of this.connections.values()) await connection.end().catch(() => undefined);
+    this.connections.clear();
+  }
+
+  private async connection(database: string): Promise<SqlConnection> {
+    const open = this.connections.get(database);
+    if (open !== undefined) return open;
     const maxAttempts = 10;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.clients.rdsData.send(
-          new ExecuteStatementCommand({
-            resourceArn: this.clusterArn,
-            secretArn: this.secretArn,
-            database,
-            sql,
-            parameters: parameters.length > 0 ? parameters : undefined,
-          }),
-        );
+        const connection = await this.clients.connect({ ...this.master, database });
+        this.connections.set(database, connection);
+        return connection;
       } catch (error) {
-        const name = (error as { name?: string }).name;
-        // A Serverless v2 cluster at 0 ACU answers DatabaseResumingException until it is up (~15 s).
-        if (name === 'DatabaseResumingException' && attempt < maxAttempts) {
+        const code = (error as { code?: string }).code;
+        // A Serverless v2 cluster at 0 ACU refuses or times out connections until it is up (~15 s).
+        const resuming = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === '57P03';
+        if (resuming && attempt < maxAttempts) {
           this.clients.log({ step: 'wait-for-resume', attempt });
           await this.clients.sleep(Math.min(2000 * attempt, 10000));
           continue;
         }
-        // The Data API's message can quote the statement, which may hold a password verifier.
-        throw new BootstrapError(`Data API call failed on database ${database}: ${name ?? 'unknown error'}`);
+        // Never the error's message: a TLS or authentication failure is named by its code only.
+        throw new BootstrapError(
+          `connecting to database ${database} on ${this.master.host}:${this.master.port} as ${this.master.user} failed: ${code ?? (error as Error).name}`,
+        );
       }
     }
   }
+
+  private async execute(database: string, sql: string, values: string[]) {
+    const connection = await this.connection(database);
+    try {
+      return await connection.query(sql, values.length > 0 ? values : undefined);
+    } catch (error) {
+      // PostgreSQL's message can quote the statement, which may hold a password verifier.
+      const code = (error as { code?: string }).code;
+      throw new BootstrapError(`a statement failed on database ${database}: SQLSTATE ${code ?? 'unknown'}`);
+    }
+  }
+}
+
+async function readMasterCredentials(clients: Clients, secretArn: string) {
+  const { username, password, host, port } = await readCredentials(clients, secretArn);
+  if (typeof host !== 'string' || host === '') {
+    throw new BootstrapError(`secret ${secretArn}: field host must name the cluster endpoint`);
+  }
+  const portNumber = Number(port);
+  if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65_535) {
+    throw new BootstrapError(`secret ${secretArn}: field port must be a TCP port`);
+  }
+  return { username, password, host, port: portNumber };
 }

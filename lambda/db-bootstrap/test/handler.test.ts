@@ -1,8 +1,14 @@
-import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { bootstrap, BootstrapError, type Clients, parseProperties } from '../src/index';
+import {
+  bootstrap,
+  BootstrapError,
+  type Clients,
+  type ConnectionSettings,
+  parseProperties,
+  setRolePassword,
+} from '../src/index';
 
 const ARN = {
   cluster: 'arn:aws:rds:eu-west-1:123456789012:cluster:dify-aurora',
@@ -11,6 +17,20 @@ const ARN = {
   plugin: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:plugin-AbCdEf',
 };
 const PASSWORDS = { dify: 'AppPassw0rdThatMustNeverLeak1234', dify_plugin: 'PluginPassw0rdThatMustNeverLeak56' };
+const MASTER = {
+  username: 'dify_admin',
+  password: 'MasterPassw0rdThatMustNeverLeak9',
+  host: 'cluster.example',
+  port: 5432,
+};
+
+/** One statement as the fake server received it. */
+interface Statement {
+  readonly database: string;
+  readonly sql: string;
+  readonly values: string[];
+  readonly as: ConnectionSettings;
+}
 
 const properties = {
   ServiceToken: 'arn:aws:lambda:eu-west-1:123456789012:function:provider',
@@ -38,33 +58,35 @@ function event(type: 'Create' | 'Update' | 'Delete', props: Record<string, unkno
 }
 
 describe('the database bootstrap', () => {
-  const rdsData = mockClient(RDSDataClient);
   const secrets = mockClient(SecretsManagerClient);
   let logs: string[];
   let sleeps: number[];
   let clients: Clients;
+  let received: Statement[];
+  /** What the fake server answers to each statement; tests replace it. */
+  let answer: (statement: Statement) => { rows: unknown[] };
+  /** Errors the next connection attempts throw (a paused cluster refuses them). */
+  let connectErrors: Error[];
 
   /** Which roles and databases the fake cluster already has. */
   function cluster(existing: { roles: string[]; databases: string[] }) {
-    rdsData.on(ExecuteStatementCommand).callsFake((input) => {
-      const name = input.parameters?.[0]?.value?.stringValue;
-      if (input.sql.includes('FROM pg_roles'))
-        return { records: existing.roles.includes(name) ? [[{ longValue: 1 }]] : [] };
-      if (input.sql.includes('FROM pg_database'))
-        return { records: existing.databases.includes(name) ? [[{ longValue: 1 }]] : [] };
-      return { numberOfRecordsUpdated: 0 };
-    });
+    answer = ({ sql, values }) => {
+      if (sql.includes('FROM pg_roles')) return { rows: existing.roles.includes(values[0]) ? [{ '?column?': 1 }] : [] };
+      if (sql.includes('FROM pg_database'))
+        return { rows: existing.databases.includes(values[0]) ? [{ '?column?': 1 }] : [] };
+      return { rows: [] };
+    };
   }
 
-  const statements = () => rdsData.commandCalls(ExecuteStatementCommand).map((call) => call.args[0].input);
+  const statements = () => received;
   const ddl = () =>
     statements()
-      .filter((s) => !s.sql!.startsWith('SELECT'))
-      .map((s) => `${s.database}: ${s.sql!.replace(/PASSWORD '[^']*'/, "PASSWORD '<verifier>'")}`);
+      .filter((s) => !s.sql.startsWith('SELECT'))
+      .map((s) => `${s.database}: ${s.sql.replace(/PASSWORD '[^']*'/, "PASSWORD '<verifier>'")}`);
 
   beforeEach(() => {
-    rdsData.reset();
     secrets.reset();
+    secrets.on(GetSecretValueCommand, { SecretId: ARN.master }).resolves({ SecretString: JSON.stringify(MASTER) });
     secrets.on(GetSecretValueCommand, { SecretId: ARN.app }).resolves({
       SecretString: JSON.stringify({ username: 'dify', password: PASSWORDS.dify, host: 'h', port: 5432 }),
     });
@@ -73,9 +95,23 @@ describe('the database bootstrap', () => {
     });
     logs = [];
     sleeps = [];
+    received = [];
+    connectErrors = [];
+    cluster({ roles: [], databases: [] });
     clients = {
-      rdsData: new RDSDataClient({ region: 'eu-west-1' }),
       secrets: new SecretsManagerClient({ region: 'eu-west-1' }),
+      connect: async (settings) => {
+        const error = connectErrors.shift();
+        if (error !== undefined) throw error;
+        return {
+          query: async (sql: string, values?: string[]) => {
+            const statement = { database: settings.database, sql, values: values ?? [], as: settings };
+            received.push(statement);
+            return answer(statement);
+          },
+          end: async () => undefined,
+        };
+      },
       sleep: async (ms) => {
         sleeps.push(ms);
       },
@@ -100,12 +136,12 @@ describe('the database bootstrap', () => {
     expect(result).toEqual({ PhysicalResourceId: 'dify-database-bootstrap', Data: { Roles: 'dify,dify_plugin' } });
   });
 
-  it('authenticates every statement as the master user through the Data API, on this cluster only', async () => {
+  it('connects as the master user to the host and port its secret names, for every statement', async () => {
     cluster({ roles: [], databases: [] });
     await bootstrap(event('Create'), clients);
+    expect(statements().length).toBeGreaterThan(0);
     for (const statement of statements()) {
-      expect(statement.resourceArn).toBe(ARN.cluster);
-      expect(statement.secretArn).toBe(ARN.master);
+      expect(statement.as).toMatchObject({ host: MASTER.host, port: MASTER.port, user: MASTER.username });
     }
   });
 
@@ -127,7 +163,7 @@ describe('the database bootstrap', () => {
     const result = await bootstrap(event('Delete'), clients);
     expect(statements()).toEqual([]);
     expect(result.PhysicalResourceId).toBe('dify-database-bootstrap');
-    expect(statements().some((s) => /DROP/i.test(s.sql!))).toBe(false);
+    expect(statements().some((s) => /DROP/i.test(s.sql))).toBe(false);
   });
 
   it('never sends, logs or reports a password', async () => {
@@ -136,41 +172,72 @@ describe('the database bootstrap', () => {
     const everything = JSON.stringify(statements()) + logs.join('\n');
     for (const password of Object.values(PASSWORDS)) expect(everything).not.toContain(password);
     // Parameters carry only names.
-    for (const s of statements()) for (const p of s.parameters ?? []) expect(p.value?.stringValue).toMatch(/^[a-z_]+$/);
+    for (const s of statements()) for (const value of s.values) expect(value).toMatch(/^[a-z_]+$/);
   });
 
   it('waits while a paused Serverless v2 cluster resumes, with a bounded number of attempts', async () => {
-    let resuming = 2;
-    rdsData.on(ExecuteStatementCommand).callsFake(() => {
-      if (resuming-- > 0) throw Object.assign(new Error('resuming'), { name: 'DatabaseResumingException' });
-      return { records: [] };
-    });
+    connectErrors = [1, 2].map(() => Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
     await bootstrap(event('Create'), clients);
     expect(sleeps).toEqual([2000, 4000]);
   });
 
   it('gives up after ten attempts on a cluster that never resumes', async () => {
-    rdsData
-      .on(ExecuteStatementCommand)
-      .rejects(Object.assign(new Error('resuming'), { name: 'DatabaseResumingException' }));
+    connectErrors = Array.from({ length: 20 }, () => Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
     await expect(bootstrap(event('Create'), clients)).rejects.toThrow(
-      'Data API call failed on database postgres: DatabaseResumingException',
+      'connecting to database postgres on cluster.example:5432 as dify_admin failed: ECONNREFUSED',
     );
     expect(sleeps).toHaveLength(9);
   });
 
-  it('reports a Data API failure without the statement text, which may hold a verifier', async () => {
-    rdsData.on(ExecuteStatementCommand).callsFake((input) => {
-      if (input.sql.includes('CREATE ROLE')) {
-        throw Object.assign(new Error(`syntax error at PASSWORD 'SCRAM-SHA-256$4096:abc'`), {
-          name: 'BadRequestException',
-        });
+  it('fails at once, without retrying or quoting the cause, when the server certificate does not verify', async () => {
+    connectErrors = [
+      Object.assign(new Error(`Hostname/IP does not match certificate's altnames: ${MASTER.password}`), {
+        code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+      }),
+    ];
+    const error = (await bootstrap(event('Create'), clients).catch((e: Error) => e)) as Error;
+    expect(error.message).toBe(
+      'connecting to database postgres on cluster.example:5432 as dify_admin failed: ERR_TLS_CERT_ALTNAME_INVALID',
+    );
+    expect(sleeps).toEqual([]);
+  });
+
+  it('reports a failed statement without its text, which may hold a verifier', async () => {
+    answer = ({ sql }) => {
+      if (sql.includes('CREATE ROLE')) {
+        throw Object.assign(new Error(`syntax error at PASSWORD 'SCRAM-SHA-256$4096:abc'`), { code: '42601' });
       }
-      return { records: [] };
-    });
+      return { rows: [] };
+    };
     const error = await bootstrap(event('Create'), clients).catch((e: Error) => e);
     expect(error).toBeInstanceOf(BootstrapError);
-    expect((error as Error).message).toBe('Data API call failed on database postgres: BadRequestException');
+    expect((error as Error).message).toBe('a statement failed on database postgres: SQLSTATE 42601');
+  });
+
+  it('sets a role’s password from its secret’s AWSPENDING version only, for the operator CLI', async () => {
+    cluster({ roles: ['dify'], databases: ['dify'] });
+    const pending = 'PendingPassw0rdThatMustNeverLeak7';
+    secrets
+      .on(GetSecretValueCommand, { SecretId: ARN.app, VersionStage: 'AWSPENDING' })
+      .resolves({ SecretString: JSON.stringify({ username: 'dify', password: pending }) });
+    const result = await setRolePassword(
+      { Action: 'SetRolePassword', MasterSecretArn: ARN.master, RoleSecretArn: ARN.app },
+      clients,
+    );
+    expect(result).toEqual({ Role: 'dify' });
+    expect(ddl()).toEqual([`postgres: ALTER ROLE "dify" WITH PASSWORD '<verifier>'`]);
+    expect(JSON.stringify(statements()) + logs.join('')).not.toContain(pending);
+  });
+
+  it('refuses to set the password of a role that does not exist', async () => {
+    cluster({ roles: [], databases: [] });
+    secrets
+      .on(GetSecretValueCommand, { SecretId: ARN.app, VersionStage: 'AWSPENDING' })
+      .resolves({ SecretString: JSON.stringify({ username: 'dify', password: 'x'.repeat(32) }) });
+    await expect(
+      setRolePassword({ Action: 'SetRolePassword', MasterSecretArn: ARN.master, RoleSecretArn: ARN.app }, clients),
+    ).rejects.toThrow('role dify does not exist: deploy the stack first');
+    expect(ddl()).toEqual([]);
   });
 
   it('refuses a secret that is not JSON, without quoting it', async () => {
@@ -197,7 +264,7 @@ describe('the database bootstrap', () => {
     cluster({ roles: [], databases: [] });
     secrets.on(GetSecretValueCommand, { SecretId: ARN.app }).resolves({ SecretString: JSON.stringify(secret) });
     await expect(bootstrap(event('Create'), clients)).rejects.toThrow(`secret ${ARN.app}: ${message}`);
-    expect(statements().filter((s) => !s.sql!.startsWith('SELECT'))).toEqual([]);
+    expect(statements().filter((s) => !s.sql.startsWith('SELECT'))).toEqual([]);
   });
 
   it.each([

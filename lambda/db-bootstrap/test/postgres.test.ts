@@ -11,15 +11,17 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ExecuteStatementCommand } from '@aws-sdk/client-rds-data';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { freeLoopbackPort } from '../../../test/helpers/free-port';
-import { bootstrap, type Clients } from '../src/index';
+import { bootstrap, type Clients, verifiedConnection } from '../src/index';
 
 /**
- * The bootstrap's SQL against a real PostgreSQL on loopback, run as a role with CREATEROLE and
- * CREATEDB but not SUPERUSER, as Aurora's master user (rds_superuser) is. A mocked Data API cannot
- * tell whether PostgreSQL accepts a statement; this can.
+ * The bootstrap against a real PostgreSQL on loopback, through the same `pg` connection it uses in
+ * the VPC: TLS only, with the server certificate verified against a CA (here one made for the test,
+ * in Aurora the committed RDS bundle) and the host name. It runs as a role with CREATEROLE and
+ * CREATEDB but not SUPERUSER, as Aurora's master user (rds_superuser) is. A fake connection cannot
+ * tell whether PostgreSQL accepts a statement, or whether verification really refuses a stranger's
+ * certificate; this can.
  */
 const PG_BIN = (() => {
   const root = '/usr/lib/postgresql';
@@ -40,6 +42,9 @@ describe('the database bootstrap against a real PostgreSQL', () => {
   }
   let dir: string;
   let port: number;
+  /** The test CA that signed the server's certificate (for 127.0.0.1 only), and an unrelated one. */
+  let ca: string;
+  let otherCa: string;
   let server: ChildProcess;
   const asPostgres = (command: string, args: string[]) =>
     execFileSync('runuser', ['-u', 'postgres', '--', join(PG_BIN, command), ...args], { stdio: 'pipe', cwd: '/' });
@@ -64,6 +69,8 @@ describe('the database bootstrap against a real PostgreSQL', () => {
     chownSync(dir, uid('postgres'), uid('postgres'));
     chownSync(pwfile, uid('postgres'), uid('postgres'));
     asPostgres('initdb', ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth', 'scram-sha-256']);
+    ({ ca, otherCa } = makeCertificates(dir));
+    for (const file of ['server.crt', 'server.key']) chownSync(join(dir, file), uid('postgres'), uid('postgres'));
     port = await freeLoopbackPort();
     server = spawn(
       'runuser',
@@ -80,6 +87,12 @@ describe('the database bootstrap against a real PostgreSQL', () => {
         'listen_addresses=127.0.0.1',
         '-c',
         `unix_socket_directories=${dir}`,
+        '-c',
+        'ssl=on',
+        '-c',
+        `ssl_cert_file=${join(dir, 'server.crt')}`,
+        '-c',
+        `ssl_key_file=${join(dir, 'server.key')}`,
       ],
       {
         stdio: 'ignore',
@@ -112,31 +125,23 @@ describe('the database bootstrap against a real PostgreSQL', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A Data API stand-in that runs each statement with psql as the non-superuser master. */
-  function clients(): Clients {
-    const send = async (command: ExecuteStatementCommand) => {
-      const { sql, database, parameters } = command.input;
-      let text = sql!;
-      for (const p of parameters ?? [])
-        text = text.replace(`:${p.name}`, `'${p.value!.stringValue!.replace(/'/g, "''")}'`);
-      const result = psql(MASTER.user, MASTER.password, database!, text);
-      if (result.status !== 0) throw Object.assign(new Error(result.stderr), { name: 'BadRequestException' });
-      const rows = result.stdout.split('\n').filter((line) => line !== '');
-      return { records: rows.map((row) => [{ stringValue: row }]) };
-    };
+  /** The production clients, but the master secret points at this server and trusts `trusted`. */
+  function clients(trusted = ca, host = '127.0.0.1'): Clients {
     const secret = (arn: string) => {
+      if (arn.endsWith(':master')) return { SecretString: JSON.stringify({ ...masterSecret(), host }) };
       const username = arn.includes('plugin') ? 'dify_plugin' : 'dify';
       return { SecretString: JSON.stringify({ username, password: PASSWORDS[username] }) };
     };
     return {
-      rdsData: { send } as unknown as Clients['rdsData'],
       secrets: {
         send: async (c: { input: { SecretId: string } }) => secret(c.input.SecretId),
       } as unknown as Clients['secrets'],
+      connect: verifiedConnection(trusted),
       sleep: async () => undefined,
       log: () => undefined,
     };
   }
+  const masterSecret = () => ({ username: MASTER.user, password: MASTER.password, port });
 
   const event = (type: 'Create' | 'Update') =>
     ({
@@ -187,6 +192,18 @@ describe('the database bootstrap against a real PostgreSQL', () => {
     expect(denied.stderr).toMatch(/permission denied for database "dify"/);
   });
 
+  it('refuses a server whose certificate does not chain to the trusted CA, before sending any statement', async () => {
+    await expect(bootstrap(event('Update'), clients(otherCa))).rejects.toThrow(
+      /connecting to database postgres on 127\.0\.0\.1:\d+ as dify_admin failed: (SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/,
+    );
+  });
+
+  it('refuses a server whose certificate does not name the host it was reached by', async () => {
+    await expect(bootstrap(event('Update'), clients(ca, 'localhost'))).rejects.toThrow(
+      /as dify_admin failed: ERR_TLS_CERT_ALTNAME_INVALID/,
+    );
+  });
+
   it('gives Dify ownership of its database and the extension in it', () => {
     expect(
       psql('dify', PASSWORDS.dify, 'dify', "SELECT extname FROM pg_extension WHERE extname = 'pgcrypto'").stdout.trim(),
@@ -194,6 +211,62 @@ describe('the database bootstrap against a real PostgreSQL', () => {
     expect(psql('dify', PASSWORDS.dify, 'dify', 'CREATE TABLE t (id int); DROP TABLE t;').status).toBe(0);
   });
 });
+
+/** A CA, a server certificate it signs for 127.0.0.1 only, and an unrelated CA; keys stay in `dir`. */
+function makeCertificates(dir: string): { ca: string; otherCa: string } {
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  for (const name of ['ca', 'other-ca']) {
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=test ${name}`,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+    );
+  }
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+  );
+  writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    'san.cnf',
+    '-out',
+    'server.crt',
+  );
+  chmodSync(join(dir, 'server.key'), 0o600);
+  return { ca: readFileSync(join(dir, 'ca.crt'), 'utf8'), otherCa: readFileSync(join(dir, 'other-ca.crt'), 'utf8') };
+}
 
 function uid(user: string): number {
   return Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());

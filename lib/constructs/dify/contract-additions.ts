@@ -22,3 +22,28 @@ export const CONTRACT_ADDITIONS: Partial<Record<DifyServiceName, Record<string, 
     },
   ]),
 );
+
+/**
+ * Variables the contract marks required for a service whose code, in the pinned release, never
+ * reads them, so we leave them out (each service gets exactly what its code reads). Each entry says
+ * where the release reads the variable instead. The environment tests accept a missing required
+ * variable only from this list.
+ */
+export const NOT_READ_BY: Partial<Record<DifyServiceName, Record<string, string>>> = {
+  worker_beat: Object.fromEntries(
+    [
+      ['CODE_EXECUTION_ENDPOINT', 'core/helper/code_executor, at task or request time in the api and worker'],
+      ['CODE_EXECUTION_API_KEY', 'core/helper/code_executor, at task or request time in the api and worker'],
+      ['PLUGIN_DAEMON_URL', 'core/plugin/impl/base.py, at call time in the api and worker'],
+      ['PLUGIN_DAEMON_KEY', 'core/plugin/impl/base.py, at call time in the api and worker'],
+      ['INNER_API_KEY_FOR_PLUGIN', 'controllers/inner_api/wraps.py, on requests the api serves'],
+      ...['HOST', 'PORT', 'USER', 'PASSWORD', 'DATABASE'].map((part) => [
+        `PGVECTOR_${part}`,
+        'core/rag/datasource/vdb/pgvector, when a worker or the api opens the vector store',
+      ]),
+    ].map(([name, where]) => [
+      name,
+      `celery beat (api/extensions/ext_celery.py) only publishes scheduled tasks to the broker; read by ${where}`,
+    ]),
+  ),
+};

@@ -182,7 +182,8 @@ export class DifyServices extends Construct {
       cache.connections.allowDefaultPortFrom(client, `Dify ${nameOf(client)} to Valkey`);
       client.connections.allowTo(this.ssrfProxy, port(this.ssrfProxy), `Dify ${nameOf(client)} to the SSRF proxy`);
     }
-    for (const client of apiImage) {
+    // Beat only publishes scheduled tasks to the broker: it never calls the sandbox or the plugin daemon.
+    for (const client of [this.api, this.worker]) {
       client.connections.allowTo(this.sandbox, port(this.sandbox), `Dify ${nameOf(client)} to the sandbox`);
       client.connections.allowTo(
         this.pluginDaemon,
@@ -191,6 +192,8 @@ export class DifyServices extends Construct {
       );
     }
     this.pluginDaemon.connections.allowTo(this.api, port(this.api), 'Dify plugin daemon to the api inner API');
+    // Model plugins call Bedrock from the plugin daemon; no other task reaches its endpoint.
+    props.network.allowEndpoints(this.pluginDaemon, 'Dify plugin-daemon', ['BedrockRuntime']);
     // Code in the sandbox reaches nothing but the proxy: no data tier, no other service, no internet.
     this.sandbox.connections.allowTo(this.ssrfProxy, port(this.ssrfProxy), 'Dify sandbox to the SSRF proxy');
     for (const web of [80, 443]) {

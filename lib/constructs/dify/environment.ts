@@ -168,7 +168,7 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     DB_PASSWORD: { secret: 'appDatabase', field: 'password' },
     REDIS_PASSWORD: { secret: 'redisAuthToken' },
   };
-  if (service !== 'migration') {
+  if (service === 'api' || service === 'worker') {
     Object.assign(secrets, {
       PGVECTOR_USER: { secret: 'appDatabase', field: 'username' },
       PGVECTOR_PASSWORD: { secret: 'appDatabase', field: 'password' },
@@ -177,8 +177,12 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
       INNER_API_KEY_FOR_PLUGIN: { secret: 'pluginInnerApiKey' },
     });
   } else {
+    // Beat only publishes scheduled tasks to the broker, and the migration only migrates: neither
+    // calls the sandbox or the plugin daemon, or opens the vector store (pinned release:
+    // api/extensions/ext_celery.py, core/helper/code_executor, core/plugin/impl/base.py).
     delete environment.CODE_EXECUTION_ENDPOINT;
     delete environment.PLUGIN_DAEMON_URL;
+    for (const name of Object.keys(environment).filter((key) => key.startsWith('PGVECTOR_'))) delete environment[name];
   }
   // The broker URL embeds the AUTH token, so it is built in the container from REDIS_PASSWORD and
   // never stored: rediss:// with ssl_cert_reqs, which Celery requires for TLS (pitfall 8).

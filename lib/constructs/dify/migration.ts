@@ -39,11 +39,12 @@ export class Migration extends Construct {
     const { network, task, runtime } = props;
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: network.vpc,
-      description: 'Migration runner: HTTPS to the ECS API only',
+      description: 'Migration runner: HTTPS to the VPC endpoints (ECS, Lambda) and S3 only',
       allowAllOutbound: false,
     });
-    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'ECS API (RunTask, DescribeTasks, StopTask)');
-    network.allowAppAccess(securityGroup, 'Migration runner');
+    // The ECS API (RunTask, DescribeTasks, StopTask) and Lambda through their interface endpoints,
+    // and S3's gateway endpoint for the provider's response to CloudFormation: no internet route.
+    network.allowAwsServices(securityGroup, 'Migration runner', ['Ecs', 'Lambda']);
 
     const functionLogGroup = encryptedLogGroup(this, 'FunctionLogGroup', props.logs, { suffix: 'migration-runner' });
     const providerLogGroup = encryptedLogGroup(this, 'ProviderLogGroup', props.logs, {
