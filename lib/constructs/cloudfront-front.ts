@@ -8,6 +8,7 @@ import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag/acknowledge';
+import { repoPath } from '../paths';
 import type { EdgeDomain } from './edge';
 
 /** What only the `cloudfront` mode needs. */
@@ -36,6 +37,13 @@ export interface CloudFrontFrontProps {
   readonly options: CloudFrontOptions;
 }
 
+/**
+ * The viewer-request function that makes the client address Dify records the viewer's own: it sets
+ * `cf-connecting-ip` to the viewer's address and deletes the viewer's `x-forwarded-for`, which
+ * CloudFront then adds back carrying exactly that address. Plain JavaScript, as CloudFront runs it.
+ */
+export const VIEWER_IP_FUNCTION_FILE = repoPath('lib/constructs/edge-functions/viewer-ip.js');
+
 /** Paths that Dify answers dynamically (Dify's own nginx routes them to the api and the plugin daemon). */
 export const API_PATHS = ['/console/api/*', '/api/*', '/v1/*', '/files/*', '/mcp/*', '/triggers/*', '/e/*'] as const;
 
@@ -43,7 +51,8 @@ export const API_PATHS = ['/console/api/*', '/api/*', '/v1/*', '/files/*', '/mcp
  * The CloudFront distribution in front of the internal ALB, reached through a VPC origin so that the
  * ALB has no public address at all. Viewers are redirected to HTTPS; with a custom domain CloudFront
  * requires TLS 1.2 (TLSv1.2_2021) and reaches the ALB over HTTPS as well. API paths are never cached;
- * only Next.js's immutable static assets are.
+ * only Next.js's immutable static assets are. Every behavior runs {@link VIEWER_IP_FUNCTION_FILE} on
+ * the viewer request, so no viewer can choose the address Dify records and rate-limits by.
  */
 export class CloudFrontFront extends Construct {
   public readonly distribution: cloudfront.Distribution;
@@ -81,6 +90,13 @@ export class CloudFrontFront extends Construct {
         },
       },
     });
+    // Dify trusts CF-Connecting-IP, then X-Forwarded-For; ALL_VIEWER would forward both as the viewer
+    // sent them. WAF has already judged the request by its source address when the function runs.
+    const viewerIp = new cloudfront.Function(this, 'ViewerIpFunction', {
+      code: cloudfront.FunctionCode.fromFile({ filePath: VIEWER_IP_FUNCTION_FILE }),
+      runtime: cloudfront.FunctionRuntime.JS_2_0,
+      comment: 'Dify: CF-Connecting-IP and X-Forwarded-For carry the viewer address, never a viewer-chosen one',
+    });
     const dynamic: cloudfront.BehaviorOptions = {
       origin,
       viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
@@ -89,6 +105,8 @@ export class CloudFrontFront extends Construct {
       originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER,
       responseHeadersPolicy: headers,
       compress: true,
+      // Inherited by every behavior below, the static one included.
+      functionAssociations: [{ function: viewerIp, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST }],
     };
     this.distribution = new cloudfront.Distribution(this, 'Resource', {
       comment: 'Dify',

@@ -85,6 +85,11 @@ const CATCH_ALL_PRIORITY = 50_000;
  * (ELBSecurityPolicy-TLS13-1-2-2021-06) and redirects HTTP to HTTPS; CloudFront requires TLS 1.2
  * (TLSv1.2_2021) with a custom domain and redirects viewers to HTTPS. The one plain-HTTP hop is
  * CloudFront's VPC origin to the internal ALB when no domain is set, inside the VPC.
+ *
+ * The client address Dify records and rate-limits by (CF-Connecting-IP, else X-Forwarded-For) is the
+ * real client's in every mode: behind CloudFront a viewer-request function sets both from the
+ * viewer's address and the ALB preserves them; facing clients directly, the web ACL refuses both
+ * headers from clients and the ALB adds X-Forwarded-For itself.
  */
 export class Edge extends Construct {
   public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
@@ -123,6 +128,13 @@ export class Edge extends Construct {
       idleTimeout: Duration.seconds(600),
       deletionProtection: props.deletionProtection,
       http2Enabled: true,
+      // Dify takes the client address from the first X-Forwarded-For header, whole. Behind CloudFront
+      // that header already holds exactly the viewer's address (the viewer-request function sees to it)
+      // and only CloudFront can reach this ALB, so it passes unchanged; appending would make it
+      // "viewer, edge". Facing clients directly, the ALB creates it from the connection's address, and
+      // the web ACL refuses any X-Forwarded-For a client sends, so the header holds that address alone.
+      xffHeaderProcessingMode:
+        mode === 'cloudfront' ? elbv2.XffHeaderProcessingMode.PRESERVE : elbv2.XffHeaderProcessingMode.APPEND,
     });
     this.loadBalancer.logAccessLogs(props.logBucket, 'alb');
 
@@ -153,7 +165,6 @@ export class Edge extends Construct {
       const prefixList = new ManagedPrefixList(this, 'CloudFrontPrefixList', {
         name: CLOUDFRONT_ORIGIN_FACING,
         logGroupSuffix: 'cloudfront-prefix-list',
-        network,
         logs: props.logs,
       });
       securityGroup.addIngressRule(
@@ -184,7 +195,13 @@ export class Edge extends Construct {
           securityGroup.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), `allowedIpv4Cidrs ${cidr}`);
         }
       }
-      this.webAcl = new WebAcl(this, 'WebAcl', { scope: 'REGIONAL', ...props.rules, logs: props.logs });
+      this.webAcl = new WebAcl(this, 'WebAcl', {
+        scope: 'REGIONAL',
+        ...props.rules,
+        // Clients reach this ALB directly: nothing in between can overwrite the headers Dify trusts.
+        refuseClientAddressHeaders: true,
+        logs: props.logs,
+      });
       new wafv2.CfnWebACLAssociation(this, 'WebAclAssociation', {
         resourceArn: this.loadBalancer.loadBalancerArn,
         webAclArn: this.webAcl.arn,

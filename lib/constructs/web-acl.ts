@@ -18,6 +18,13 @@ export interface WebAclRules {
 export interface WebAclProps extends WebAclRules {
   /** CLOUDFRONT (the ACL must then live in us-east-1) or REGIONAL (an ALB's). */
   readonly scope: 'CLOUDFRONT' | 'REGIONAL';
+  /**
+   * Refuse requests that carry a header Dify takes the client address from ({@link CLIENT_ADDRESS_HEADERS}).
+   * For an ACL on a load balancer that clients reach directly, where nothing else can overwrite them.
+   * @default false - the headers pass: behind CloudFront the viewer-request function overwrites them
+   *   after WAF has run, so refusing them would only turn away viewers whose proxies add X-Forwarded-For
+   */
+  readonly refuseClientAddressHeaders?: boolean;
   /** Where the WAF logs go; WAF requires log group names starting with `aws-waf-logs-`. */
   readonly logs: LogSettings;
 }
@@ -41,25 +48,62 @@ export const LARGE_BODY_PATHS = [
   '^/(console/api/apps/[0-9a-f-]{36}|api|v1)/(chat-messages|completion-messages|workflows/run)$',
 ] as const;
 
-/** The order in which rules are evaluated; tests hold the ACL to it. */
-export const RULE_ORDER = [
+/**
+ * The request headers Dify takes the client address from, in the order it reads them
+ * (extract_remote_ip in api/libs/helper.py: CF-Connecting-IP, then the whole first X-Forwarded-For
+ * header, then the socket peer), each with the rule that refuses it from clients and the answer
+ * the client gets. WAF cannot rule out a header it could not inspect, so a request whose headers
+ * exceed WAF's limits (8 KB or 200 fields) is refused too, and each answer says so.
+ */
+export const CLIENT_ADDRESS_HEADERS = [
+  {
+    header: 'cf-connecting-ip',
+    rule: 'NoClientCfConnectingIp',
+    answer:
+      'Request refused: this Dify front door does not accept a CF-Connecting-IP header from clients. Dify takes the ' +
+      'client address it records and rate-limits by from that header, so a client could choose its own. Send the ' +
+      'request without CF-Connecting-IP. Requests with more than 8 KB or 200 header fields are refused as well, ' +
+      'because they cannot be checked for it.',
+  },
+  {
+    header: 'x-forwarded-for',
+    rule: 'NoClientXForwardedFor',
+    answer:
+      'Request refused: this Dify front door does not accept an X-Forwarded-For header from clients. Dify takes the ' +
+      'client address it records and rate-limits by from that header, and the load balancer adds it with the ' +
+      'address your connection comes from. Send the request without X-Forwarded-For; if a proxy between you and ' +
+      'Dify adds it, configure the proxy not to. Requests with more than 8 KB or 200 header fields are refused as ' +
+      'well, because they cannot be checked for it.',
+  },
+] as const;
+
+/**
+ * The order in which rules are evaluated; tests hold the ACL to it. The `NoClient...` rules exist only
+ * with `refuseClientAddressHeaders`. They follow the allow-list, so that only admitted networks learn
+ * why a request was refused, and precede the rate limit, which aggregates by the connection's address
+ * and is unaffected by them.
+ */
+export const RULE_ORDER: readonly string[] = [
   'AllowListedNetworksOnly',
+  ...CLIENT_ADDRESS_HEADERS.map((entry) => entry.rule),
   'RateLimitPerClientIp',
   'AWS-AWSManagedRulesAmazonIpReputationList',
   'AWS-AWSManagedRulesAnonymousIpList',
   'AWS-AWSManagedRulesKnownBadInputsRuleSet',
   'AWS-AWSManagedRulesCommonRuleSet',
   'OversizeBodyOutsideUploadPaths',
-] as const;
+];
 
 /**
  * A WAF web ACL for Dify's front door. Rules, in order:
  * 1. block every client outside the allow-lists (empty lists block everyone);
- * 2. block a client IP above the rate limit;
- * 3. AWS managed IP reputation list, then (optionally) the anonymous-IP list;
- * 4. AWS managed known-bad-inputs and common rule sets, with the common set's body-size rule
+ * 2. with `refuseClientAddressHeaders`, answer 400 to a request that carries CF-Connecting-IP, then
+ *    to one that carries X-Forwarded-For, saying which header is not accepted and why;
+ * 3. block a client IP above the rate limit;
+ * 4. AWS managed IP reputation list, then (optionally) the anonymous-IP list;
+ * 5. AWS managed known-bad-inputs and common rule sets, with the common set's body-size rule
  *    counted instead of blocking;
- * 5. block a body over the common set's size limit unless the path is an upload path.
+ * 6. block a body over the common set's size limit unless the path is an upload path.
  * Requests that pass every rule are allowed. Logs go to CloudWatch with the `authorization` and
  * `cookie` headers redacted, so no credential or session reaches the log.
  */
@@ -100,6 +144,24 @@ export class WebAcl extends Construct {
       statement: { managedRuleGroupStatement: { vendorName: 'AWS', name: ruleName, ruleActionOverrides: overrides } },
       visibilityConfig: visibility(ruleName),
     });
+    // Matched on header names, in any case and anywhere among the headers, so an empty value or a
+    // repeated header is caught too. Look-alikes such as `cf_connecting_ip` are not valid header names:
+    // the ALB drops them (drop_invalid_header_fields) before Dify could read them.
+    const refusals = (props.refuseClientAddressHeaders ?? false) ? CLIENT_ADDRESS_HEADERS : [];
+    const refusalRules = refusals.map(({ header, rule }) => ({
+      name: rule,
+      action: { block: { customResponse: { responseCode: 400, customResponseBodyKey: rule } } },
+      statement: {
+        byteMatchStatement: {
+          searchString: header,
+          positionalConstraint: 'EXACTLY',
+          // MATCH: a header beyond what WAF can inspect must not slip through unseen.
+          fieldToMatch: { headers: { matchPattern: { all: {} }, matchScope: 'KEY', oversizeHandling: 'MATCH' } },
+          textTransformations: [{ priority: 0, type: 'LOWERCASE' }],
+        },
+      },
+      visibilityConfig: visibility(rule),
+    }));
     const rules: Array<Omit<wafv2.CfnWebACL.RuleProperty, 'priority'>> = [
       {
         name: 'AllowListedNetworksOnly',
@@ -118,6 +180,7 @@ export class WebAcl extends Construct {
         },
         visibilityConfig: visibility('AllowListedNetworksOnly'),
       },
+      ...refusalRules,
       {
         name: 'RateLimitPerClientIp',
         action: { block: {} },
@@ -161,6 +224,12 @@ export class WebAcl extends Construct {
       description: 'Dify front door - allow-list, rate limit, AWS managed rules',
       visibilityConfig: visibility(name('web-acl')),
       rules: rules.map((rule, priority) => ({ ...rule, priority })),
+      customResponseBodies:
+        refusals.length > 0
+          ? Object.fromEntries(
+              refusals.map(({ rule, answer }) => [rule, { contentType: 'TEXT_PLAIN', content: answer }]),
+            )
+          : undefined,
     });
 
     // A dot cannot occur in a stack name, so the logs key's prefix `aws-waf-logs-<stack>.` matches

@@ -1,9 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { App } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { createApp } from '../../lib/app';
 import { parseConfig } from '../../lib/config/load';
-import { API_PATHS } from '../../lib/constructs/cloudfront-front';
-import { LARGE_BODY_PATHS, RULE_ORDER } from '../../lib/constructs/web-acl';
+import { API_PATHS, VIEWER_IP_FUNCTION_FILE } from '../../lib/constructs/cloudfront-front';
+import { CLIENT_ADDRESS_HEADERS, LARGE_BODY_PATHS, RULE_ORDER } from '../../lib/constructs/web-acl';
 import { build, CDK_JSON_CONTEXT, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
@@ -79,6 +80,32 @@ describe('Edge', () => {
     }
     expect(attributes(cfDomain)['deletion_protection.enabled']).toBe('true');
     expect(attributes(dev)['deletion_protection.enabled']).toBe('false');
+  });
+
+  // Why: Dify takes the client address from the whole first X-Forwarded-For header. Behind CloudFront
+  // that header arrives holding exactly the viewer (the viewer-request function sees to it) and must
+  // pass unchanged; appending would make Dify record "viewer, edge". Facing clients, the ALB must
+  // create it from the connection (WAF refuses a client's own), without a port, and never forward a
+  // request WAF could not judge.
+  it('preserves X-Forwarded-For behind CloudFront and creates it from the connection where clients connect', () => {
+    const attributes = (built: typeof dev) =>
+      Object.fromEntries(
+        (loadBalancer(built).Properties?.LoadBalancerAttributes as Array<{ Key: string; Value: string }>).map((a) => [
+          a.Key,
+          a.Value,
+        ]),
+      );
+    for (const [built, mode] of [
+      [dev, 'preserve'],
+      [cfDomain, 'preserve'],
+      [albZone, 'append'],
+      [internal, 'append'],
+    ] as const) {
+      const attrs = attributes(built);
+      expect(attrs['routing.http.xff_header_processing.mode']).toBe(mode);
+      expect(attrs['routing.http.xff_client_port.enabled']).not.toBe('true');
+      expect(attrs['waf.fail_open.enabled']).not.toBe('true');
+    }
   });
 
   describe('TLS at every hop', () => {
@@ -209,6 +236,31 @@ describe('Edge', () => {
       }
     });
 
+    // Why: Dify trusts CF-Connecting-IP and X-Forwarded-For, and ALL_VIEWER forwards both as the viewer
+    // sent them; a behavior without the function lets a viewer choose the address Dify records.
+    it('runs the viewer-IP function (cloudfront-js-2.0, the file as tested) on the viewer request of every behavior', () => {
+      for (const built of [dev, cfDomain]) {
+        const functions = resources(built.template, 'AWS::CloudFront::Function');
+        expect(functions).toHaveLength(1);
+        const [[id, fn]] = functions;
+        expect(fn.Properties).toMatchObject({
+          AutoPublish: true,
+          FunctionConfig: { Runtime: 'cloudfront-js-2.0' },
+          FunctionCode: readFileSync(VIEWER_IP_FUNCTION_FILE, 'utf8'),
+        });
+        const config = distribution(built);
+        const behaviors = [config.DefaultCacheBehavior, ...config.CacheBehaviors];
+        expect(behaviors).toHaveLength(API_PATHS.length + 2);
+        for (const behavior of behaviors) {
+          expect([behavior.PathPattern ?? 'default', behavior.FunctionAssociations]).toEqual([
+            behavior.PathPattern ?? 'default',
+            [{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': [id, 'FunctionARN'] } }],
+          ]);
+          expect(behavior.LambdaFunctionAssociations).toBeUndefined();
+        }
+      }
+    });
+
     it('points the domain at the distribution over IPv4 and IPv6', () => {
       for (const type of ['A', 'AAAA']) {
         cfDomain.template.hasResourceProperties('AWS::Route53::RecordSet', {
@@ -227,9 +279,48 @@ describe('Edge', () => {
         (webAclOf(built).Rules as Array<{ Name: string; Priority: number }>)
           .sort((a, b) => a.Priority - b.Priority)
           .map((rule) => rule.Name);
-      expect(names(cfDomain)).toEqual([...RULE_ORDER]);
-      expect(names(dev)).toEqual(RULE_ORDER.filter((name) => name !== 'AWS-AWSManagedRulesAnonymousIpList'));
+      const refusals: readonly string[] = CLIENT_ADDRESS_HEADERS.map((entry) => entry.rule);
+      const anonymous = 'AWS-AWSManagedRulesAnonymousIpList';
+      expect(RULE_ORDER.slice(0, 4)).toEqual(['AllowListedNetworksOnly', ...refusals, 'RateLimitPerClientIp']);
+      // The CloudFront ACL lets the address headers through: the viewer-request function overwrites them.
+      expect(names(cfDomain)).toEqual(RULE_ORDER.filter((name) => !refusals.includes(name)));
+      expect(names(dev)).toEqual(RULE_ORDER.filter((name) => !refusals.includes(name) && name !== anonymous));
+      for (const built of [albZone, internal]) {
+        expect(names(built)).toEqual(RULE_ORDER.filter((name) => name !== anonymous));
+      }
       expect(webAclOf(dev).DefaultAction).toEqual({ Allow: {} });
+    });
+
+    // Why: with no CloudFront in front, nothing overwrites CF-Connecting-IP or X-Forwarded-For before
+    // Dify reads them, so a client that sends either chooses the address Dify records and throttles by.
+    it('refuses CF-Connecting-IP and X-Forwarded-For from clients in alb and internal modes, saying which and why', () => {
+      for (const built of [albZone, internal]) {
+        const acl = webAclOf(built);
+        const rules = acl.Rules as Array<Record<string, any>>;
+        for (const { header, rule: name, answer } of CLIENT_ADDRESS_HEADERS) {
+          const rule = rules.find((r) => r.Name === name)!;
+          expect(rule.Action).toEqual({
+            Block: { CustomResponse: { ResponseCode: 400, CustomResponseBodyKey: name } },
+          });
+          expect(rule.Statement).toEqual({
+            ByteMatchStatement: {
+              SearchString: header,
+              PositionalConstraint: 'EXACTLY',
+              FieldToMatch: { Headers: { MatchPattern: { All: {} }, MatchScope: 'KEY', OversizeHandling: 'MATCH' } },
+              TextTransformations: [{ Priority: 0, Type: 'LOWERCASE' }],
+            },
+          });
+          expect(acl.CustomResponseBodies[name]).toEqual({ ContentType: 'TEXT_PLAIN', Content: answer });
+          expect(answer.toLowerCase()).toMatch(new RegExp(`does not accept an? ${header} header`));
+          expect(answer).toMatch(/records and rate-limits by/);
+        }
+      }
+      // Behind CloudFront clients keep them (proxies add X-Forwarded-For); the function overwrites them.
+      for (const built of [dev, cfDomain]) {
+        const acl = webAclOf(built);
+        expect(acl.CustomResponseBodies).toBeUndefined();
+        expect(JSON.stringify(acl.Rules)).not.toMatch(/cf-connecting-ip|x-forwarded-for/i);
+      }
     });
 
     it('blocks everyone outside the allow-lists, and everyone at all when the lists are empty', () => {
