@@ -34,9 +34,14 @@ export function parameterTable(): string {
   return ['| key | type | default | description |', '|---|---|---|---|', ...rows].join('\n');
 }
 
-/** Every acknowledgement that applies to a resource: on the resource itself or inherited from an ancestor. */
+/**
+ * Every acknowledgement that applies to a resource: on the resource itself or inherited from an
+ * ancestor, once per rule, resource and reason. A construct shared by several owners (the stack's
+ * AwsCustomResource singleton, acknowledged by each lookup that uses it) carries the same entry
+ * more than once; cdk-nag and the template record it once, and so does this list.
+ */
 export function acknowledgementsOf(root: IConstruct): Array<{ rule: string; path: string; reason: string }> {
-  const found: Array<{ rule: string; path: string; reason: string }> = [];
+  const found = new Map<string, { rule: string; path: string; reason: string }>();
   for (const construct of root.node.findAll()) {
     if (!CfnResource.isCfnResource(construct)) continue;
     for (let current: IConstruct | undefined = construct; current; current = current.node.scope) {
@@ -45,22 +50,24 @@ export function acknowledgementsOf(root: IConstruct): Array<{ rule: string; path
         for (const [rule, reason] of Object.entries(entry.data as Record<string, string>)) {
           // CDK acknowledges some of its own CloudFormation-validation rules; list only the packs' findings.
           if (rule.startsWith('CloudFormation-Validate::')) continue;
-          found.push({ rule, path: construct.node.path, reason });
+          const path = construct.node.path;
+          found.set(`${rule}\u0000${path}\u0000${reason}`, { rule, path, reason });
         }
       }
     }
   }
-  return found;
+  return [...found.values()];
 }
 
 /** docs/nag-acknowledgements.md: rule, construct path, the variants it applies to, and the reason. */
 export function acknowledgementDocument(variants: Record<string, IConstruct>): string {
-  const rows = new Map<string, { rule: string; path: string; reason: string; variants: string[] }>();
+  // A set per row, so that a variant is listed once however often its tree repeats the acknowledgement.
+  const rows = new Map<string, { rule: string; path: string; reason: string; variants: Set<string> }>();
   for (const [variant, app] of Object.entries(variants)) {
     for (const ack of acknowledgementsOf(app)) {
       const key = `${ack.rule}\u0000${ack.path}\u0000${ack.reason}`;
-      const row = rows.get(key) ?? { ...ack, variants: [] };
-      row.variants.push(variant);
+      const row = rows.get(key) ?? { ...ack, variants: new Set<string>() };
+      row.variants.add(variant);
       rows.set(key, row);
     }
   }
@@ -80,7 +87,7 @@ export function acknowledgementDocument(variants: Record<string, IConstruct>): s
     '|---|---|---|---|',
     ...sorted.map(
       (row) =>
-        `| \`${escape(row.rule)}\` | \`${row.path}\` | ${row.variants.length === Object.keys(variants).length ? 'all' : row.variants.join(', ')} | ${escape(row.reason)} |`,
+        `| \`${escape(row.rule)}\` | \`${row.path}\` | ${row.variants.size === Object.keys(variants).length ? 'all' : [...row.variants].join(', ')} | ${escape(row.reason)} |`,
     ),
     '',
   ].join('\n');

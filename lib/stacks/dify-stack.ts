@@ -16,6 +16,7 @@ import type { LogSettings } from '../constructs/log-group';
 import { Network } from '../constructs/network';
 import { Observability } from '../constructs/observability';
 import { Storage } from '../constructs/storage';
+import { acknowledgeCdkProviders } from '../nag/cdk-providers';
 
 export interface DifyStackProps extends StackProps {
   readonly config: Config;
@@ -98,6 +99,8 @@ export class DifyStack extends Stack {
       dataKey: this.keys.data,
       cloudFrontLogs: config.edge === 'cloudfront',
     });
+    // Through the S3 gateway endpoint, only the stack's own bucket (and the platform's needs).
+    this.network.restrictS3Endpoint([this.storage.bucket]);
     this.edge = new Edge(this, 'Edge', {
       mode: config.edge,
       network: this.network,
@@ -149,6 +152,7 @@ export class DifyStack extends Stack {
     for (const warning of configWarnings(config)) {
       Annotations.of(this).addWarningV2(warning.id, warning.message);
     }
+    acknowledgeCdkProviders(this);
   }
 
   private domain(config: Config): EdgeDomain | undefined {
@@ -214,6 +218,8 @@ export class DifyStack extends Stack {
       DatabaseMasterSecretArn: this.database.cluster.secret!.secretArn,
       DatabaseAppSecretArn: this.database.appSecret.secretArn,
       DatabasePluginSecretArn: this.database.pluginSecret.secretArn,
+      // The CLI changes role passwords through it, from inside the VPC (the Data API is off).
+      DatabaseBootstrapFunctionName: this.database.bootstrap.function.functionName,
       CacheReplicationGroupId: this.cache.replicationGroup.ref,
       CacheAuthTokenSecretArn: this.cache.authToken.secretArn,
       DifySecretKeySecretArn: this.secrets.secretKey.secretArn,
