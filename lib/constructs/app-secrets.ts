@@ -27,6 +27,11 @@ export class AppSecrets extends Construct {
   public readonly pluginDaemonKey: secretsmanager.Secret;
   /** `INNER_API_KEY_FOR_PLUGIN` of the api and `DIFY_INNER_API_KEY` of the plugin daemon. */
   public readonly pluginInnerApiKey: secretsmanager.Secret;
+  /**
+   * The api's `INIT_PASSWORD`: `/install` asks for it before anyone may create the owner account, so
+   * the first allow-listed visitor cannot take the instance. Dify accepts at most 30 characters.
+   */
+  public readonly initPassword: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: AppSecretsProps) {
     super(scope, id);
@@ -53,6 +58,20 @@ export class AppSecrets extends Construct {
       props,
     );
     this.pluginInnerApiKey = this.generated('PluginInnerApiKey', 'Dify inner API key (plugin daemon -> api)', props);
+    this.initPassword = this.generated(
+      'InitPassword',
+      'Dify INIT_PASSWORD: asked for by /install before the owner account is created',
+      props,
+      // controllers/console/init_validate.py: the password field has max_length=30, so a longer
+      // value could never be entered. 30 alphanumeric characters carry about 178 bits.
+      { passwordLength: INIT_PASSWORD_LENGTH },
+    );
+    acknowledge(
+      this.initPassword.node.defaultChild!,
+      ...noAutomaticRotation(
+        'Dify consults INIT_PASSWORD only until the owner account exists (controllers/console/wraps.py setup_required); after that it protects nothing, so rotating it would change no control. Reads need an explicit grant (the api only) and CloudTrail records each one.',
+      ),
+    );
     for (const secret of [this.sandboxApiKey, this.pluginDaemonKey, this.pluginInnerApiKey]) {
       acknowledge(
         secret.node.defaultChild!,
@@ -65,23 +84,30 @@ export class AppSecrets extends Construct {
 
   /** Every secret of this construct, for grants and outputs. */
   public get all(): secretsmanager.Secret[] {
-    return [this.secretKey, this.sandboxApiKey, this.pluginDaemonKey, this.pluginInnerApiKey];
+    return [this.secretKey, this.sandboxApiKey, this.pluginDaemonKey, this.pluginInnerApiKey, this.initPassword];
   }
 
   private generated(
     id: string,
     description: string,
     props: AppSecretsProps,
-    overrides: { removalPolicy?: RemovalPolicy } = {},
+    overrides: { removalPolicy?: RemovalPolicy; passwordLength?: number } = {},
   ): secretsmanager.Secret {
     return new secretsmanager.Secret(this, id, {
       description,
       encryptionKey: props.key,
-      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+      generateSecretString: {
+        passwordLength: overrides.passwordLength ?? 64,
+        excludePunctuation: true,
+        includeSpace: false,
+      },
       removalPolicy: overrides.removalPolicy ?? RemovalPolicy.DESTROY,
     });
   }
 }
+
+/** The longest INIT_PASSWORD Dify's /install form accepts (max_length=30). */
+export const INIT_PASSWORD_LENGTH = 30;
 
 /** The three packs' rotation findings for a secret whose rotation is done by the operator instead. */
 export function noAutomaticRotation(reason: string) {

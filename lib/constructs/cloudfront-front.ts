@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import type * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -93,6 +93,9 @@ export class CloudFrontFront extends Construct {
     // Dify trusts CF-Connecting-IP, then X-Forwarded-For; ALL_VIEWER would forward both as the viewer
     // sent them. WAF has already judged the request by its source address when the function runs.
     const viewerIp = new cloudfront.Function(this, 'ViewerIpFunction', {
+      // A readable name (CloudFront function names are unique per account), not CDK's generated
+      // hash, which reads like a secret to the template scan and to a reviewer.
+      functionName: `${Stack.of(this).stackName}-viewer-ip`,
       code: cloudfront.FunctionCode.fromFile({ filePath: VIEWER_IP_FUNCTION_FILE }),
       runtime: cloudfront.FunctionRuntime.JS_2_0,
       comment: 'Dify: CF-Connecting-IP and X-Forwarded-For carry the viewer address, never a viewer-chosen one',

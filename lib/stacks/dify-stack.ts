@@ -226,6 +226,8 @@ export class DifyStack extends Stack {
       SandboxApiKeySecretArn: this.secrets.sandboxApiKey.secretArn,
       PluginDaemonKeySecretArn: this.secrets.pluginDaemonKey.secretArn,
       PluginInnerApiKeySecretArn: this.secrets.pluginInnerApiKey.secretArn,
+      // Read it (aws secretsmanager get-secret-value) to open /install; it is never printed here.
+      InitPasswordSecretArn: this.secrets.initPassword.secretArn,
       DataKeyArn: this.keys.data.keyArn,
       SecretsKeyArn: this.keys.secrets.keyArn,
       LogsKeyArn: this.keys.logs.keyArn,

@@ -418,3 +418,17 @@ describe('deployment and capacity', () => {
 it('has the contract file beside the repository', () => {
   expect(existsSync(repoPath('../shared/dify/services.json'))).toBe(true);
 });
+
+describe('INIT_PASSWORD', () => {
+  it('is generated as its own secret of exactly the 30 characters Dify’s /install accepts, and read by the api alone', () => {
+    const { template, stacks } = build({ profile: 'dev' });
+    const secret = logicalId(stacks.main.secrets.initPassword);
+    const [, resource] = resources(template, 'AWS::SecretsManager::Secret').find(([id]) => id === secret)!;
+    expect(resource.Properties?.GenerateSecretString).toMatchObject({ PasswordLength: 30, ExcludePunctuation: true });
+    const readers = resources(template, 'AWS::ECS::TaskDefinition').filter(([, task]) =>
+      JSON.stringify(task.Properties?.ContainerDefinitions).includes(secret),
+    );
+    expect(readers).toHaveLength(1);
+    expect(JSON.stringify(readers[0][1].Properties?.ContainerDefinitions)).toContain('"Name":"INIT_PASSWORD"');
+  });
+});

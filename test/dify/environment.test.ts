@@ -120,6 +120,14 @@ describe('the Dify environment contract', () => {
     });
   });
 
+  it('gates /install with INIT_PASSWORD from its own secret, in the api only', () => {
+    // Why: without it the first allow-listed visitor to /install becomes the owner of the instance.
+    expect(difyEnvironment('api', WIRING).secrets.INIT_PASSWORD).toEqual({ secret: 'initPassword' });
+    for (const service of ['worker', 'worker_beat', 'migration', 'plugin_daemon'] as const) {
+      expect(difyEnvironment(service, WIRING).secrets.INIT_PASSWORD).toBeUndefined();
+    }
+  });
+
   it('gives beat neither the sandbox’s nor the plugin daemon’s keys, which it never uses', () => {
     const beat = difyEnvironment('worker_beat', WIRING);
     for (const name of [

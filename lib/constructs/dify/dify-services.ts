@@ -75,6 +75,7 @@ export class DifyServices extends Construct {
       sandboxApiKey: props.secrets.sandboxApiKey,
       pluginDaemonKey: props.secrets.pluginDaemonKey,
       pluginInnerApiKey: props.secrets.pluginInnerApiKey,
+      initPassword: props.secrets.initPassword,
       redisAuthToken: cache.authToken,
       appDatabase: database.appSecret,
       pluginDatabase: database.pluginSecret,

@@ -17,6 +17,7 @@ export type SecretName =
   | 'sandboxApiKey'
   | 'pluginDaemonKey'
   | 'pluginInnerApiKey'
+  | 'initPassword'
   | 'redisAuthToken'
   | 'appDatabase'
   | 'pluginDatabase';
@@ -158,16 +159,18 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     NO_PROXY: noProxy(wiring.region),
     AWS_S3_US_EAST_1_REGIONAL_ENDPOINT: 'regional',
   };
-  if (service === 'api') {
-    // Keeps streamed answers alive; the load balancer's idle timeout is 600 s (pitfall 6).
-    environment.GUNICORN_TIMEOUT = '360';
-  }
   const secrets: Record<string, SecretRef> = {
     SECRET_KEY: { secret: 'secretKey' },
     DB_USERNAME: { secret: 'appDatabase', field: 'username' },
     DB_PASSWORD: { secret: 'appDatabase', field: 'password' },
     REDIS_PASSWORD: { secret: 'redisAuthToken' },
   };
+  if (service === 'api') {
+    // Keeps streamed answers alive; the load balancer's idle timeout is 600 s (pitfall 6).
+    environment.GUNICORN_TIMEOUT = '360';
+    // /install asks for it before the owner account can be created (the api serves /console/api/init).
+    secrets.INIT_PASSWORD = { secret: 'initPassword' };
+  }
   if (service === 'api' || service === 'worker') {
     Object.assign(secrets, {
       PGVECTOR_USER: { secret: 'appDatabase', field: 'username' },
