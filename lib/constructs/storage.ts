@@ -21,7 +21,7 @@ const NO_REPLICATION =
   'Cross-region replication would copy user data to a second region, which data-residency rules in regulated deployments often forbid; versioning with noncurrent-version retention protects against deletion and overwrite, and replication stays a deliberate opt-in of the owner.';
 
 /**
- * Dify's file storage and the account's log bucket.
+ * Dify's file storage, the plugin daemon's own bucket, and the account's log bucket.
  *
  * - `bucket`: uploads, plugin packages and generated files. SSE-KMS with the data key and a bucket
  *   key, versioned, TLS only, no public access, noncurrent versions expire, kept on `cdk destroy` in
@@ -30,12 +30,21 @@ const NO_REPLICATION =
  *   Those services can only write to SSE-S3 buckets, so it uses SSE-S3; it is otherwise as locked down.
  */
 export class Storage extends Construct {
+  /** Dify's files: uploads, generated files and each tenant's RSA private key (`privkeys/`). */
   public readonly bucket: s3.Bucket;
+  /**
+   * The plugin daemon's own bucket (installed plugins, packages, assets, plugin persistence). It is
+   * separate so that the daemon, which runs third-party plugin code, can never read Dify's files, and
+   * the tenants' private keys above all; the api reaches plugin assets only through the daemon's API.
+   */
+  public readonly pluginBucket: s3.Bucket;
   public readonly logBucket: s3.Bucket;
+  private readonly dataKey: kms.IKey;
 
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);
     const { sizing } = props;
+    this.dataKey = props.dataKey;
     const destroy = sizing.removalPolicy === RemovalPolicy.DESTROY;
 
     this.logBucket = new s3.Bucket(this, 'LogBucket', {
@@ -75,9 +84,15 @@ export class Storage extends Construct {
       ...nistAndHipaa('S3BucketReplicationEnabled', NO_REPLICATION),
     );
 
-    this.bucket = new s3.Bucket(this, 'Resource', {
+    this.bucket = this.dataBucket('Resource', 'dify-storage/', sizing);
+    this.pluginBucket = this.dataBucket('PluginBucket', 'dify-plugins/', sizing);
+  }
+
+  /** A bucket for data: SSE-KMS with the data key, versioned, TLS 1.2+, private, access-logged. */
+  private dataBucket(id: string, logPrefix: string, sizing: StorageSizing): s3.Bucket {
+    const bucket = new s3.Bucket(this, id, {
       encryption: s3.BucketEncryption.KMS,
-      encryptionKey: props.dataKey,
+      encryptionKey: this.dataKey,
       bucketKeyEnabled: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
@@ -85,7 +100,7 @@ export class Storage extends Construct {
       versioned: true,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       serverAccessLogsBucket: this.logBucket,
-      serverAccessLogsPrefix: 'dify-storage/',
+      serverAccessLogsPrefix: logPrefix,
       lifecycleRules: [
         {
           id: 'ExpireNoncurrentVersions',
@@ -94,21 +109,32 @@ export class Storage extends Construct {
         },
       ],
       removalPolicy: sizing.removalPolicy,
-      autoDeleteObjects: destroy,
+      autoDeleteObjects: sizing.removalPolicy === RemovalPolicy.DESTROY,
     });
-    acknowledge(this.bucket.node.defaultChild!, ...nistAndHipaa('S3BucketReplicationEnabled', NO_REPLICATION));
+    acknowledge(bucket.node.defaultChild!, ...nistAndHipaa('S3BucketReplicationEnabled', NO_REPLICATION));
+    return bucket;
+  }
+
+  /** Read and write Dify's files: for the api and the worker only. */
+  public grantReadWrite(grantee: iam.IGrantable): iam.Grant {
+    return this.grantBucket(this.bucket, grantee, 'tenant, upload and file ids');
+  }
+
+  /** Read and write the plugin daemon's bucket: for the plugin daemon only. */
+  public grantPluginStorage(grantee: iam.IGrantable): iam.Grant {
+    return this.grantBucket(this.pluginBucket, grantee, 'plugin identifiers, tenant ids and persistence keys');
   }
 
   /**
-   * Read and write Dify's files: for the api, the worker and the plugin daemon only. Named actions
-   * rather than CDK's `s3:GetObject*`-style wildcards, and the data key only through S3 in this region.
+   * Named actions rather than CDK's `s3:GetObject*`-style wildcards, and the data key only through S3
+   * in this region.
    */
-  public grantReadWrite(grantee: iam.IGrantable): iam.Grant {
-    const objects = this.bucket.arnForObjects('*');
+  private grantBucket(bucket: s3.Bucket, grantee: iam.IGrantable, keysChosenBy: string): iam.Grant {
+    const objects = bucket.arnForObjects('*');
     const grant = iam.Grant.addToPrincipal({
       grantee,
       actions: ['s3:ListBucket', 's3:GetBucketLocation'],
-      resourceArns: [this.bucket.bucketArn],
+      resourceArns: [bucket.bucketArn],
     })
       .combine(
         iam.Grant.addToPrincipal({
@@ -127,7 +153,7 @@ export class Storage extends Construct {
         iam.Grant.addToPrincipal({
           grantee,
           actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-          resourceArns: [this.bucket.encryptionKey!.keyArn],
+          resourceArns: [bucket.encryptionKey!.keyArn],
           conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
         }),
       );
@@ -138,8 +164,7 @@ export class Storage extends Construct {
     if (policy !== undefined) {
       acknowledge(policy.node.defaultChild!, {
         id: `AwsSolutions-IAM5[Resource::${nagResource(this, objects)}]`,
-        reason:
-          'Object keys are chosen by Dify at run time (tenant, upload and plugin ids), so the grant covers the objects of the one storage bucket; named object actions only, and the bucket is KMS-encrypted and TLS-only.',
+        reason: `Object keys are chosen at run time (${keysChosenBy}), so the grant covers the objects of this one bucket; named object actions only, and the bucket is KMS-encrypted and TLS-only.`,
       });
     }
     return grant;

@@ -100,7 +100,7 @@ export class DifyStack extends Stack {
       cloudFrontLogs: config.edge === 'cloudfront',
     });
     // Through the S3 gateway endpoint, only the stack's own bucket (and the platform's needs).
-    this.network.restrictS3Endpoint([this.storage.bucket]);
+    this.network.restrictS3Endpoint([this.storage.bucket, this.storage.pluginBucket]);
     this.edge = new Edge(this, 'Edge', {
       mode: config.edge,
       network: this.network,
@@ -212,6 +212,7 @@ export class DifyStack extends Stack {
       ...(this.edge.cloudFront ? { DistributionId: this.edge.cloudFront.distribution.distributionId } : {}),
       VpcId: this.network.vpc.vpcId,
       StorageBucketName: this.storage.bucket.bucketName,
+      PluginBucketName: this.storage.pluginBucket.bucketName,
       LogBucketName: this.storage.logBucket.bucketName,
       AlarmTopicArn: this.observability.topic.topicArn,
       DatabaseClusterArn: this.database.cluster.clusterArn,

@@ -143,8 +143,9 @@ describe('Network', () => {
       'EcrImageLayers',
       'CloudFormationResponses',
     ]);
-    const bucket = logicalId(prod.stacks.main.storage.bucket);
-    expect(references(statements[0].Resource, bucket)).toBe(true);
+    for (const bucket of [prod.stacks.main.storage.bucket, prod.stacks.main.storage.pluginBucket]) {
+      expect(references(statements[0].Resource, logicalId(bucket))).toBe(true);
+    }
     expect(statements[0].Condition).toEqual({ StringEquals: { 'aws:PrincipalAccount': { Ref: 'AWS::AccountId' } } });
     expect(statements[1]).toMatchObject({ Action: 's3:GetObject' });
     expect(JSON.stringify(statements[1].Resource)).toContain('-starport-layer-bucket/*');

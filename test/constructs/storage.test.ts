@@ -8,14 +8,17 @@ describe('Storage', () => {
   const json = (built: typeof dev, construct: Parameters<typeof logicalId>[0]) =>
     built.template.toJSON().Resources[logicalId(construct)];
 
-  it('encrypts Dify’s files with the data key and a bucket key', () => {
-    const bucket = json(dev, dev.stacks.main.storage.bucket);
-    const rule = bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0];
-    expect(rule.ServerSideEncryptionByDefault.SSEAlgorithm).toBe('aws:kms');
-    expect(references(rule.ServerSideEncryptionByDefault.KMSMasterKeyID, logicalId(dev.stacks.main.keys.data))).toBe(
-      true,
-    );
-    expect(rule.BucketKeyEnabled).toBe(true);
+  it('encrypts Dify’s files and the plugin daemon’s with the data key and a bucket key', () => {
+    for (const construct of [dev.stacks.main.storage.bucket, dev.stacks.main.storage.pluginBucket]) {
+      const bucket = json(dev, construct);
+      const rule = bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0];
+      expect(rule.ServerSideEncryptionByDefault.SSEAlgorithm).toBe('aws:kms');
+      expect(references(rule.ServerSideEncryptionByDefault.KMSMasterKeyID, logicalId(dev.stacks.main.keys.data))).toBe(
+        true,
+      );
+      expect(rule.BucketKeyEnabled).toBe(true);
+      expect(bucket.Properties.VersioningConfiguration.Status).toBe('Enabled');
+    }
   });
 
   it('versions, blocks public access, expires noncurrent versions and logs access to the log bucket', () => {
@@ -34,7 +37,7 @@ describe('Storage', () => {
 
   it('denies every request that is not over TLS 1.2 or later, on both buckets', () => {
     const { storage } = dev.stacks.main;
-    for (const bucket of [storage.bucket, storage.logBucket]) {
+    for (const bucket of [storage.bucket, storage.pluginBucket, storage.logBucket]) {
       dev.template.hasResourceProperties('AWS::S3::BucketPolicy', {
         Bucket: { Ref: logicalId(bucket) },
         PolicyDocument: {

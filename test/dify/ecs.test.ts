@@ -148,6 +148,7 @@ const WIRING_PLACEHOLDER = {
   cacheHost: 'c',
   cachePort: 6379,
   bucketName: 'b',
+  pluginBucketName: 'p',
   uploadFileSizeLimitMb: 15,
 };
 
@@ -283,16 +284,22 @@ describe('task and execution roles', () => {
     }
   });
 
-  it('lets only the api, worker and plugin daemon use the storage bucket and its key', () => {
-    const bucket = logicalId(dev.stacks.main.storage.bucket);
-    const dataKey = logicalId(dev.stacks.main.keys.data);
-    const users = roles(dev)
-      .filter((role) =>
-        statementsOf(dev, role.id).some((s) => references(s.Resource, bucket) || references(s.Resource, dataKey)),
-      )
+  const usersOf = (construct: Parameters<typeof logicalId>[0]) =>
+    roles(dev)
+      .filter((role) => statementsOf(dev, role.id).some((s) => references(s.Resource, logicalId(construct))))
       .map((role) => `${role.name} ${role.kind}`)
       .sort();
-    expect(users).toEqual(['api task', 'plugin-daemon task', 'worker task']);
+
+  it('lets only the api and worker use Dify’s storage bucket, and only the plugin daemon its own', () => {
+    // Why: the plugin daemon runs third-party plugin code as root; Dify's bucket holds every
+    // tenant's RSA private key (privkeys/<tenant>/private.pem), which it must never read.
+    expect(usersOf(dev.stacks.main.storage.bucket)).toEqual(['api task', 'worker task']);
+    expect(usersOf(dev.stacks.main.storage.pluginBucket)).toEqual(['plugin-daemon task']);
+    expect(usersOf(dev.stacks.main.keys.data)).toEqual(['api task', 'plugin-daemon task', 'worker task']);
+    const daemon = containers(dev)['plugin-daemon'].container.Environment as Array<{ Name: string; Value: unknown }>;
+    expect(daemon.find((e) => e.Name === 'PLUGIN_STORAGE_OSS_BUCKET')?.Value).toEqual({
+      Ref: logicalId(dev.stacks.main.storage.pluginBucket),
+    });
   });
 
   it('grants Bedrock only when models are listed, only to the plugin daemon, and only on those models', () => {

@@ -43,6 +43,7 @@ const WIRING: Wiring = {
   cacheHost: 'cache.example.internal',
   cachePort: 6379,
   bucketName: 'dify-storage',
+  pluginBucketName: 'dify-plugins',
   uploadFileSizeLimitMb: 15,
 };
 

@@ -94,6 +94,7 @@ export class DifyServices extends Construct {
         cacheHost: cache.host,
         cachePort: CACHE_PORT,
         bucketName: storage.bucket.bucketName,
+        pluginBucketName: storage.pluginBucket.bucketName,
         uploadFileSizeLimitMb: props.uploadFileSizeLimitMb,
         pipMirrorUrl: props.pipMirrorUrl,
       },
@@ -203,9 +204,11 @@ export class DifyServices extends Construct {
   }
 
   private grantAccess(props: DifyServicesProps): void {
-    // Only the services that read and write files: the api (uploads), the worker (indexing) and the
-    // plugin daemon (plugin packages). Beat, web, the sandbox and the proxy get nothing.
-    for (const user of [this.api, this.worker, this.pluginDaemon]) props.storage.grantReadWrite(user);
+    // Only the services that read and write files: the api (uploads), the worker (indexing). The
+    // plugin daemon, which runs third-party plugin code, gets its own bucket and never Dify's files
+    // (the tenants' private keys live there). Beat, web, the sandbox and the proxy get nothing.
+    for (const user of [this.api, this.worker]) props.storage.grantReadWrite(user);
+    props.storage.grantPluginStorage(this.pluginDaemon);
     if (props.bedrockModels.length > 0) {
       // Model plugins run inside the plugin daemon, so only its role may invoke, and only these models.
       this.pluginDaemon.taskRole.addToPrincipalPolicy(

@@ -72,6 +72,8 @@ export interface Wiring {
   readonly cacheHost: string;
   readonly cachePort: number;
   readonly bucketName: string;
+  /** The plugin daemon's own bucket: it never sees Dify's files. */
+  readonly pluginBucketName: string;
   readonly uploadFileSizeLimitMb: number;
   /**
    * A PyPI mirror for plugin and sandbox dependency installs.
@@ -245,7 +247,7 @@ export function difyEnvironment(service: DifyServiceName, wiring: Wiring): Servi
           REDIS_USE_SSL: 'true',
           REDIS_SSL_CERT_REQS: 'CERT_REQUIRED',
           PLUGIN_STORAGE_TYPE: 'aws_s3',
-          PLUGIN_STORAGE_OSS_BUCKET: wiring.bucketName,
+          PLUGIN_STORAGE_OSS_BUCKET: wiring.pluginBucketName,
           S3_USE_AWS_MANAGED_IAM: 'true',
           S3_USE_AWS: 'true',
           AWS_REGION: wiring.region,
