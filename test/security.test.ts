@@ -31,16 +31,18 @@ describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_n
 
   it('keeps one generated secret per purpose, each under the secrets key', () => {
     const secrets = resources(template, 'AWS::SecretsManager::Secret');
-    // SECRET_KEY, sandbox key, plugin daemon key, plugin inner key, Redis AUTH token, the master,
-    // dify and dify_plugin database credentials, and the LLM gateway's pepper: generated. The
+    // SECRET_KEY, sandbox key, plugin daemon key, plugin inner key, INIT_PASSWORD, the three Valkey
+    // users (dify, plugin daemon, gateway), the master, dify and dify_plugin database credentials,
+    // and the LLM gateway's pepper: generated. The
     // gateway's provider key pool and client records start as the exact empty documents (no key,
     // no hash) and are filled by the operator CLI; nothing else may carry a SecretString.
     const documents: Record<string, string> = {
       [logicalId(stacks.main.gateway.providerKeys)]: EMPTY_POOL,
       [logicalId(stacks.main.gateway.clients)]: EMPTY_CLIENTS,
     };
-    // 12 since INIT_PASSWORD got its own secret (issue 10).
-    expect(secrets).toHaveLength(12);
+    // 14 since issue 10: INIT_PASSWORD got its own secret, and the one Valkey AUTH token became three
+    // users' secrets.
+    expect(secrets).toHaveLength(14);
     for (const [id, secret] of secrets) {
       if (id in documents) {
         expect({ id, value: secret.Properties?.SecretString }).toEqual({ id, value: documents[id] });
@@ -78,9 +80,12 @@ describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_n
         .filter((s) => s.includes('{{resolve:secretsmanager:'))
         .map(() => id),
     );
-    // Only the cluster's master password and the cache's AUTH token are resolved by CloudFormation.
+    // Only the cluster's master password and the Valkey users' passwords are resolved by CloudFormation.
     expect(new Set(dynamic)).toEqual(
-      new Set([logicalId(stacks.main.database.cluster), logicalId(stacks.main.cache.replicationGroup)]),
+      new Set([
+        logicalId(stacks.main.database.cluster),
+        ...Object.values(stacks.main.cache.users).map((u) => logicalId(u.user)),
+      ]),
     );
     for (const value of strings(json.Outputs)) expect(value).not.toContain('{{resolve:');
   });

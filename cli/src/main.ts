@@ -26,7 +26,8 @@ usage: dify-aws <command> [options]
   clients create --id ID --cidrs a,b [--models a,b] [--rpm N] [--tpm N]
                                a gateway client; its key is printed once and stored only as a hash
   clients list | rotate --id ID | revoke --id ID
-  secrets rotate NAME          sandbox-key, plugin-daemon-key, plugin-inner-key, redis-token,
+  secrets rotate NAME          sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password,
+                               cache-plugin-daemon-password, cache-gateway-password,
                                app-db-password, plugin-db-password
                                (secret-key is refused without --force-secret-key); redeploys its readers
   secrets migrate-kms --to KEY [--dry-run]

@@ -9,11 +9,7 @@ import {
   RunTaskCommand,
   UpdateServiceCommand,
 } from '@aws-sdk/client-ecs';
-import {
-  DescribeReplicationGroupsCommand,
-  ElastiCacheClient,
-  ModifyReplicationGroupCommand,
-} from '@aws-sdk/client-elasticache';
+import { DescribeUsersCommand, ElastiCacheClient, ModifyUserCommand } from '@aws-sdk/client-elasticache';
 import { mockClient } from 'aws-sdk-client-mock';
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import {
@@ -126,7 +122,11 @@ describe('dify-aws against moto_server', () => {
     outputs.SandboxApiKeySecretArn = await secret('Dify/sandbox', PLANTED.sandbox);
     outputs.PluginDaemonKeySecretArn = await secret('Dify/plugin-daemon', PLANTED.pluginDaemon);
     outputs.DifySecretKeySecretArn = await secret('Dify/secret-key', PLANTED.secretKey);
-    outputs.CacheAuthTokenSecretArn = await secret('Dify/cache-token', PLANTED.cacheToken);
+    outputs.CacheDifyUserSecretArn = await secret(
+      'Dify/cache-dify',
+      JSON.stringify({ username: 'dify', password: PLANTED.cacheToken }),
+    );
+    outputs.CacheDifyUserId = 'dify-dify';
     outputs.CacheReplicationGroupId = 'dify-cache';
     outputs.DatabasePluginSecretArn = await secret(
       'Dify/plugin-db',
@@ -327,20 +327,29 @@ describe('dify-aws against moto_server', () => {
       }
     });
 
-    it('rotates the Valkey token with ElastiCache’s ROTATE, then SET after the readers redeployed', async () => {
+    it('rotates Dify’s Valkey user: both passwords while its readers redeploy, then only the new one', async () => {
       const ecs = mockClient(ECSClient);
       ecs.on(UpdateServiceCommand).resolves({});
       ecs.on(DescribeServicesCommand).callsFake((input: { services: string[] }) => ({
         services: input.services.map((n) => rolling(n, 'COMPLETED')),
       }));
       const elastiCache = mockClient(ElastiCacheClient);
-      elastiCache.on(ModifyReplicationGroupCommand).resolves({});
+      const order: string[] = [];
+      elastiCache.on(ModifyUserCommand).callsFake((input) => {
+        order.push(`modify ${input.AuthenticationMode.Passwords.length}`);
+        return {};
+      });
+      ecs.on(UpdateServiceCommand).callsFake((input) => {
+        order.push(`redeploy ${input.service}`);
+        return {};
+      });
       elastiCache
-        .on(DescribeReplicationGroupsCommand)
-        .resolvesOnce({ ReplicationGroups: [{ Status: 'modifying' }] })
-        .resolves({ ReplicationGroups: [{ Status: 'available' }] });
+        .on(DescribeUsersCommand)
+        .resolvesOnce({ Users: [{ Status: 'modifying' }] })
+        .resolves({ Users: [{ Status: 'active' }] });
+      const old = JSON.parse(await value(outputs.CacheDifyUserSecretArn)).password;
       try {
-        const rotated = await cli(['secrets', 'rotate', 'redis-token', '--yes'], '', {
+        const rotated = await cli(['secrets', 'rotate', 'cache-dify-password', '--yes'], '', {
           clients: {
             cloudFormation: clients.cfn,
             secrets: clients.secrets,
@@ -350,21 +359,24 @@ describe('dify-aws against moto_server', () => {
           },
         });
         expect(rotated.code).toBe(0);
-        const token = await value(outputs.CacheAuthTokenSecretArn);
-        const calls = elastiCache.commandCalls(ModifyReplicationGroupCommand).map((c) => c.args[0].input);
-        expect(calls.map((c) => [c.ReplicationGroupId, c.AuthTokenUpdateStrategy, c.AuthToken === token])).toEqual([
-          ['dify-cache', 'ROTATE', true],
-          ['dify-cache', 'SET', true],
+        const stored = JSON.parse(await value(outputs.CacheDifyUserSecretArn));
+        expect(stored.username).toBe('dify');
+        expect(stored.password).toMatch(/^[A-Za-z0-9]{64}$/);
+        const calls = elastiCache.commandCalls(ModifyUserCommand).map((c) => c.args[0].input);
+        expect(calls.map((c) => [c.UserId, c.AuthenticationMode?.Passwords])).toEqual([
+          ['dify-dify', [old, stored.password]],
+          ['dify-dify', [stored.password]],
         ]);
-        // The readers (and the gateway) redeploy between ROTATE and SET.
-        expect(ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input.service)).toEqual([
-          'dify-api',
-          'dify-worker',
-          'dify-beat',
-          'dify-plugindaemon',
-          'dify-gateway',
+        // Only Dify's own readers redeploy, between adding the new password and removing the old one.
+        expect(order).toEqual([
+          'modify 2',
+          'redeploy dify-api',
+          'redeploy dify-worker',
+          'redeploy dify-beat',
+          'modify 1',
         ]);
-        expect(rotated.out + rotated.err).not.toContain(token);
+        expect(rotated.out + rotated.err).not.toContain(stored.password);
+        expect(rotated.out + rotated.err).not.toContain(old);
       } finally {
         ecs.restore();
         elastiCache.restore();

@@ -55,7 +55,7 @@ describe('dify-aws doctor', () => {
       DatabaseClusterArn: 'arn:aws:rds:us-east-1:123456789012:cluster:dify-aurora',
       DatabaseMasterSecretArn: await secret('master'),
       SandboxApiKeySecretArn: await secret('sandbox'),
-      CacheAuthTokenSecretArn: await secret('cache'),
+      CacheDifyUserSecretArn: await secret('cache'),
     };
     const stack = async (name: string, outputs: Record<string, string>) =>
       cfn.send(
@@ -148,7 +148,7 @@ describe('dify-aws doctor', () => {
       // moto's secret has no rotation configured: exactly what doctor must catch.
       'rotation aurora master secret': 'FAIL',
       'secret age SandboxApiKey': 'PASS',
-      'secret age CacheAuthToken': 'PASS',
+      'secret age CacheDifyUser': 'PASS',
       'alarms alarm topic': 'PASS',
     });
     expect([code, err]).toEqual([4, expect.stringContaining('1 check(s) failed')]);

@@ -44,6 +44,7 @@ export const configSchema = z.object({
   REDIS_HOST: z.preprocess(blankAsUnset, z.string().optional()),
   REDIS_PORT: int(1, 65_535, 6379),
   REDIS_TLS: oneOf(['true', 'false'] as const, 'false'),
+  REDIS_USERNAME: z.preprocess(blankAsUnset, z.string().optional()),
   REDIS_PASSWORD: z.preprocess(blankAsUnset, z.string().optional()),
   SHUTDOWN_DRAIN_SECONDS: int(0, 3600, 25),
   AWS_REGION: required('the AWS region (ECS sets it)'),

@@ -84,6 +84,7 @@ export async function main(
             host: config.REDIS_HOST,
             port: config.REDIS_PORT,
             tls: config.REDIS_TLS === 'true',
+            username: config.REDIS_USERNAME,
             password: config.REDIS_PASSWORD,
           },
     onDegradedChange: (degraded) => {

@@ -1,4 +1,4 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -23,19 +23,49 @@ export interface CacheProps {
 /** Redis-compatible port; Dify, Celery and the plugin daemon all assume it. */
 export const CACHE_PORT = 6379;
 
+/** The components that talk to Valkey, each as its own ElastiCache RBAC user. */
+export type CacheUserName = 'dify' | 'pluginDaemon' | 'gateway';
+
+/**
+ * Each user's user name and access string: the key patterns and commands it may use, as narrow as
+ * the pinned releases' key formats allow (test/cache-acl.test.ts runs them on a real redis-server).
+ *
+ * - `dify` (api, worker, beat, migration): Dify 1.13.3 has no key prefix (its keys are
+ *   `refresh_token:…`, `generate_task_…`, Celery's `_kombu.*` and queue lists, ...) and it uses
+ *   SCAN, EVAL/EVALSHA, MULTI and pub/sub, so every key, but no dangerous command (FLUSHALL, KEYS,
+ *   CONFIG, DEBUG, MONITOR, CLIENT KILL, ...).
+ * - `pluginDaemon`: dify-plugin-daemon 0.5.3 prefixes every key with `plugin_daemon:`
+ *   (pkg/utils/cache/redis.go serialKey) and publishes on `cluster-new-node-channel`; it uses no
+ *   scripts. It cannot read Dify's sessions, Celery queues or cached provider credentials.
+ * - `gateway`: our LLM gateway's rate-limit windows under `gw:rl:`, through its two Lua scripts
+ *   (EVALSHA, falling back to EVAL) and the three commands they run, plus PING and INFO (ioredis's
+ *   ready check, which tells a live server from a stalled one). Nothing else at all.
+ */
+export const CACHE_USERS: Record<CacheUserName, { readonly userName: string; readonly accessString: string }> = {
+  dify: { userName: 'dify', accessString: 'on ~* &* +@all -@dangerous' },
+  pluginDaemon: {
+    userName: 'dify-plugin-daemon',
+    accessString: 'on ~plugin_daemon:* resetchannels &cluster-new-node-channel +@all -@dangerous -@scripting',
+  },
+  gateway: {
+    userName: 'llm-gateway',
+    accessString: 'on ~gw:rl:* resetchannels -@all +ping +info +evalsha +eval +hmget +hincrby +pexpire',
+  },
+};
+
 /**
  * A Valkey replication group for Dify's cache, locks, pub/sub and Celery broker, in the isolated subnets.
  *
  * Cluster mode is off, because Celery's Redis transport needs a single keyspace. Data is encrypted at
- * rest with the data key, TLS is required in transit, and clients authenticate with an AUTH token
- * that CloudFormation generates into Secrets Manager and hands to ElastiCache as a dynamic reference,
- * so the token never appears in the template.
+ * rest with the data key, TLS is required in transit, and each component authenticates as its own
+ * RBAC user (`CACHE_USERS`), whose password CloudFormation generates into Secrets Manager and hands
+ * to ElastiCache as a dynamic reference, so no password appears in the template.
  */
 export class Cache extends Construct implements ec2.IConnectable {
   public readonly replicationGroup: elasticache.CfnReplicationGroup;
   public readonly connections: ec2.Connections;
-  /** The AUTH token (a plain string secret). */
-  public readonly authToken: secretsmanager.Secret;
+  /** Each component's ElastiCache user and the secret with its user name and password. */
+  public readonly users: Readonly<Record<CacheUserName, CacheUser>>;
   private readonly nodes: number;
 
   constructor(scope: Construct, id: string, props: CacheProps) {
@@ -54,20 +84,56 @@ export class Cache extends Construct implements ec2.IConnectable {
       subnetIds: network.vpc.selectSubnets(network.isolatedSubnets).subnetIds,
     });
 
-    this.authToken = new secretsmanager.Secret(this, 'AuthToken', {
-      description: 'Dify ElastiCache AUTH token',
-      encryptionKey: props.secretsKey,
-      // ElastiCache accepts 16 to 128 printable characters without @, " or /; alphanumerics also keep
-      // the token safe inside the rediss:// broker URL.
-      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
-      removalPolicy: RemovalPolicy.DESTROY,
+    const prefix = Stack.of(this).stackName.toLowerCase();
+    // ElastiCache requires a user named `default` in every group; ours is switched off and may do
+    // nothing, so a client without a user name is refused.
+    const defaultUser = new elasticache.CfnUser(this, 'DefaultUser', {
+      engine: 'valkey',
+      userId: `${prefix}-default-off`,
+      userName: 'default',
+      accessString: 'off -@all',
+      authenticationMode: { Type: 'no-password-required' },
     });
-    acknowledge(
-      this.authToken.node.defaultChild!,
-      ...noAutomaticRotation(
-        'A Secrets Manager rotation cannot change an ElastiCache AUTH token without dropping clients; the operator rotates it with ElastiCache’s two-token ROTATE then SET strategy and redeploys its consumers in between, so nothing drops (README: Rotating secrets).',
-      ),
-    );
+    const users = {} as Record<CacheUserName, CacheUser>;
+    for (const [name, spec] of Object.entries(CACHE_USERS) as Array<[CacheUserName, (typeof CACHE_USERS)['dify']]>) {
+      const secret = new secretsmanager.Secret(this, `${pascal(name)}UserSecret`, {
+        description: `Dify ElastiCache user ${spec.userName} (username and password)`,
+        encryptionKey: props.secretsKey,
+        // ElastiCache takes 16 to 128 printable characters without @, " or /; alphanumerics also keep
+        // the password safe inside the rediss:// broker URL.
+        generateSecretString: {
+          secretStringTemplate: JSON.stringify({ username: spec.userName }),
+          generateStringKey: 'password',
+          passwordLength: 64,
+          excludePunctuation: true,
+          includeSpace: false,
+        },
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      acknowledge(
+        secret.node.defaultChild!,
+        ...noAutomaticRotation(
+          'An ElastiCache user holds two passwords during a change: the operator adds the new one, redeploys exactly its consumers, then removes the old one (dify-aws secrets rotate), so no client drops; a Secrets Manager rotation could not redeploy the consumers between those steps.',
+        ),
+      );
+      const user = new elasticache.CfnUser(this, `${pascal(name)}User`, {
+        engine: 'valkey',
+        userId: `${prefix}-${spec.userName}`,
+        userName: spec.userName,
+        accessString: spec.accessString,
+        authenticationMode: {
+          Type: 'password',
+          Passwords: [secret.secretValueFromJson('password').unsafeUnwrap()],
+        },
+      });
+      users[name] = { secret, user, userName: spec.userName };
+    }
+    this.users = users;
+    const userGroup = new elasticache.CfnUserGroup(this, 'UserGroup', {
+      engine: 'valkey',
+      userGroupId: `${prefix}-users`,
+      userIds: [defaultUser.ref, ...Object.values(users).map((u) => u.user.ref)],
+    });
 
     const slowLog = encryptedLogGroup(
       this,
@@ -97,7 +163,8 @@ export class Cache extends Construct implements ec2.IConnectable {
       kmsKeyId: props.dataKey.keyArn,
       transitEncryptionEnabled: true,
       transitEncryptionMode: 'required',
-      authToken: this.authToken.secretValue.unsafeUnwrap(),
+      // RBAC: one user per component instead of one AUTH token shared by all.
+      userGroupIds: [userGroup.ref],
       autoMinorVersionUpgrade: true,
       snapshotRetentionLimit: sizing.snapshotRetentionDays,
       snapshotWindow: '16:00-17:00',
@@ -116,7 +183,12 @@ export class Cache extends Construct implements ec2.IConnectable {
     acknowledge(this.replicationGroup, {
       id: 'AwsSolutions-AEC5',
       reason:
-        'Port 6379 is kept because Dify, Celery and the plugin daemon assume it; a non-default port is obscurity, not a control. The group sits in isolated subnets, its security group admits only the app security groups, and clients need TLS and the AUTH token.',
+        'Port 6379 is kept because Dify, Celery and the plugin daemon assume it; a non-default port is obscurity, not a control. The group sits in isolated subnets, its security group admits only the app security groups, and each client needs TLS and its own RBAC user’s password.',
+    });
+    acknowledge(this.replicationGroup, {
+      id: 'AwsSolutions-AEC6',
+      reason:
+        'Clients authenticate as ElastiCache RBAC users (a user group with one user per component, each with its own generated password and a narrow access string, the default user switched off), which is stronger than the single AUTH token this rule looks for; ElastiCache does not allow an AUTH token together with a user group.',
     });
     if (!sizing.multiAz) {
       const reason =
@@ -147,3 +219,13 @@ export class Cache extends Construct implements ec2.IConnectable {
     return this.replicationGroup.attrPrimaryEndPointAddress;
   }
 }
+
+/** One component's ElastiCache user. */
+export interface CacheUser {
+  /** JSON `{ username, password }`. */
+  readonly secret: secretsmanager.Secret;
+  readonly user: elasticache.CfnUser;
+  readonly userName: string;
+}
+
+const pascal = (name: string) => name.charAt(0).toUpperCase() + name.slice(1);

@@ -119,7 +119,9 @@ export class LlmGateway extends Construct {
         },
         secrets: {
           CLIENT_KEY_PEPPER: ecs.Secret.fromSecretsManager(this.pepper),
-          REDIS_PASSWORD: ecs.Secret.fromSecretsManager(props.cache.authToken),
+          // Its own ElastiCache user, which sees only the gateway's rate-limit keys (gw:rl:*).
+          REDIS_USERNAME: ecs.Secret.fromSecretsManager(props.cache.users.gateway.secret, 'username'),
+          REDIS_PASSWORD: ecs.Secret.fromSecretsManager(props.cache.users.gateway.secret, 'password'),
         },
         healthCheck: {
           command: [

@@ -222,7 +222,13 @@ export class DifyStack extends Stack {
       // The CLI changes role passwords through it, from inside the VPC (the Data API is off).
       DatabaseBootstrapFunctionName: this.database.bootstrap.function.functionName,
       CacheReplicationGroupId: this.cache.replicationGroup.ref,
-      CacheAuthTokenSecretArn: this.cache.authToken.secretArn,
+      // One ElastiCache user per component: the secret (user name and password) and the user id.
+      CacheDifyUserSecretArn: this.cache.users.dify.secret.secretArn,
+      CachePluginDaemonUserSecretArn: this.cache.users.pluginDaemon.secret.secretArn,
+      CacheGatewayUserSecretArn: this.cache.users.gateway.secret.secretArn,
+      CacheDifyUserId: this.cache.users.dify.user.ref,
+      CachePluginDaemonUserId: this.cache.users.pluginDaemon.user.ref,
+      CacheGatewayUserId: this.cache.users.gateway.user.ref,
       DifySecretKeySecretArn: this.secrets.secretKey.secretArn,
       SandboxApiKeySecretArn: this.secrets.sandboxApiKey.secretArn,
       PluginDaemonKeySecretArn: this.secrets.pluginDaemonKey.secretArn,

@@ -1,3 +1,4 @@
+import { CACHE_USERS } from '../../lib/constructs/cache';
 import { build } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
@@ -22,11 +23,38 @@ describe('Cache', () => {
     expect(props.TransitEncryptionMode).toBe('required');
   });
 
-  it('takes its AUTH token from Secrets Manager as a dynamic reference, never as a literal', () => {
-    // Why: a literal token would sit in the template, in CloudFormation's console and in cdk diff.
-    const token = JSON.stringify(group(dev).AuthToken);
-    expect(token).toContain('{{resolve:secretsmanager:');
-    expect(references(group(dev).AuthToken, logicalId(dev.stacks.main.cache.authToken))).toBe(true);
+  it('authenticates each component as its own RBAC user, with no shared AUTH token', () => {
+    // Why: with one token, the plugin daemon (third-party code) and the gateway could read Dify's
+    // sessions and cached credentials, inject Celery tasks, or reset the gateway's counters.
+    const props = group(dev);
+    expect(props.AuthToken).toBeUndefined();
+    const [[groupId, userGroup]] = resources(dev.template, 'AWS::ElastiCache::UserGroup');
+    expect(props.UserGroupIds).toEqual([{ Ref: groupId }]);
+    const users = Object.fromEntries(
+      resources(dev.template, 'AWS::ElastiCache::User').map(([id, user]) => [id, user.Properties!]),
+    );
+    expect(
+      Object.values(users)
+        .map((u) => [u.UserName, u.AccessString])
+        .sort(),
+    ).toEqual(
+      [['default', 'off -@all'], ...Object.values(CACHE_USERS).map((u) => [u.userName, u.accessString])].sort(),
+    );
+    expect((userGroup.Properties?.UserIds as unknown[]).map((ref) => (ref as { Ref: string }).Ref).sort()).toEqual(
+      Object.keys(users).sort(),
+    );
+  });
+
+  it('takes each user’s password from its own secret as a dynamic reference, never as a literal', () => {
+    // Why: a literal password would sit in the template, in CloudFormation's console and in cdk diff.
+    const { cache } = dev.stacks.main;
+    for (const { secret, user } of Object.values(cache.users)) {
+      const [, resource] = resources(dev.template, 'AWS::ElastiCache::User').find(([id]) => id === logicalId(user))!;
+      const passwords = (resource.Properties?.AuthenticationMode as { Passwords: unknown[] }).Passwords;
+      expect(passwords).toHaveLength(1);
+      expect(JSON.stringify(passwords)).toContain('{{resolve:secretsmanager:');
+      expect(references(passwords, logicalId(secret))).toBe(true);
+    }
   });
 
   it('accepts 6379 only from the security groups of the api image’s tasks, the plugin daemon and the LLM gateway', () => {

@@ -60,14 +60,14 @@ describe('LLM gateway on ECS', () => {
       .flatMap((s) => [...JSON.stringify(s.Resource).matchAll(/"Ref":"([A-Za-z0-9]+)"/g)].map((m) => m[1]))
       .sort();
 
-  it('lets its task role read only its own two documents, and its execution role only the pepper and the Valkey token', () => {
+  it('lets its task role read only its own two documents, and its execution role only the pepper and its own Valkey user', () => {
     const taskRole = taskDefinition().TaskRoleArn['Fn::GetAtt'][0];
     const executionRole = taskDefinition().ExecutionRoleArn['Fn::GetAtt'][0];
     expect([...new Set(readableSecrets(dev, taskRole))]).toEqual(
       [logicalId(gateway.clients), logicalId(gateway.providerKeys)].sort(),
     );
     expect([...new Set(readableSecrets(dev, executionRole))]).toEqual(
-      [logicalId(gateway.pepper), logicalId(dev.stacks.main.cache.authToken)].sort(),
+      [logicalId(gateway.pepper), logicalId(dev.stacks.main.cache.users.gateway.secret)].sort(),
     );
   });
 
@@ -80,7 +80,8 @@ describe('LLM gateway on ECS', () => {
     expect(environment).toMatchObject({ PORT: '8080', REDIS_TLS: 'true' });
     expect(Object.keys(environment)).not.toEqual(expect.arrayContaining(['CLIENT_KEY_PEPPER']));
     const secrets = (container().Secrets as Array<{ Name: string; ValueFrom: unknown }>).map((s) => s.Name).sort();
-    expect(secrets).toEqual(['CLIENT_KEY_PEPPER', 'REDIS_PASSWORD']);
+    // Its own ElastiCache user: name and password, both from its secret.
+    expect(secrets).toEqual(['CLIENT_KEY_PEPPER', 'REDIS_PASSWORD', 'REDIS_USERNAME']);
   });
 
   it('starts from empty documents that the gateway’s own schemas accept, with no key in the template', () => {

@@ -212,11 +212,11 @@ describe('the Dify environment contract', () => {
   });
 
   it.each(['api', 'worker'] as const)(
-    'builds the Celery broker URL at start as rediss:// with ssl_cert_reqs, from the injected token (%s)',
+    'builds the Celery broker URL at start as rediss:// with ssl_cert_reqs, from the injected user and password (%s)',
     (service) => {
       const script = apiStartScript(service);
       expect(script).toContain(
-        'export CELERY_BROKER_URL="rediss://:$REDIS_PASSWORD@$REDIS_HOST:$REDIS_PORT/1?ssl_cert_reqs=required"',
+        'export CELERY_BROKER_URL="rediss://$REDIS_USERNAME:$REDIS_PASSWORD@$REDIS_HOST:$REDIS_PORT/1?ssl_cert_reqs=required"',
       );
       expect(script).toContain('exec /bin/bash /entrypoint.sh');
       // Nothing is fetched at start: the trust anchor is in the image.

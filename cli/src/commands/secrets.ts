@@ -1,5 +1,5 @@
 import { DescribeServicesCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
-import { DescribeReplicationGroupsCommand, ModifyReplicationGroupCommand } from '@aws-sdk/client-elasticache';
+import { DescribeUsersCommand, ModifyUserCommand } from '@aws-sdk/client-elasticache';
 import { DescribeKeyCommand } from '@aws-sdk/client-kms';
 import {
   DescribeSecretCommand,
@@ -17,7 +17,7 @@ import { table } from '../io';
  * The secrets `secrets rotate` knows: where the stack outputs them and which services read them at
  * start (from lib/constructs/dify/environment.ts and the gateway construct), so exactly those redeploy.
  */
-const ROTATABLE: Record<string, { output: string; consumers: string[]; what: string }> = {
+const ROTATABLE: Record<string, { output: string; consumers: string[]; what: string; cacheUser?: string }> = {
   'sandbox-key': {
     output: 'SandboxApiKeySecretArn',
     consumers: ['Api', 'Worker', 'Sandbox'],
@@ -33,10 +33,25 @@ const ROTATABLE: Record<string, { output: string; consumers: string[]; what: str
     consumers: ['Api', 'Worker', 'PluginDaemon'],
     what: 'the plugin inner API key',
   },
-  'redis-token': {
-    output: 'CacheAuthTokenSecretArn',
-    consumers: ['Api', 'Worker', 'Beat', 'PluginDaemon', 'Gateway'],
-    what: 'the Valkey AUTH token',
+  // Each component's own ElastiCache user (lib/constructs/cache.ts); `cacheUser` names the output
+  // with its user id.
+  'cache-dify-password': {
+    output: 'CacheDifyUserSecretArn',
+    consumers: ['Api', 'Worker', 'Beat'],
+    what: "Dify's Valkey user password",
+    cacheUser: 'CacheDifyUserId',
+  },
+  'cache-plugin-daemon-password': {
+    output: 'CachePluginDaemonUserSecretArn',
+    consumers: ['PluginDaemon'],
+    what: "the plugin daemon's Valkey user password",
+    cacheUser: 'CachePluginDaemonUserId',
+  },
+  'cache-gateway-password': {
+    output: 'CacheGatewayUserSecretArn',
+    consumers: ['Gateway'],
+    what: "the LLM gateway's Valkey user password",
+    cacheUser: 'CacheGatewayUserId',
   },
   'secret-key': { output: 'DifySecretKeySecretArn', consumers: ['Api', 'Worker', 'Beat'], what: "Dify's SECRET_KEY" },
   'app-db-password': {
@@ -100,10 +115,8 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
   if (name === 'app-db-password' || name === 'plugin-db-password') {
     return rotateDatabasePassword(ctx, spec, secretArn, value, cluster, services, options);
   }
-  const cache = name === 'redis-token' ? stack.get('CacheReplicationGroupId') : undefined;
-  if (cache !== undefined) {
-    // ElastiCache accepts the old and the new token together during ROTATE, so no client drops.
-    await modifyToken(ctx, cache, value, 'ROTATE');
+  if (spec.cacheUser !== undefined) {
+    return rotateCacheUser(ctx, spec, stack.get(spec.cacheUser), secretArn, value, cluster, services, options);
   }
   let version: string | undefined;
   try {
@@ -114,7 +127,6 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
   }
   ctx.progress(`stored a new version of ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
   await redeploy(ctx, cluster, services, options);
-  if (cache !== undefined) await modifyToken(ctx, cache, value, 'SET');
   ctx.print(
     { secret: name, versionId: version, redeployed: spec.consumers, healthy: true },
     `rotated ${spec.what} (version ${version}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
@@ -223,27 +235,76 @@ async function rotateDatabasePassword(
   );
 }
 
-async function modifyToken(ctx: Context, group: string, token: string, strategy: 'ROTATE' | 'SET'): Promise<void> {
+/**
+ * A component's ElastiCache user password. The user holds two passwords during the change: the new
+ * one is added beside the old, the secret gets the new value, exactly the user's consumers
+ * redeploy, and only then is the old password removed, so no client is refused at any point.
+ */
+async function rotateCacheUser(
+  ctx: Context,
+  spec: { what: string; consumers: string[] },
+  userId: string,
+  secretArn: string,
+  password: string,
+  cluster: string,
+  services: string[],
+  options: Record<string, string | boolean | undefined>,
+) {
+  let current: Record<string, unknown>;
   try {
-    await ctx.elastiCache().send(
-      new ModifyReplicationGroupCommand({
-        ReplicationGroupId: group,
-        AuthToken: token,
-        AuthTokenUpdateStrategy: strategy,
-        ApplyImmediately: true,
-      }),
+    current = JSON.parse(
+      (await ctx.secrets().send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: 'AWSCURRENT' })))
+        .SecretString ?? '',
     );
   } catch (error) {
-    throw awsError(`updating the Valkey AUTH token (${strategy})`, error);
+    throw awsError(`reading ${spec.what}`, error);
+  }
+  if (typeof current.username !== 'string' || typeof current.password !== 'string') {
+    throw new CliError(
+      `the secret of ${spec.what} has an unexpected shape: expected a JSON object with username and password`,
+    );
+  }
+  await modifyUserPasswords(ctx, userId, [current.password, password], 'adding the new password beside the old one');
+  let version: string | undefined;
+  try {
+    version = (
+      await ctx
+        .secrets()
+        .send(
+          new PutSecretValueCommand({ SecretId: secretArn, SecretString: JSON.stringify({ ...current, password }) }),
+        )
+    ).VersionId;
+  } catch (error) {
+    throw awsError(
+      `storing ${spec.what} (the user accepts both passwords; run the command again to finish with a fresh one)`,
+      error,
+    );
+  }
+  ctx.progress(`stored a new version of ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
+  await redeploy(ctx, cluster, services, options);
+  await modifyUserPasswords(ctx, userId, [password], 'removing the old password');
+  ctx.print(
+    { secret: spec.what, versionId: version, redeployed: spec.consumers, healthy: true },
+    `rotated ${spec.what} (version ${version}); ${spec.consumers.join(', ')} redeployed, the old password removed`,
+  );
+}
+
+async function modifyUserPasswords(ctx: Context, userId: string, passwords: string[], step: string): Promise<void> {
+  try {
+    await ctx
+      .elastiCache()
+      .send(new ModifyUserCommand({ UserId: userId, AuthenticationMode: { Type: 'password', Passwords: passwords } }));
+  } catch (error) {
+    throw awsError(`ElastiCache user ${userId}: ${step}`, error);
   }
   for (let i = 0; i < 180; i++) {
-    const described = await ctx.elastiCache().send(new DescribeReplicationGroupsCommand({ ReplicationGroupId: group }));
-    const status = described.ReplicationGroups?.[0]?.Status;
-    if (status === 'available') return;
-    ctx.progress(`waiting for Valkey (${strategy}): ${status}`);
+    const described = await ctx.elastiCache().send(new DescribeUsersCommand({ UserId: userId }));
+    const status = described.Users?.[0]?.Status;
+    if (status === 'active') return;
+    ctx.progress(`waiting for ElastiCache user ${userId} (${step}): ${status}`);
     await ctx.sleep(10_000);
   }
-  throw new CliError(`Valkey did not become available after the ${strategy} token update within 30 minutes`);
+  throw new CliError(`ElastiCache user ${userId} did not become active within 30 minutes (${step})`);
 }
 
 /** Forces a new deployment of each service and waits until every one is stable and at its desired count. */

@@ -59,9 +59,11 @@ export function connect(options: NonNullable<RateLimiterOptions['redis']>, comma
   const redis = new Redis({
     host: options.host,
     port: options.port,
+    username: options.username,
     password: options.password,
     tls: options.tls ? {} : undefined,
-    connectionName: 'llm-gateway-ratelimit',
+    // No connection name: CLIENT is outside the gateway's ElastiCache user, which may run its two
+    // scripts on its own keys, PING, and INFO for ioredis's ready check (lib/constructs/cache.ts).
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,

@@ -30,7 +30,9 @@ export interface RateLimiterOptions {
     port: number;
     /** TLS to Redis (ElastiCache with in-transit encryption). @default false */
     tls?: boolean;
-    /** The AUTH token. @default no AUTH */
+    /** The ACL user (ElastiCache RBAC). @default the default user */
+    username?: string;
+    /** The user's password, or the AUTH token. @default no AUTH */
     password?: string;
     /** Prefix of every key. @default 'gw:rl:' */
     keyPrefix?: string;

@@ -51,7 +51,7 @@ function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
 class PortTaken extends Error {}
 
 /** One redis-server on `port`, once it answers PING; stopped again if it never does. */
-async function launch(port: number, password: string | undefined): Promise<RedisServer> {
+async function launch(port: number, password: string | undefined, config = ''): Promise<RedisServer> {
   const args = ['-', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
   const child = spawn('redis-server', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let log = '';
@@ -64,7 +64,7 @@ async function launch(port: number, password: string | undefined): Promise<Redis
   child.once('error', (error) => (spawnError = error));
   // A server that exits at once closes its stdin under our feet: that shows as the exit, not as EPIPE.
   child.stdin?.on('error', () => undefined);
-  child.stdin?.end(password === undefined ? '' : `requirepass "${password}"\n`);
+  child.stdin?.end(`${password === undefined ? '' : `requirepass "${password}"\n`}${config}`);
 
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -92,13 +92,19 @@ async function launch(port: number, password: string | undefined): Promise<Redis
  * answers, it is stopped and the error carries the tail of its log. Otherwise the caller stops it, in
  * afterAll or in a finally block, so that a failing test leaves no process behind.
  */
-export async function startRedis(options: { password?: string; port?: number } = {}): Promise<RedisServer> {
+export async function startRedis(
+  options: {
+    password?: string;
+    port?: number;
+    /** More configuration lines, e.g. ACL `user` rules. */ config?: string;
+  } = {},
+): Promise<RedisServer> {
   if (options.password !== undefined && !/^[\w.-]{1,128}$/.test(options.password)) {
     throw new Error('startRedis: a test password is 1-128 letters, digits, _, . or -');
   }
   for (let attempt = 1; ; attempt++) {
     try {
-      return await launch(options.port ?? (await freeLoopbackPort()), options.password);
+      return await launch(options.port ?? (await freeLoopbackPort()), options.password, options.config);
     } catch (error) {
       if (!(error instanceof PortTaken) || options.port !== undefined || attempt >= 3) throw error;
     }

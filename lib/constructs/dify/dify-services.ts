@@ -76,7 +76,8 @@ export class DifyServices extends Construct {
       pluginDaemonKey: props.secrets.pluginDaemonKey,
       pluginInnerApiKey: props.secrets.pluginInnerApiKey,
       initPassword: props.secrets.initPassword,
-      redisAuthToken: cache.authToken,
+      cacheDify: cache.users.dify.secret,
+      cachePluginDaemon: cache.users.pluginDaemon.secret,
       appDatabase: database.appSecret,
       pluginDatabase: database.pluginSecret,
     };

@@ -18,7 +18,8 @@ export type SecretName =
   | 'pluginDaemonKey'
   | 'pluginInnerApiKey'
   | 'initPassword'
-  | 'redisAuthToken'
+  | 'cacheDify'
+  | 'cachePluginDaemon'
   | 'appDatabase'
   | 'pluginDatabase';
 
@@ -165,7 +166,10 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     SECRET_KEY: { secret: 'secretKey' },
     DB_USERNAME: { secret: 'appDatabase', field: 'username' },
     DB_PASSWORD: { secret: 'appDatabase', field: 'password' },
-    REDIS_PASSWORD: { secret: 'redisAuthToken' },
+    // Their own ElastiCache user (lib/constructs/cache.ts CACHE_USERS), not a token shared with the
+    // plugin daemon and the gateway.
+    REDIS_USERNAME: { secret: 'cacheDify', field: 'username' },
+    REDIS_PASSWORD: { secret: 'cacheDify', field: 'password' },
   };
   if (service === 'api') {
     // Keeps streamed answers alive; the load balancer's idle timeout is 600 s (pitfall 6).
@@ -189,7 +193,7 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     delete environment.PLUGIN_DAEMON_URL;
     for (const name of Object.keys(environment).filter((key) => key.startsWith('PGVECTOR_'))) delete environment[name];
   }
-  // The broker URL embeds the AUTH token, so it is built in the container from REDIS_PASSWORD and
+  // The broker URL embeds the user's password, so it is built in the container from REDIS_PASSWORD and
   // never stored: rediss:// with ssl_cert_reqs, which Celery requires for TLS (pitfall 8).
   return { environment, secrets, assembledAtStart: service === 'migration' ? [] : ['CELERY_BROKER_URL'] };
 }
@@ -271,7 +275,8 @@ export function difyEnvironment(service: DifyServiceName, wiring: Wiring): Servi
           DIFY_INNER_API_KEY: { secret: 'pluginInnerApiKey' },
           DB_USERNAME: { secret: 'pluginDatabase', field: 'username' },
           DB_PASSWORD: { secret: 'pluginDatabase', field: 'password' },
-          REDIS_PASSWORD: { secret: 'redisAuthToken' },
+          REDIS_USERNAME: { secret: 'cachePluginDaemon', field: 'username' },
+          REDIS_PASSWORD: { secret: 'cachePluginDaemon', field: 'password' },
         },
         assembledAtStart: [],
       };
@@ -295,7 +300,9 @@ export function apiStartScript(service: 'api' | 'worker' | 'worker_beat' | 'migr
     ...(service === 'migration'
       ? []
       : // `$NAME`, not `${NAME}`: CloudFormation linters read `${…}` in a template string as a Sub.
-        ['export CELERY_BROKER_URL="rediss://:$REDIS_PASSWORD@$REDIS_HOST:$REDIS_PORT/1?ssl_cert_reqs=required"']),
+        [
+          'export CELERY_BROKER_URL="rediss://$REDIS_USERNAME:$REDIS_PASSWORD@$REDIS_HOST:$REDIS_PORT/1?ssl_cert_reqs=required"',
+        ]),
     service === 'worker_beat'
       ? 'exec celery -A app.celery beat --loglevel "$LOG_LEVEL" --schedule /tmp/celerybeat-schedule'
       : 'exec /bin/bash /entrypoint.sh',
