@@ -1,11 +1,13 @@
-import { Duration } from 'aws-cdk-lib';
+import { Aws, Duration, Stack, Token } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { CloudFrontFront, type CloudFrontOptions } from './cloudfront-front';
@@ -136,7 +138,7 @@ export class Edge extends Construct {
       xffHeaderProcessingMode:
         mode === 'cloudfront' ? elbv2.XffHeaderProcessingMode.PRESERVE : elbv2.XffHeaderProcessingMode.APPEND,
     });
-    this.loadBalancer.logAccessLogs(props.logBucket, 'alb');
+    logAccessLogs(this.loadBalancer, props.logBucket, 'alb');
 
     const certificate = domain === undefined ? undefined : this.regionalCertificate(domain);
     if (certificate === undefined) {
@@ -316,4 +318,53 @@ export class Edge extends Construct {
       });
     }
   }
+}
+
+/**
+ * The load balancer's access logs, as CDK's `logAccessLogs` writes them, but with every statement for
+ * a service principal held to this account (`aws:SourceAccount`), so that the log-delivery service
+ * cannot be made to write another account's logs into this bucket (the confused deputy). The
+ * statement for Elastic Load Balancing's own regional account (regions older than August 2022) names
+ * that account as the principal and this account's prefix as the only resource.
+ */
+function logAccessLogs(loadBalancer: elbv2.ApplicationLoadBalancer, bucket: s3.IBucket, prefix: string): void {
+  const stack = Stack.of(loadBalancer);
+  if (Token.isUnresolved(stack.region)) throw new Error('Edge: access logs need a concrete region');
+  loadBalancer.setAttribute('access_logs.s3.enabled', 'true');
+  loadBalancer.setAttribute('access_logs.s3.bucket', bucket.bucketName);
+  loadBalancer.setAttribute('access_logs.s3.prefix', prefix);
+  const thisAccount = { 'aws:SourceAccount': Aws.ACCOUNT_ID };
+  const logs = bucket.arnForObjects(`${prefix}/AWSLogs/${Aws.ACCOUNT_ID}/*`);
+  const elbAccount = RegionInfo.get(stack.region).elbv2Account;
+  bucket.addToResourcePolicy(
+    new iam.PolicyStatement({
+      actions: ['s3:PutObject'],
+      principals: [
+        elbAccount !== undefined
+          ? new iam.AccountPrincipal(elbAccount)
+          : new iam.ServicePrincipal('logdelivery.elasticloadbalancing.amazonaws.com'),
+      ],
+      resources: [logs],
+      ...(elbAccount !== undefined ? {} : { conditions: { StringEquals: thisAccount } }),
+    }),
+  );
+  const delivery = new iam.ServicePrincipal('delivery.logs.amazonaws.com');
+  bucket.addToResourcePolicy(
+    new iam.PolicyStatement({
+      actions: ['s3:PutObject'],
+      principals: [delivery],
+      resources: [logs],
+      conditions: { StringEquals: { 's3:x-amz-acl': 'bucket-owner-full-control', ...thisAccount } },
+    }),
+  );
+  bucket.addToResourcePolicy(
+    new iam.PolicyStatement({
+      actions: ['s3:GetBucketAcl'],
+      principals: [delivery],
+      resources: [bucket.bucketArn],
+      conditions: { StringEquals: thisAccount },
+    }),
+  );
+  // The bucket policy must exist before the load balancer checks that it may write there.
+  loadBalancer.node.addDependency(bucket);
 }

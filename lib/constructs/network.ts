@@ -85,6 +85,15 @@ export class Network extends Construct {
     super(scope, id);
     this.props = props;
     const flowLogGroup = encryptedLogGroup(this, 'FlowLogGroup', props.logs, { suffix: 'vpc-flow-logs' });
+    // VPC Flow Logs may assume this role only on behalf of this account's own flow logs (the
+    // confused-deputy conditions AWS documents for the service).
+    const flowLogRole = new iam.Role(this, 'FlowLogRole', {
+      description: 'VPC flow logs delivery to the encrypted flow-log group',
+      assumedBy: new iam.ServicePrincipal('vpc-flow-logs.amazonaws.com').withConditions({
+        StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+        ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:vpc-flow-log/*` },
+      }),
+    });
 
     this.vpc = new ec2.Vpc(this, 'Resource', {
       ipAddresses: ec2.IpAddresses.cidr(props.cidr),
@@ -100,7 +109,7 @@ export class Network extends Construct {
       ],
       flowLogs: {
         All: {
-          destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup),
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup, flowLogRole),
           trafficType: ec2.FlowLogTrafficType.ALL,
         },
       },
@@ -131,7 +140,8 @@ export class Network extends Construct {
     this.interfaceEndpoints = endpoints;
     this.s3Endpoint = this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3 });
     this.logDnsQueries(props.logs);
-    this.acknowledgeFindings();
+    this.restrictIsolatedSubnets();
+    this.acknowledgeFindings(flowLogRole);
   }
 
   /**
@@ -184,16 +194,57 @@ export class Network extends Construct {
     );
   }
 
-  private acknowledgeFindings(): void {
+  /**
+   * A network ACL on the isolated subnets, under the security groups: in, only PostgreSQL and Valkey
+   * from the VPC, and the replies to the nodes' own replication between the isolated subnets; out,
+   * only replies to the VPC and that replication. Even a security-group mistake cannot open another
+   * port on a data store. (Traffic to the Amazon DNS server and time service is not subject to ACLs.)
+   */
+  private restrictIsolatedSubnets(): void {
+    const acl = new ec2.NetworkAcl(this, 'IsolatedAcl', {
+      vpc: this.vpc,
+      subnetSelection: this.isolatedSubnets,
+    });
+    const vpcCidr = ec2.AclCidr.ipv4(this.props.cidr);
+    const isolated = this.vpc.isolatedSubnets.map((subnet) => ec2.AclCidr.ipv4(subnet.ipv4CidrBlock));
+    const why =
+      'A deliberate second layer under the security groups, which stay the primary control: the isolated subnets admit only the two data ports from the VPC and the data stores’ own replication, so a security-group mistake cannot expose another port of a data store. Every entry is listed and tested (test/constructs/network.test.ts).';
+    acknowledge(acl.node.defaultChild!, { id: 'AwsSolutions-VPC3', reason: why });
+    let rule = 100;
+    const entry = (direction: ec2.TrafficDirection, cidr: ec2.AclCidr, traffic: ec2.AclTraffic, name: string) => {
+      // Ids name the entry, not its number, so they read the same whatever the zone count.
+      const added = acl.addEntry(name, {
+        ruleNumber: rule,
+        cidr,
+        traffic,
+        direction,
+        ruleAction: ec2.Action.ALLOW,
+      });
+      acknowledge(added.node.defaultChild!, { id: 'AwsSolutions-VPC3', reason: why });
+      rule += 10;
+    };
+    for (const port of [5432, 6379]) {
+      entry(ec2.TrafficDirection.INGRESS, vpcCidr, ec2.AclTraffic.tcpPort(port), `In${port}`);
+    }
+    isolated.forEach((cidr, index) => {
+      // Valkey's replica connects to its primary on 6379; the reply comes back to an ephemeral port.
+      const zone = index + 1;
+      entry(ec2.TrafficDirection.INGRESS, cidr, ec2.AclTraffic.tcpPortRange(32768, 65535), `InReplication${zone}`);
+      entry(ec2.TrafficDirection.EGRESS, cidr, ec2.AclTraffic.tcpPort(6379), `OutReplication${zone}`);
+    });
+    // Replies to the clients in the VPC, whose ports are ephemeral.
+    entry(ec2.TrafficDirection.EGRESS, vpcCidr, ec2.AclTraffic.tcpPortRange(1024, 65535), 'OutReplies');
+  }
+
+  private acknowledgeFindings(flowLogRole: iam.Role): void {
     const igw =
       'Only the public subnets route to the internet gateway, and only the load balancer and the NAT gateways are placed in them; tasks run in private subnets that egress through NAT, and data stores in isolated subnets with no route out.';
     for (const subnet of this.vpc.publicSubnets) {
       acknowledge(subnet.node.findChild('DefaultRoute'), ...nistAndHipaa('VPCNoUnrestrictedRouteToIGW', igw));
     }
-    const flowLogPolicy = this.vpc.node.findChild('All').node.findChild('IAMRole').node.findChild('DefaultPolicy')
-      .node.defaultChild!;
+    const flowLogPolicy = flowLogRole.node.findChild('DefaultPolicy').node.defaultChild!;
     const inline =
-      'The flow-log delivery role created by CDK: its inline policy allows writing to the one flow-log group only and cannot be attached to any other principal.';
+      'The flow-log delivery role: its inline policy allows writing to the one flow-log group only, cannot be attached to any other principal, and only VPC Flow Logs acting for this account may assume the role.';
     acknowledge(flowLogPolicy, ...nistAndHipaa('IAMNoInlinePolicy', inline));
   }
 

@@ -153,6 +153,46 @@ describe('Network', () => {
     expect(JSON.stringify(statements[2].Resource)).toContain('cloudformation-custom-resource-response-*/*');
   });
 
+  it('puts a network ACL on the isolated subnets that admits only the data ports from the VPC', () => {
+    // Why: a second layer under the security groups; a security-group mistake cannot open another
+    // port of Aurora or Valkey.
+    const [[aclId]] = resources(prod.template, 'AWS::EC2::NetworkAcl');
+    const associated = resources(prod.template, 'AWS::EC2::SubnetNetworkAclAssociation')
+      .filter(([, a]) => references(a.Properties?.NetworkAclId, aclId))
+      .map(([, a]) => (a.Properties?.SubnetId as { Ref: string }).Ref)
+      .sort();
+    expect(associated).toEqual(prod.stacks.main.network.vpc.isolatedSubnets.map((s) => logicalId(s)).sort());
+    const isolated = prod.stacks.main.network.vpc.isolatedSubnets.map((s) => s.ipv4CidrBlock);
+    const entries = resources(prod.template, 'AWS::EC2::NetworkAclEntry')
+      .filter(([, e]) => references(e.Properties?.NetworkAclId, aclId))
+      .map(([, e]) => e.Properties!)
+      .map((e) => {
+        const ports = e.PortRange as { From: number; To: number };
+        return `${e.Egress ? 'out' : 'in'} ${e.RuleAction} ${e.Protocol} ${e.CidrBlock} ${ports.From}-${ports.To}`;
+      })
+      .sort();
+    expect(entries).toEqual(
+      [
+        'in allow 6 10.0.0.0/16 5432-5432',
+        'in allow 6 10.0.0.0/16 6379-6379',
+        ...isolated.map((cidr) => `in allow 6 ${cidr} 32768-65535`),
+        ...isolated.map((cidr) => `out allow 6 ${cidr} 6379-6379`),
+        'out allow 6 10.0.0.0/16 1024-65535',
+      ].sort(),
+    );
+  });
+
+  it('lets only VPC Flow Logs acting for this account assume the flow-log role', () => {
+    const [[, log]] = resources(prod.template, 'AWS::EC2::FlowLog');
+    const roleId = (log.Properties?.DeliverLogsPermissionArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const [, role] = resources(prod.template, 'AWS::IAM::Role').find(([id]) => id === roleId)!;
+    const [statement] = (role.Properties?.AssumeRolePolicyDocument as { Statement: Array<Record<string, any>> })
+      .Statement;
+    expect(statement.Principal).toEqual({ Service: 'vpc-flow-logs.amazonaws.com' });
+    expect(statement.Condition.StringEquals).toEqual({ 'aws:SourceAccount': { Ref: 'AWS::AccountId' } });
+    expect(JSON.stringify(statement.Condition.ArnLike['aws:SourceArn'])).toContain(':vpc-flow-log/*');
+  });
+
   it('logs every DNS query of the VPC to an encrypted log group with retention', () => {
     const [[configId, config]] = resources(prod.template, 'AWS::Route53Resolver::ResolverQueryLoggingConfig');
     const [[, association]] = resources(prod.template, 'AWS::Route53Resolver::ResolverQueryLoggingConfigAssociation');

@@ -75,6 +75,31 @@ describe('Storage', () => {
     });
   });
 
+  it('holds every log-delivery service statement of the log bucket to this account', () => {
+    // Why: without aws:SourceAccount a delivery service could be made to write another account's
+    // logs into this bucket (the confused deputy).
+    for (const variant of [dev, build(VARIANTS['alb-zone'])]) {
+      const [[, policy]] = Object.entries(variant.template.toJSON().Resources as Record<string, any>).filter(
+        ([, r]) =>
+          r.Type === 'AWS::S3::BucketPolicy' &&
+          references(r.Properties.Bucket, logicalId(variant.stacks.main.storage.logBucket)),
+      );
+      const services = (policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>).filter(
+        (s) => s.Effect === 'Allow' && s.Principal?.Service !== undefined,
+      );
+      expect(services.length).toBeGreaterThanOrEqual(3);
+      for (const statement of services) {
+        expect({
+          service: statement.Principal.Service,
+          account: statement.Condition?.StringEquals?.['aws:SourceAccount'],
+        }).toEqual({
+          service: statement.Principal.Service,
+          account: { Ref: 'AWS::AccountId' },
+        });
+      }
+    }
+  });
+
   it('keeps both buckets on destroy in prod, and lets dev be destroyed', () => {
     for (const bucket of [prod.stacks.main.storage.bucket, prod.stacks.main.storage.logBucket]) {
       expect(json(prod, bucket).DeletionPolicy).toBe('Retain');
