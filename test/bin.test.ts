@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoPath } from '../lib/paths';
+import { ZONE } from './helpers/synth';
 
 /**
  * Runs the compiled app the way `cdk synth` does (the CLI passes `-c` values in CDK_CONTEXT_JSON and
@@ -60,6 +61,7 @@ describe('bin/dify.ts', () => {
       profile: 'prod',
       region: 'eu-west-1',
       account: '123456789012',
+      ...ZONE,
     };
     const runs = [synth(context), synth(context)];
     try {

@@ -29,6 +29,16 @@ describe('configuration: bad input is refused with a message naming the key and 
       ["context key 'pipMirrorUrl'", 'expected an https:// URL'],
     ],
     [
+      'prod without a domain of its own',
+      { profile: 'prod' },
+      [
+        "context key 'domainName'",
+        'required with profile=prod',
+        'accepts TLS 1.0',
+        'hostedZoneId and hostedZoneName, or with certificateArn',
+      ],
+    ],
+    [
       'Fargate Spot in prod',
       { profile: 'prod', fargateSpotWorker: 'true' },
       ["context key 'fargateSpotWorker'", 'profile=dev only'],
@@ -325,7 +335,14 @@ describe('configuration: profiles and warnings', () => {
 
   it('does not warn about what is configured safely', () => {
     const ids = configWarnings(
-      parseConfig({ profile: 'prod', allowedIpv4Cidrs: '203.0.113.0/24', alarmEmail: 'ops@example.com' }),
+      parseConfig({
+        profile: 'prod',
+        allowedIpv4Cidrs: '203.0.113.0/24',
+        alarmEmail: 'ops@example.com',
+        domainName: 'dify.example.com',
+        hostedZoneId: 'Z0123456789ABCDEFGHIJ',
+        hostedZoneName: 'example.com',
+      }),
     ).map((w) => w.id);
     expect(ids).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import type { IConstruct } from 'constructs';
 import type { Flow } from './helpers/sg-matrix';
 import { renderEgress, renderMatrix } from './helpers/sg-matrix';
-import { build } from './helpers/synth';
+import { build, VARIANTS } from './helpers/synth';
 import { logicalId } from './helpers/template';
 
 /**
@@ -31,7 +31,7 @@ describe('the security-group matrix', () => {
   const sortEgress = (flows: Flow[]) =>
     [...flows].sort((a, b) => `${a.from} ${a.to} ${a.port}`.localeCompare(`${b.from} ${b.to} ${b.port}`));
 
-  const { template, stacks } = build({ profile: 'prod' });
+  const { template, stacks } = build(VARIANTS.prod);
   const main = stacks.main;
   const { dify } = main;
   const sg = (construct: IConstruct) => logicalId(construct);
@@ -64,7 +64,8 @@ describe('the security-group matrix', () => {
   it('has exactly the reviewed ingress rules, in prod (all eight interface endpoints)', () => {
     const apiImage = ['api', 'worker'];
     const application = [
-      flow('prefix list', 'load balancer', 80),
+      // prod has a domain of its own, so CloudFront reaches the load balancer over HTTPS.
+      flow('prefix list', 'load balancer', 443),
       flow('load balancer', 'web', 3000),
       flow('load balancer', 'api', 5001),
       flow('load balancer', 'plugin daemon', 5002),

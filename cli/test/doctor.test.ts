@@ -69,6 +69,13 @@ describe('dify-aws doctor', () => {
       );
     await stack('Prod', { ...common, Profile: 'prod', AlarmTopicArn: watchedTopic });
     await stack('Dev', { ...common, Profile: 'dev', AlarmTopicArn: quietTopic, DistributionId: 'E2EXAMPLE' });
+    // A production stack deployed before domainName became required in prod.
+    await stack('ProdNoDomain', {
+      ...common,
+      Profile: 'prod',
+      AlarmTopicArn: watchedTopic,
+      DistributionId: 'E3EXAMPLE',
+    });
   });
   afterAll(async () => {
     cfn?.destroy();
@@ -195,5 +202,23 @@ describe('dify-aws doctor', () => {
     });
     expect(Object.keys(status(findings)).some((k) => k.startsWith('deletion protection'))).toBe(false);
     expect(rds.commandCalls(DescribeDBClustersCommand)).toHaveLength(0);
+  });
+
+  it('fails a production stack that serves CloudFront’s default certificate, which accepts TLS 1.0', async () => {
+    elb
+      .on(DescribeListenersCommand)
+      .resolves({ Listeners: [{ Port: 80, Protocol: 'HTTP', DefaultActions: [{ Type: 'forward' }] }] });
+    cloudFront.on(GetDistributionConfigCommand).resolves({
+      DistributionConfig: {
+        WebACLId: 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/dify/1',
+        ViewerCertificate: { CloudFrontDefaultCertificate: true },
+      } as never,
+    });
+    const { code, findings } = await doctor('ProdNoDomain');
+    expect(status(findings)['tls cloudfront']).toBe('FAIL');
+    expect(findings.find((f) => f.check === 'tls' && f.target === 'cloudfront')!.detail).toContain(
+      'required in profile prod',
+    );
+    expect(code).toBe(4);
   });
 });

@@ -133,7 +133,7 @@ export const configSchema = z
     domainName: hostname
       .optional()
       .describe(
-        'Public name of Dify, e.g. dify.example.com. Needs hostedZoneId and hostedZoneName, or certificateArn.',
+        'Public name of Dify, e.g. dify.example.com; required in profile prod. Needs hostedZoneId and hostedZoneName, or certificateArn.',
       ),
     hostedZoneId: z
       .string()
@@ -238,6 +238,14 @@ export const configSchema = z
         code: 'custom',
         path: ['platform'],
         message: "'eks' is not available yet: the EKS runtime has not landed in this release; use platform=ecs",
+      });
+    }
+    if (config.profile === 'prod' && config.domainName === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['domainName'],
+        message:
+          'required with profile=prod: without a domain of your own CloudFront serves its default *.cloudfront.net certificate, whose fixed policy still accepts TLS 1.0; pass domainName with hostedZoneId and hostedZoneName, or with certificateArn (profile=dev may go without)',
       });
     }
     if (config.hostedZoneId !== undefined && config.hostedZoneName === undefined) {

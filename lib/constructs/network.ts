@@ -6,6 +6,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { NetworkSizing } from '../config/sizing';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
+import { DnsFirewall } from './dns-firewall';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import { ManagedPrefixList } from './managed-prefix-list';
 
@@ -76,6 +77,8 @@ export class Network extends Construct {
   public readonly vpc: ec2.Vpc;
   /** Interface endpoints by name. */
   public readonly interfaceEndpoints: Readonly<Record<string, ec2.InterfaceVpcEndpoint>>;
+  /** Route 53 Resolver DNS Firewall: AWS's managed threat domains answer NXDOMAIN. */
+  public readonly dnsFirewall: DnsFirewall;
   /** S3's gateway endpoint; its policy is set by `restrictS3Endpoint` once the buckets exist. */
   public readonly s3Endpoint: ec2.GatewayVpcEndpoint;
   private readonly props: NetworkProps;
@@ -140,6 +143,7 @@ export class Network extends Construct {
     this.interfaceEndpoints = endpoints;
     this.s3Endpoint = this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3 });
     this.logDnsQueries(props.logs);
+    this.dnsFirewall = new DnsFirewall(this, 'DnsFirewall', { vpc: this.vpc, logs: props.logs });
     this.restrictIsolatedSubnets();
     this.acknowledgeFindings(flowLogRole);
   }

@@ -1,10 +1,10 @@
 import { CACHE_USERS } from '../../lib/constructs/cache';
-import { build } from '../helpers/synth';
+import { build, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
 describe('Cache', () => {
   const dev = build({ profile: 'dev' });
-  const prod = build({ profile: 'prod' });
+  const prod = build(VARIANTS.prod);
   const group = (built: typeof dev) =>
     resources(built.template, 'AWS::ElastiCache::ReplicationGroup')[0][1].Properties!;
 

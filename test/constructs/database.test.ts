@@ -1,10 +1,10 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { build } from '../helpers/synth';
+import { build, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources, strings } from '../helpers/template';
 
 describe('Database', () => {
   const dev = build({ profile: 'dev' });
-  const prod = build({ profile: 'prod' });
+  const prod = build(VARIANTS.prod);
 
   it('runs Aurora PostgreSQL 16 Serverless v2, pausing at 0 ACU in dev and never below 1 ACU in prod', () => {
     dev.template.hasResourceProperties('AWS::RDS::DBCluster', {

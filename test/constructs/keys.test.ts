@@ -1,4 +1,4 @@
-import { build } from '../helpers/synth';
+import { build, VARIANTS } from '../helpers/synth';
 import { logicalId, references, resources } from '../helpers/template';
 
 describe('Keys', () => {
@@ -52,7 +52,7 @@ describe('Keys', () => {
   });
 
   it('keeps the keys on destroy in prod, where snapshots and retained data still need them', () => {
-    const prod = build({ profile: 'prod' }).template;
+    const prod = build(VARIANTS.prod).template;
     for (const [, key] of resources(prod, 'AWS::KMS::Key')) expect(key.DeletionPolicy).toBe('Retain');
     for (const [, key] of resources(template, 'AWS::KMS::Key')) expect(key.DeletionPolicy).toBe('Delete');
   });

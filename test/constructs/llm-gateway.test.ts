@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { clientsDocumentSchema, providerPoolSchema } from '../../gateway/src/records';
 import { repoPath } from '../../lib/paths';
-import { build, type Built } from '../helpers/synth';
+import { build, type Built, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
 /**
@@ -13,7 +13,7 @@ import { ingressRulesOf, logicalId, references, resources } from '../helpers/tem
  */
 describe('LLM gateway on ECS', () => {
   const dev = build({ profile: 'dev' });
-  const prod = build({ profile: 'prod' });
+  const prod = build(VARIANTS.prod);
   const { gateway, dify, edge } = dev.stacks.main;
   const json = dev.template.toJSON();
   const taskDefinition = () => {

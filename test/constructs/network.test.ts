@@ -1,10 +1,11 @@
+import { MANAGED_THREAT_LISTS } from '../../lib/constructs/dns-firewall';
 import { Match } from 'aws-cdk-lib/assertions';
 import { build, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
 describe('Network', () => {
   const dev = build({ profile: 'dev' });
-  const prod = build({ profile: 'prod' });
+  const prod = build(VARIANTS.prod);
 
   it('spreads over 2 zones with 1 NAT gateway in dev, and 3 zones with a NAT gateway each in prod', () => {
     // Why: prod must survive the loss of a zone, including its egress; dev stays cheap.
@@ -18,12 +19,7 @@ describe('Network', () => {
   });
 
   it('resolves zones at deploy time and never looks them up at synth, even with a concrete account and region', () => {
-    const pinned = build({
-      profile: 'prod',
-      account: '123456789012',
-      region: 'eu-west-1',
-      alarmEmail: 'ops@example.com',
-    });
+    const pinned = build(VARIANTS['prod-pinned']);
     for (const { template } of [dev, pinned]) {
       for (const [, subnet] of resources(template, 'AWS::EC2::Subnet')) {
         expect(JSON.stringify(subnet.Properties?.AvailabilityZone)).toContain('Fn::GetAZs');
@@ -191,6 +187,22 @@ describe('Network', () => {
     expect(statement.Principal).toEqual({ Service: 'vpc-flow-logs.amazonaws.com' });
     expect(statement.Condition.StringEquals).toEqual({ 'aws:SourceAccount': { Ref: 'AWS::AccountId' } });
     expect(JSON.stringify(statement.Condition.ArnLike['aws:SourceArn'])).toContain(':vpc-flow-log/*');
+  });
+
+  it('blocks AWS’s managed threat domain lists at the VPC’s resolver, with ids read at deploy time', () => {
+    // Why: DNS is open to every task; the firewall stops malware downloads and command-and-control
+    // lookups by name, and the ids come from a deploy-time lookup (synth looks nothing up).
+    const [[groupId, group]] = resources(prod.template, 'AWS::Route53Resolver::FirewallRuleGroup');
+    const [[lookupId]] = resources(prod.template, 'Custom::DifyFirewallDomainLists');
+    const rules = group.Properties?.FirewallRules as Array<Record<string, any>>;
+    expect(rules.map((r) => [r.Action, r.BlockResponse, r.FirewallDomainListId['Fn::GetAtt']])).toEqual(
+      MANAGED_THREAT_LISTS.map((name) => ['BLOCK', 'NXDOMAIN', [lookupId, name]]),
+    );
+    const [[, association]] = resources(prod.template, 'AWS::Route53Resolver::FirewallRuleGroupAssociation');
+    expect(references(association.Properties?.FirewallRuleGroupId, groupId)).toBe(true);
+    expect(references(association.Properties?.VpcId, logicalId(prod.stacks.main.network.vpc))).toBe(true);
+    const [[, lookup]] = resources(prod.template, 'Custom::DifyFirewallDomainLists');
+    expect(lookup.Properties?.Names).toEqual(MANAGED_THREAT_LISTS);
   });
 
   it('logs every DNS query of the VPC to an encrypted log group with retention', () => {

@@ -1,9 +1,9 @@
-import { build } from '../helpers/synth';
+import { build, ZONE } from '../helpers/synth';
 import { logicalId, references, resources } from '../helpers/template';
 
 describe('Observability', () => {
   const dev = build({ profile: 'dev' });
-  const prod = build({ profile: 'prod', alarmEmail: 'ops@example.com' });
+  const prod = build({ profile: 'prod', alarmEmail: 'ops@example.com', ...ZONE });
   const alarms = (built: typeof dev) =>
     resources(built.template, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties!);
 

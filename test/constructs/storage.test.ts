@@ -4,7 +4,7 @@ import { logicalId, references } from '../helpers/template';
 
 describe('Storage', () => {
   const dev = build({ profile: 'dev' });
-  const prod = build({ profile: 'prod' });
+  const prod = build(VARIANTS.prod);
   const json = (built: typeof dev, construct: Parameters<typeof logicalId>[0]) =>
     built.template.toJSON().Resources[logicalId(construct)];
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { repoPath } from '../../lib/paths';
-import { build } from '../helpers/synth';
+import { build, ZONE } from '../helpers/synth';
 import { resources } from '../helpers/template';
 
 /**
@@ -56,7 +56,7 @@ function routes(environment: Record<string, string>): Routes {
 
 /** Every container's environment in the template; values CloudFormation resolves become placeholders. */
 function containerEnvironments(): Array<[string, Record<string, string>]> {
-  const { template } = build({ profile: 'prod', region: REGION });
+  const { template } = build({ profile: 'prod', region: REGION, ...ZONE });
   return resources(template, 'AWS::ECS::TaskDefinition').flatMap(([, task]) =>
     (
       task.Properties!.ContainerDefinitions as Array<{

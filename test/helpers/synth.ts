@@ -10,7 +10,11 @@ import { repoPath } from '../../lib/paths';
 export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(repoPath('cdk.json'), 'utf8')).context;
 
 /** The variants CI proves: every profile, each with the defaults a bare synth uses. */
-const ZONE = { domainName: 'dify.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ', hostedZoneName: 'example.com' };
+export const ZONE = {
+  domainName: 'dify.example.com',
+  hostedZoneId: 'Z0123456789ABCDEFGHIJ',
+  hostedZoneName: 'example.com',
+};
 const CERTIFICATE = 'arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012';
 
 /**
@@ -19,9 +23,16 @@ const CERTIFICATE = 'arn:aws:acm:us-east-1:123456789012:certificate/12345678-123
  */
 export const VARIANTS: Record<string, Record<string, string>> = {
   dev: { profile: 'dev' },
-  prod: { profile: 'prod' },
+  // Production needs a domain of its own (CloudFront's default certificate accepts TLS 1.0).
+  prod: { profile: 'prod', ...ZONE },
   'dev-endpoints': { profile: 'dev', vpcInterfaceEndpoints: 'true' },
-  'prod-pinned': { profile: 'prod', account: '123456789012', region: 'eu-west-1', alarmEmail: 'ops@example.com' },
+  'prod-pinned': {
+    profile: 'prod',
+    account: '123456789012',
+    region: 'eu-west-1',
+    alarmEmail: 'ops@example.com',
+    ...ZONE,
+  },
   'cloudfront-domain': {
     profile: 'prod',
     region: 'eu-west-1',

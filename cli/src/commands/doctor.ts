@@ -104,11 +104,13 @@ export async function doctor(
         .DistributionConfig;
       const certificate = config?.ViewerCertificate;
       if (certificate?.CloudFrontDefaultCertificate === true) {
+        // Acceptable to try the stack out (dev); never for production, which synth refuses too.
+        const prod = stack.get('Profile') === 'prod';
         add(
           'tls',
           'cloudfront',
-          'WARN',
-          'default *.cloudfront.net certificate: CloudFront then accepts TLS 1.0; set domainName',
+          prod ? 'FAIL' : 'WARN',
+          `default *.cloudfront.net certificate: CloudFront then accepts TLS 1.0; set domainName${prod ? ' (required in profile prod)' : ''}`,
         );
       } else {
         const version = certificate?.MinimumProtocolVersion ?? '';
