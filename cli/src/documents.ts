@@ -5,6 +5,7 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import type { z } from 'zod';
+import { storedDocument } from '../../gateway/src/records';
 import { awsError, CliError } from './errors';
 
 /**
@@ -19,6 +20,8 @@ export class SecretDocument<T> {
     private readonly secretId: string,
     private readonly name: string,
     private readonly schema: z.ZodType<T>,
+    /** The document a secret still holding CloudFormation's placeholder stands for. */
+    private readonly empty: T,
   ) {}
 
   async read(): Promise<T> {
@@ -37,7 +40,7 @@ export class SecretDocument<T> {
     } catch {
       throw new CliError(`the ${this.name} secret is not JSON; expected the document described in the README`);
     }
-    const result = this.schema.safeParse(parsed);
+    const result = this.schema.safeParse(storedDocument(parsed, this.empty));
     if (!result.success) {
       const issue = result.error.issues[0];
       throw new CliError(

@@ -113,7 +113,11 @@ describe('dify-aws against moto_server', () => {
     const secret = async (name: string, secretString: string) =>
       (await clients.secrets!.send(new CreateSecretCommand({ Name: name, SecretString: secretString, KmsKeyId: keyA })))
         .ARN!;
-    outputs.GatewayProviderKeysSecretArn = await secret('Dify/pool', JSON.stringify({ version: 1, providers: {} }));
+    // As a new stack leaves it: CloudFormation's generated placeholder, which the CLI reads as the empty pool.
+    outputs.GatewayProviderKeysSecretArn = await secret(
+      'Dify/pool',
+      JSON.stringify({ uninitialized: true, placeholder: 'GeneratedByCfn0' }),
+    );
     outputs.GatewayClientsSecretArn = await secret(
       'Dify/clients',
       JSON.stringify({ version: 1, clients: [], customDetectors: [] }),

@@ -4,6 +4,7 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import type { z } from 'zod';
+import { storedDocument } from './records';
 
 export interface DocumentSourceOptions<T> {
   readonly client: SecretsManagerClient;
@@ -11,6 +12,8 @@ export interface DocumentSourceOptions<T> {
   /** What the document is, for log lines ("provider key pool"). */
   readonly name: string;
   readonly schema: z.ZodType<T>;
+  /** The document a secret still holding CloudFormation's placeholder stands for (records.ts). */
+  readonly empty: T;
   /** Builds what the gateway uses from a parsed document; throwing rejects the version. */
   readonly accept: (document: T) => void;
   readonly log: (level: 'info' | 'warn', event: string, fields: Record<string, unknown>) => void;
@@ -52,7 +55,7 @@ export class DocumentSource<T> {
       if (value.VersionId === this.versionId) return;
       let parsed: T;
       try {
-        parsed = this.options.schema.parse(JSON.parse(value.SecretString ?? ''));
+        parsed = this.options.schema.parse(storedDocument(JSON.parse(value.SecretString ?? ''), this.options.empty));
       } catch (error) {
         const issues = (error as { issues?: Array<{ path: PropertyKey[]; message: string }> }).issues;
         log('warn', 'document_rejected', {

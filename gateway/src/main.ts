@@ -8,7 +8,13 @@ import { Guardrails } from './guardrails';
 import { bufferedStdout, Telemetry } from './log';
 import { KeyPool } from './pool';
 import { createRateLimiter } from './ratelimit';
-import { clientsDocumentSchema, type ClientsDocument, providerPoolSchema } from './records';
+import {
+  clientsDocumentSchema,
+  type ClientsDocument,
+  EMPTY_CLIENTS_DOCUMENT,
+  EMPTY_PROVIDER_POOL,
+  providerPoolSchema,
+} from './records';
 import { Gateway } from './server';
 import { probeDisabledKeys } from './probe';
 
@@ -60,6 +66,7 @@ export async function main(
     secretId: config.PROVIDER_KEYS_SECRET_ID,
     name: 'provider key pool',
     schema: providerPoolSchema,
+    empty: EMPTY_PROVIDER_POOL,
     accept: (document) => pool.load(document),
     log,
   });
@@ -68,6 +75,7 @@ export async function main(
     secretId: config.CLIENTS_SECRET_ID,
     name: 'client records',
     schema: clientsDocumentSchema,
+    empty: EMPTY_CLIENTS_DOCUMENT,
     accept: (document) => {
       const nextGuardrails = new Guardrails(document.customDetectors);
       const nextRegistry = new ClientRegistry(document, config.CLIENT_KEY_PEPPER);

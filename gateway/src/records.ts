@@ -97,6 +97,31 @@ export const clientsDocumentSchema = z.strictObject({
 });
 export type ClientsDocument = z.infer<typeof clientsDocumentSchema>;
 
+/** The documents a new stack starts from: no key, no client. */
+export const EMPTY_PROVIDER_POOL: ProviderPool = { version: 1, providers: {} };
+export const EMPTY_CLIENTS_DOCUMENT: ClientsDocument = { version: 1, clients: [], customDetectors: [] };
+
+/**
+ * What CloudFormation generates as each document secret's first value: a placeholder, never a
+ * document, so the template holds no document value that a change could write over the live key
+ * pool or client records. CloudFormation generates it once, at creation; the CLI writes the real
+ * documents. `GenerateStringKey` adds one random field (`placeholder`).
+ */
+export const UNINITIALIZED_TEMPLATE = '{"uninitialized":true}';
+
+/**
+ * The document a secret holds: its parsed JSON, or `empty` while the secret still holds the
+ * placeholder above (`uninitialized: true` and nothing but the generated field).
+ */
+export function storedDocument<T>(parsed: unknown, empty: T): unknown {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return parsed;
+  const record = parsed as Record<string, unknown>;
+  const placeholder =
+    record.uninitialized === true &&
+    Object.keys(record).every((key) => key === 'uninitialized' || key === 'placeholder');
+  return placeholder ? empty : parsed;
+}
+
 /**
  * Client keys read `dgw_<client id>_<43 base64url characters>` (32 random bytes), so the gateway finds the
  * record by id and then compares hashes in constant time.

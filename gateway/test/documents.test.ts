@@ -5,7 +5,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { DocumentSource } from '../src/documents';
-import { type ProviderPool, providerPoolSchema } from '../src/records';
+import { EMPTY_PROVIDER_POOL, type ProviderPool, providerPoolSchema } from '../src/records';
 import { MOTO_CREDENTIALS, type Moto, startMoto } from './helpers/moto';
 
 /** A document kept in Secrets Manager (moto_server on loopback), re-read when its version changes. */
@@ -37,6 +37,7 @@ describe('a document in Secrets Manager', () => {
       secretId: 'gw/pool',
       name: 'provider key pool',
       schema: providerPoolSchema,
+      empty: EMPTY_PROVIDER_POOL,
       accept: (d) => {
         accept(d);
         taken.push(d);
@@ -45,6 +46,28 @@ describe('a document in Secrets Manager', () => {
     });
     return { doc, lines, taken };
   };
+
+  it('reads CloudFormation’s placeholder as the empty document, and nothing else as empty', async () => {
+    // The stack generates `{"uninitialized":true,"placeholder":"<random>"}` once; the template holds no
+    // document value that could overwrite a live pool.
+    await client.send(
+      new CreateSecretCommand({ Name: 'gw/pool', SecretString: '{"uninitialized":true,"placeholder":"Xy7"}' }),
+    );
+    const { doc, taken } = source();
+    await doc.refresh();
+    expect(taken).toEqual([EMPTY_PROVIDER_POOL]);
+    // A document that merely carries the marker besides real content is not the placeholder.
+    await client.send(
+      new PutSecretValueCommand({
+        SecretId: 'gw/pool',
+        SecretString: '{"uninitialized":true,"version":1,"providers":{}}',
+      }),
+    );
+    const { doc: again, taken: none, lines } = source();
+    await again.refresh();
+    expect(none).toEqual([]);
+    expect(lines.join('\n')).toContain('document_rejected');
+  });
 
   it('loads the current version, and loads again only when a new version is current', async () => {
     await client.send(new CreateSecretCommand({ Name: 'gw/pool', SecretString: poolWith([{ id: 'a', key: KEY }]) }));

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, SecretValue } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -6,6 +6,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { IgnoreMode } from 'aws-cdk-lib';
+import { UNINITIALIZED_TEMPLATE } from '../../gateway/src/records';
 import type { TaskSizing } from '../config/sizing';
 import { acknowledge } from '../nag/acknowledge';
 import { repoPath } from '../paths';
@@ -21,8 +22,6 @@ import { DifyService } from './runtime/fargate-service';
 export const GATEWAY_ENDPOINT = { name: 'llm-gateway', port: 8080 } as const;
 
 /** The empty documents the gateway starts from; the operator CLI adds keys and clients (gateway/src/records.ts). */
-export const EMPTY_POOL = JSON.stringify({ version: 1, providers: {} });
-export const EMPTY_CLIENTS = JSON.stringify({ version: 1, clients: [], customDetectors: [] });
 
 export interface LlmGatewayProps {
   readonly runtime: EcsRuntime;
@@ -55,23 +54,29 @@ export class LlmGateway extends Construct {
 
   constructor(scope: Construct, id: string, props: LlmGatewayProps) {
     super(scope, id);
-    const document = (name: string, description: string, initial: string) =>
+    const document = (name: string, description: string) =>
       new secretsmanager.Secret(this, name, {
         description,
         encryptionKey: props.secretsKey,
-        // Not a secret: the empty document, so the gateway starts ready. Keys are written by the CLI.
-        secretStringValue: SecretValue.unsafePlainText(initial),
+        // Created once with a generated placeholder, which the gateway and the CLI read as the empty
+        // document (gateway/src/records.ts storedDocument); the CLI writes the real one. The template
+        // holds no document, so no template change can overwrite a live key pool or client records.
+        generateSecretString: {
+          secretStringTemplate: UNINITIALIZED_TEMPLATE,
+          generateStringKey: 'placeholder',
+          passwordLength: 16,
+          excludePunctuation: true,
+          includeSpace: false,
+        },
         removalPolicy: props.removalPolicy,
       });
     this.providerKeys = document(
       'ProviderKeys',
       'LLM gateway provider key pool (written by dify-aws keys; read by the gateway only)',
-      EMPTY_POOL,
     );
     this.clients = document(
       'Clients',
       'LLM gateway client records: keyed hashes, never keys (written by dify-aws clients)',
-      EMPTY_CLIENTS,
     );
     this.pepper = new secretsmanager.Secret(this, 'Pepper', {
       description: 'LLM gateway client key hashing key (HMAC-SHA256)',

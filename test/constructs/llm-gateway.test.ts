@@ -2,7 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { clientsDocumentSchema, providerPoolSchema } from '../../gateway/src/records';
+import {
+  clientsDocumentSchema,
+  EMPTY_CLIENTS_DOCUMENT,
+  EMPTY_PROVIDER_POOL,
+  providerPoolSchema,
+  storedDocument,
+  UNINITIALIZED_TEMPLATE,
+} from '../../gateway/src/records';
 import { repoPath } from '../../lib/paths';
 import { build, type Built, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
@@ -84,14 +91,25 @@ describe('LLM gateway on ECS', () => {
     expect(secrets).toEqual(['CLIENT_KEY_PEPPER', 'REDIS_PASSWORD', 'REDIS_USERNAME']);
   });
 
-  it('starts from empty documents that the gateway’s own schemas accept, with no key in the template', () => {
-    // Why: the template is readable by anyone who can read the stack; provider keys and client
-    // hashes are written later by the operator CLI, never at synth.
-    const value = (id: string) => json.Resources[id].Properties.SecretString as string;
-    const pool = providerPoolSchema.parse(JSON.parse(value(logicalId(gateway.providerKeys))));
-    expect(pool.providers).toEqual({});
-    const clients = clientsDocumentSchema.parse(JSON.parse(value(logicalId(gateway.clients))));
-    expect(clients.clients).toEqual([]);
+  it('creates its documents once as a placeholder that the gateway reads as empty, so the template owns no document', () => {
+    // Why: the template is readable by anyone who can read the stack, and a document value in it
+    // would be written over the live key pool and client records whenever it changed. Provider
+    // keys and client hashes are written by the operator CLI, never at synth.
+    for (const [secret, schema, empty] of [
+      [gateway.providerKeys, providerPoolSchema, EMPTY_PROVIDER_POOL],
+      [gateway.clients, clientsDocumentSchema, EMPTY_CLIENTS_DOCUMENT],
+    ] as const) {
+      const properties = json.Resources[logicalId(secret)].Properties;
+      expect(properties.SecretString).toBeUndefined();
+      const generate = properties.GenerateSecretString;
+      expect(generate).toMatchObject({
+        SecretStringTemplate: UNINITIALIZED_TEMPLATE,
+        GenerateStringKey: 'placeholder',
+      });
+      // What CloudFormation would store, read the way the gateway and the CLI read it.
+      const placeholder = { ...JSON.parse(generate.SecretStringTemplate), placeholder: 'GeneratedByCfn0' };
+      expect((schema as typeof providerPoolSchema).parse(storedDocument(placeholder, empty))).toEqual(empty);
+    }
     expect(json.Resources[logicalId(gateway.pepper)].Properties.GenerateSecretString.PasswordLength).toBe(64);
   });
 

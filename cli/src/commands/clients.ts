@@ -1,6 +1,11 @@
 import * as ipaddr from 'ipaddr.js';
 import { generateClientKey, hashClientKey } from '../../../gateway/src/client-keys';
-import { type ClientRecord, clientSchema, clientsDocumentSchema } from '../../../gateway/src/records';
+import {
+  type ClientRecord,
+  clientSchema,
+  clientsDocumentSchema,
+  EMPTY_CLIENTS_DOCUMENT,
+} from '../../../gateway/src/records';
 import type { Context } from '../context';
 import { SecretDocument } from '../documents';
 import { awsError, CliError } from '../errors';
@@ -48,6 +53,7 @@ export async function clients(
     stack.get('GatewayClientsSecretArn'),
     'client records',
     clientsDocumentSchema,
+    EMPTY_CLIENTS_DOCUMENT,
   );
   const document = await doc.read();
   const pepper = async () => {

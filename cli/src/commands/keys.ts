@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { probeRequest } from '../../../gateway/src/upstream';
-import { PROVIDERS, type ProviderName, type ProviderPool, providerPoolSchema } from '../../../gateway/src/records';
+import {
+  EMPTY_PROVIDER_POOL,
+  PROVIDERS,
+  type ProviderName,
+  type ProviderPool,
+  providerPoolSchema,
+} from '../../../gateway/src/records';
 import type { Context } from '../context';
 import { SecretDocument } from '../documents';
 import { CliError } from '../errors';
@@ -44,6 +50,7 @@ export async function keys(
     stack.get('GatewayProviderKeysSecretArn'),
     'provider key pool',
     providerPoolSchema,
+    EMPTY_PROVIDER_POOL,
   );
   const pool = await doc.read();
   switch (action) {
