@@ -387,6 +387,18 @@ describe('dify-aws against moto_server', () => {
       }
     });
 
+    /** `secrets rotate plugin-db-password` with moto's stack and secrets, and mocked ECS and Lambda. */
+    const rotatePluginDbPassword = () =>
+      cli(['secrets', 'rotate', 'plugin-db-password', '--yes'], '', {
+        clients: {
+          cloudFormation: clients.cfn,
+          secrets: clients.secrets,
+          kms: clients.kms,
+          ecs: new ECSClient({ region: REGION }),
+          lambda: new LambdaClient({ region: REGION }),
+        },
+      });
+
     it('rotates a database role’s password inside the VPC: pending first, the function sets it, then current', async () => {
       const ecs = mockClient(ECSClient);
       ecs.on(UpdateServiceCommand).resolves({});
@@ -402,15 +414,7 @@ describe('dify-aws against moto_server', () => {
       });
       const before = await value(outputs.DatabasePluginSecretArn);
       try {
-        const rotated = await cli(['secrets', 'rotate', 'plugin-db-password', '--yes'], '', {
-          clients: {
-            cloudFormation: clients.cfn,
-            secrets: clients.secrets,
-            kms: clients.kms,
-            ecs: new ECSClient({ region: REGION }),
-            lambda: new LambdaClient({ region: REGION }),
-          },
-        });
+        const rotated = await rotatePluginDbPassword();
         expect(rotated.code).toBe(0);
         const stored = JSON.parse(await value(outputs.DatabasePluginSecretArn));
         expect(stored).toMatchObject({ username: 'dify_plugin', host: 'db.example.internal' });
@@ -447,15 +451,7 @@ describe('dify-aws against moto_server', () => {
       });
       const before = await value(outputs.DatabasePluginSecretArn);
       try {
-        const failed = await cli(['secrets', 'rotate', 'plugin-db-password', '--yes'], '', {
-          clients: {
-            cloudFormation: clients.cfn,
-            secrets: clients.secrets,
-            kms: clients.kms,
-            ecs: new ECSClient({ region: REGION }),
-            lambda: new LambdaClient({ region: REGION }),
-          },
-        });
+        const failed = await rotatePluginDbPassword();
         expect(failed.code).toBe(1);
         expect(failed.err).toContain('role dify_plugin does not exist');
         expect(failed.err).toContain('The database and the current secret are unchanged');

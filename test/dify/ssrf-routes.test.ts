@@ -14,32 +14,26 @@ const PYTHON = '/usr/bin/python3';
 const PROXY = 'http://ssrf-proxy.dify.internal:3128';
 const REGION = 'eu-west-1';
 
-/** URLs a hostile workflow author or end user would aim the SSRF client at. */
-const HOSTILE = [
+/** What the environment-trusting clients (botocore, the service calls) may reach directly, and only that. */
+const DIRECT = [
   'http://169.254.170.2/v2/credentials/abc', // the task's IAM credentials
+  'http://api.dify.internal:5001/inner/api/invoke/llm',
+  'http://sandbox.dify.internal:8194/v1/sandbox/run',
+  'http://plugin-daemon.dify.internal:5002/plugin/x',
+  'http://llm-gateway.dify.internal:8080/v1/models',
+  `https://s3.${REGION}.amazonaws.com/some-bucket/key`,
+  `https://exfil-bucket.s3.${REGION}.amazonaws.com/key`,
+];
+
+/** URLs a hostile workflow author or end user would aim the SSRF client at: all of the above, and more. */
+const HOSTILE = [
+  ...DIRECT,
   'http://169.254.169.254/latest/meta-data/', // instance metadata
   'http://localhost:5001/console/api/setup',
   'http://127.0.0.1:5001/health',
-  'http://api.dify.internal:5001/inner/api/invoke/llm',
-  'http://sandbox.dify.internal:8194/v1/sandbox/run',
-  'http://plugin-daemon.dify.internal:5002/plugin/x',
-  'http://llm-gateway.dify.internal:8080/v1/models',
-  `https://s3.${REGION}.amazonaws.com/some-bucket/key`,
-  `https://exfil-bucket.s3.${REGION}.amazonaws.com/key`,
   `https://secretsmanager.${REGION}.amazonaws.com/`,
   'https://example.com/',
 ];
-
-/** What the environment-trusting clients (botocore, the service calls) may reach directly, and only that. */
-const DIRECT = new Set([
-  'http://169.254.170.2/v2/credentials/abc',
-  'http://api.dify.internal:5001/inner/api/invoke/llm',
-  'http://sandbox.dify.internal:8194/v1/sandbox/run',
-  'http://plugin-daemon.dify.internal:5002/plugin/x',
-  'http://llm-gateway.dify.internal:8080/v1/models',
-  `https://s3.${REGION}.amazonaws.com/some-bucket/key`,
-  `https://exfil-bucket.s3.${REGION}.amazonaws.com/key`,
-]);
 
 interface Routes {
   readonly ssrf: Record<string, string | null>;
@@ -106,7 +100,7 @@ describe('the SSRF proxy, as httpx routes each container’s requests', () => {
     (name) => {
       const [, environment] = containers.find(([container]) => container === name)!;
       const expected = Object.fromEntries(
-        HOSTILE.map((url) => [url, name !== 'sandbox' && DIRECT.has(url) ? null : PROXY]),
+        HOSTILE.map((url) => [url, name !== 'sandbox' && DIRECT.includes(url) ? null : PROXY]),
       );
       expect(routes(environment).default).toEqual(expected);
     },
