@@ -15,7 +15,9 @@ function tsFiles(dir) {
 
 rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['bin', 'lib', 'scripts', 'test/helpers'].flatMap(tsFiles),
+  // gateway/src/records.ts is the contract the app shares with the gateway and the CLI (the empty
+  // documents' placeholder); it is transpiled beside the app so that dist/ resolves it.
+  entryPoints: [...['bin', 'lib', 'scripts', 'test/helpers'].flatMap(tsFiles), 'gateway/src/records.ts'],
   outdir: 'dist',
   outbase: '.',
   format: 'cjs',
