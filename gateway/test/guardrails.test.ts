@@ -344,28 +344,31 @@ describe('custom detectors', () => {
   });
 });
 
-describe('prompt text extraction', () => {
+describe('what is screened: every string the provider reads', () => {
   const g = new Guardrails([{ name: 'secret', pattern: 'SECRET-[0-9]+', flags: '' }]);
   const screenAll = (route: Route, body: Record<string, unknown>) =>
     g.screen(route, frozen(body), (d) => (d === 'custom:secret' ? 'redact' : 'log'));
 
+  // Before, only message text was read: tool-call arguments, tool definitions, image and file parts,
+  // message names, `user`, `metadata` and `suffix` went to the provider unscreened. Every string leaf,
+  // object key and long integer is read now, wherever it sits.
   it.each<[string, Route, Record<string, unknown>, number]>([
     [
-      'chat: string content of every role',
+      'chat: content of every role, and tool-call arguments',
       'chat',
       {
         model: 'm',
         messages: [
           { role: 'system', content: 'SECRET-1' },
           { role: 'user', content: 'SECRET-2' },
-          { role: 'assistant', content: null, tool_calls: [{ id: 'c', function: { arguments: '{"a":"SECRET-9"}' } }] },
-          { role: 'tool', tool_call_id: 'c', content: 'SECRET-3' },
+          { role: 'assistant', content: null, tool_calls: [{ id: 'c', function: { arguments: '{"a":"SECRET-3"}' } }] },
+          { role: 'tool', tool_call_id: 'c', content: 'SECRET-4' },
         ],
       },
-      3,
+      4,
     ],
     [
-      'chat: text parts, not image parts',
+      'chat: text parts and image parts alike',
       'chat',
       {
         model: 'm',
@@ -374,43 +377,35 @@ describe('prompt text extraction', () => {
             role: 'user',
             content: [
               { type: 'text', text: 'SECRET-1' },
-              { type: 'image_url', image_url: { url: 'https://x/SECRET-9' } },
-              { type: 'text', text: 'and SECRET-2' },
+              { type: 'image_url', image_url: { url: 'https://x/SECRET-2' } },
+              { type: 'text', text: 'and SECRET-3' },
             ],
           },
         ],
       },
-      2,
+      3,
     ],
     [
-      'chat: never the model, user or other fields',
+      'chat: the model, user, metadata keys and values, and message names',
       'chat',
       {
-        model: 'SECRET-9',
-        user: 'SECRET-9',
-        metadata: { note: 'SECRET-9' },
-        messages: [{ role: 'user', name: 'SECRET-9', content: 'hello' }],
+        model: 'SECRET-1',
+        user: 'SECRET-2',
+        metadata: { 'SECRET-3': 'SECRET-4' },
+        messages: [{ role: 'user', name: 'SECRET-5', content: 'hello' }],
       },
-      0,
+      5,
     ],
-    ['completions: a string prompt', 'completions', { model: 'm', prompt: 'SECRET-1' }, 1],
-    ['completions: an array of prompts', 'completions', { model: 'm', prompt: ['SECRET-1', 'x', 'SECRET-2'] }, 2],
-    ['completions: token ids', 'completions', { model: 'm', prompt: [1, 2, 3], suffix: 'SECRET-9' }, 0],
-    ['embeddings: a string input', 'embeddings', { model: 'm', input: 'SECRET-1' }, 1],
-    ['embeddings: an array of inputs', 'embeddings', { model: 'm', input: ['SECRET-1', 'SECRET-2'] }, 2],
-    ['embeddings: token id arrays', 'embeddings', { model: 'm', input: [[1, 2], [3]] }, 0],
     [
-      'messages: a string system prompt and string content',
-      'messages',
-      {
-        model: 'm',
-        system: 'SECRET-1',
-        messages: [{ role: 'user', content: 'SECRET-2' }],
-      },
+      'completions: prompts and suffix',
+      'completions',
+      { model: 'm', prompt: ['SECRET-1', 'x'], suffix: 'SECRET-2' },
       2,
     ],
+    ['completions: token ids are not text', 'completions', { model: 'm', prompt: [1, 2, 3] }, 0],
+    ['embeddings: every input', 'embeddings', { model: 'm', input: ['SECRET-1', 'SECRET-2'] }, 2],
     [
-      'messages: system and content as blocks',
+      'messages: system, blocks, tool use, tool results, images and metadata',
       'messages',
       {
         model: 'm',
@@ -420,29 +415,45 @@ describe('prompt text extraction', () => {
             role: 'user',
             content: [
               { type: 'text', text: 'SECRET-2' },
-              { type: 'image', source: { type: 'base64', data: 'SECRET-9' } },
+              { type: 'image', source: { type: 'base64', data: 'SECRET-3' } },
             ],
           },
-          { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: { q: 'SECRET-9' } }] },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: { q: 'SECRET-4' } }] },
           {
             role: 'user',
             content: [
-              { type: 'tool_result', tool_use_id: 't', content: 'SECRET-3' },
-              { type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: 'SECRET-4' }] },
+              { type: 'tool_result', tool_use_id: 't', content: 'SECRET-5' },
+              { type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: 'SECRET-6' }] },
             ],
           },
         ],
-        metadata: { user_id: 'SECRET-9' },
+        metadata: { user_id: 'SECRET-7' },
       },
-      4,
+      7,
     ],
   ])('%s', (_name, route, body, count) => {
     const result = screenAll(route, body);
     expect(result.decisions).toEqual(count === 0 ? [] : [{ detector: 'custom:secret', action: 'redact', count }]);
-    const after = JSON.stringify(result.body);
-    // Every screened occurrence (1-8) is redacted; the fields that are not prompt text (SECRET-9) are as they were.
-    expect(after).not.toMatch(/SECRET-[1-8]/);
-    expect(after.match(/SECRET-9/g)?.length ?? 0).toBe(JSON.stringify(body).match(/SECRET-9/g)?.length ?? 0);
+    expect(JSON.stringify(result.body)).not.toMatch(/SECRET-[0-9]/);
+  });
+
+  it('reads a long integer as its digits, and redacts it to a string', () => {
+    const result = guardrails.screen(
+      'chat',
+      { model: 'm', messages: [{ role: 'user', content: 'x' }], seed: 4111111111111111 },
+      () => 'redact',
+    );
+    expect(result.decisions).toEqual([{ detector: 'credit_card', action: 'redact', count: 1 }]);
+    expect(result.body.seed).toBe('[REDACTED:credit_card]');
+  });
+
+  it('renames a redacted key in place, keeping the order of the others', () => {
+    const body = { model: 'm', input: 'x', user: 'u', metadata: { a: 1, 'jane@example.com': 2, z: 3 } } as Record<
+      string,
+      unknown
+    >;
+    const result = guardrails.screen('embeddings', frozen(body), () => 'redact');
+    expect(Object.keys(result.body.metadata as object)).toEqual(['a', '[REDACTED:email]', 'z']);
   });
 
   it('redacts in place of the original string, leaving the structure as it was', () => {
@@ -464,6 +475,61 @@ describe('prompt text extraction', () => {
         expect(g.screen(route, body, () => 'block').decisions).toEqual([]);
       }
     }
+  });
+});
+
+describe('normalized before matching, redacted in the original', () => {
+  it.each([
+    [
+      'full-width digits and hyphens',
+      'カード４１１１－１１１１－１１１１－１１１１です',
+      'カード[REDACTED:credit_card]です',
+    ],
+    ['Arabic-Indic digits', 'card ٤١١١ ١١١١ ١١١١ ١١١١ ok', 'card [REDACTED:credit_card] ok'],
+    ['mathematical digits (two UTF-16 units each)', 'card 𝟒𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏 ok', 'card [REDACTED:credit_card] ok'],
+    [
+      'zero-width spaces between the digits',
+      'card 4\u200b111 1111\u200b 1111 1111 ok',
+      'card [REDACTED:credit_card] ok',
+    ],
+    ['soft hyphens inside an address', 'to ja\u00adne@exam\u00adple.com now', 'to [REDACTED:email] now'],
+    ['a full-width at sign', 'to jane＠example.com now', 'to [REDACTED:email] now'],
+    ['no-break spaces as separators', 'card 4111\u00a01111\u00a01111\u00a01111 ok', 'card [REDACTED:credit_card] ok'],
+    ['a combining mark next to a match', 'é 4111 1111 1111 1111 é', 'é [REDACTED:credit_card] é'],
+  ])('%s', (_name, text, after) => {
+    expect(redacted(text)).toBe(after);
+  });
+
+  it('leaves text it does not change as the very same string', () => {
+    const body = { model: 'm', input: 'plain ASCII text, nothing to see' };
+    expect(guardrails.screen('embeddings', body, () => 'redact').body).toBe(body);
+  });
+});
+
+describe('a secret split between texts the model reads as one', () => {
+  const parts = (...texts: string[]) => ({
+    model: 'm',
+    messages: [{ role: 'user', content: texts.map((text) => ({ type: 'text', text })) }],
+  });
+  const turns = (...texts: string[]) => ({ model: 'm', messages: texts.map((content) => ({ role: 'user', content })) });
+
+  it.each([
+    ['a card number over two text parts', parts('my card is 4111 1111', ' 1111 1111 thanks'), 'credit_card'],
+    ['a card number over two messages', turns('my card is 4111 1111', '1111 1111'), 'credit_card'],
+    ['a card number over three parts', parts('card 4111', ' 1111 1111 ', '1111 ok'), 'credit_card'],
+    ['an address over two parts', parts('mail jane@exam', 'ple.com please'), 'email'],
+    ['an AWS key over two messages', turns('key AKIAIOSF', 'ODNN7EXAMPLE'), 'aws_access_key'],
+  ])('finds %s, and redacts both halves', (_name, body, detector) => {
+    const result = guardrails.screen('chat', body, () => 'redact');
+    expect(result.decisions.map((d) => d.detector)).toEqual([detector]);
+    const forwarded = JSON.stringify(result.body);
+    expect(forwarded).toContain(`[REDACTED:${detector}]`);
+    expect(forwarded).not.toMatch(/4111|jane|exam|AKIA/);
+  });
+
+  it('does not join unrelated numbers of two messages into a card', () => {
+    // 2026 1234 | 5678 9012: the second half alone passes no check; together they form no card either.
+    expect(guardrails.screen('chat', turns('in 2026 1234', '5678 9012 items'), () => 'log').decisions).toEqual([]);
   });
 });
 

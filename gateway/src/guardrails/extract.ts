@@ -1,72 +1,79 @@
-/** The request APIs whose prompts are screened. */
+/** The request APIs whose bodies are screened. */
 export type Route = 'chat' | 'completions' | 'embeddings' | 'messages';
 
-/** A string in the body that holds prompt text: `holder[key]`. Written back only on a redacted copy. */
-export interface TextSlot {
+/**
+ * A place in the body that holds text the provider reads: a string value, an object key, or an
+ * integer long enough to be an identifier (12 digits or more). Written back only on a redacted copy.
+ */
+export interface Leaf {
   readonly holder: Record<string, unknown> | unknown[];
   readonly key: string | number;
+  readonly kind: 'value' | 'key' | 'number';
   readonly text: string;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function stringAt(holder: Record<string, unknown> | unknown[], key: string | number): TextSlot[] {
-  const text = (holder as Record<string | number, unknown>)[key];
-  return typeof text === 'string' ? [{ holder, key, text }] : [];
-}
-
-/** A string, or an array of strings (token-id arrays and other values are not text and are skipped). */
-function stringOrStrings(holder: Record<string, unknown>, key: string): TextSlot[] {
-  const value = holder[key];
-  if (Array.isArray(value)) return value.flatMap((_, i) => stringAt(value, i));
-  return stringAt(holder, key);
-}
+/** Integers from this size on can hold a My Number (12 digits) or a card number. */
+const LONG_INTEGER = 1e11;
 
 /**
- * A `content` that is a string or an array of blocks, of which `{type: 'text', text}` is read. On the
- * Anthropic API, a `tool_result` block's own `content` (a string or text blocks) is read as well: it is
- * the counterpart of OpenAI's tool messages, and what a tool returned reaches the model as prompt.
+ * Every string the provider reads in a body, in document order (the order JSON.parse gives and
+ * JSON.stringify writes): string values at any depth, object keys, and long integers. Nothing is
+ * skipped by field name: tool definitions, tool-call arguments, tool results, documents, message
+ * names, image and file parts, `suffix`, `user` and `metadata` are all read, since the gateway
+ * forwards only the fields its allow-list admits and the provider reads all of them.
  */
-function content(holder: Record<string, unknown>, key: string, toolResults: boolean): TextSlot[] {
-  const value = holder[key];
-  if (!Array.isArray(value)) return stringAt(holder, key);
-  return value.flatMap((block) => {
-    if (!isObject(block)) return [];
-    if (block.type === 'text') return stringAt(block, 'text');
-    if (toolResults && block.type === 'tool_result') return content(block, 'content', false);
-    return [];
-  });
+export function leaves(body: unknown): Leaf[] {
+  const out: Leaf[] = [];
+  const visit = (holder: Record<string, unknown> | unknown[], key: string | number, value: unknown) => {
+    if (typeof value === 'string') out.push({ holder, key, kind: 'value', text: value });
+    else if (typeof value === 'number') {
+      if (Number.isInteger(value) && Math.abs(value) >= LONG_INTEGER) {
+        out.push({ holder, key, kind: 'number', text: String(value) });
+      }
+    } else if (Array.isArray(value)) value.forEach((item, i) => visit(value, i, item));
+    else if (isObject(value)) walkObject(value);
+  };
+  const walkObject = (object: Record<string, unknown>) => {
+    for (const key of Object.keys(object)) {
+      out.push({ holder: object, key, kind: 'key', text: key });
+      visit(object, key, object[key]);
+    }
+  };
+  if (isObject(body)) walkObject(body);
+  return out;
 }
 
-function messages(body: Record<string, unknown>, toolResults: boolean): TextSlot[] {
-  if (!Array.isArray(body.messages)) return [];
-  return body.messages.flatMap((message) => (isObject(message) ? content(message, 'content', toolResults) : []));
+/** Where a string sits: `holder[key]`. */
+export interface Slot {
+  readonly holder: Record<string, unknown> | unknown[];
+  readonly key: string | number;
 }
 
-/**
- * Every prompt text of a request body, in document order, per API; nothing else in the body is read:
- * - chat (`/v1/chat/completions`): each message's `content`, whatever its role (tool messages too), as
- *   a string or as `{type: 'text', text}` parts;
- * - completions: `prompt`, a string or strings;
- * - embeddings: `input`, a string or strings (token ids are not text);
- * - messages (Anthropic `/v1/messages`): `system` as a string or text blocks, then each message's
- *   `content` as a string, text blocks, or `tool_result` blocks holding either.
- * The order is stable, so the same body (or a structured clone of it) yields the same slots.
- */
-export function textSlots(route: Route, body: Record<string, unknown>): TextSlot[] {
-  switch (route) {
-    case 'chat':
-      return messages(body, false);
-    case 'completions':
-      return stringOrStrings(body, 'prompt');
-    case 'embeddings':
-      return stringOrStrings(body, 'input');
-    case 'messages':
-      return [...content(body, 'system', false), ...messages(body, true)];
+/** The text blocks of a `content` (a string, or blocks of which `text` ones count), Anthropic's tool results included. */
+function contentSlots(holder: Record<string, unknown> | unknown[], key: string | number, into: Slot[]): void {
+  const value = (holder as Record<string | number, unknown>)[key];
+  if (typeof value === 'string') into.push({ holder, key });
+  else if (Array.isArray(value)) {
+    for (const block of value) {
+      if (!isObject(block)) continue;
+      if (typeof block.text === 'string') into.push({ holder: block, key: 'text' });
+      else if (block.type === 'tool_result') contentSlots(block, 'content', into);
+    }
   }
 }
 
-/** Replaces the string a slot points at (used on the redacted copy only). */
-export function writeSlot(slot: TextSlot, text: string): void {
-  (slot.holder as Record<string | number, unknown>)[slot.key] = text;
+/**
+ * The strings a model reads as one conversation, in order: the system prompt, then each message's
+ * text parts. Two consecutive ones are also screened as if they were one text, so that a number or
+ * an address split between two parts or two messages is still found (see Guardrails).
+ */
+export function conversation(route: Route, body: Record<string, unknown>): Slot[] {
+  const slots: Slot[] = [];
+  if (route === 'messages') contentSlots(body, 'system', slots);
+  if ((route === 'chat' || route === 'messages') && Array.isArray(body.messages)) {
+    for (const message of body.messages) if (isObject(message)) contentSlots(message, 'content', slots);
+  }
+  return slots;
 }
