@@ -1,8 +1,8 @@
 // Bundles the gateway (and its benchmark) into single files with esbuild: the container runs
 // gateway/dist/main.js with no node_modules, and the tests start that same bundle as a process.
 //
-//   node gateway/build.mjs                      dist/main.js and dist/bench/bench.js
-//   node gateway/build.mjs --main-only          dist/main.js only (the Docker build: no bench in its context)
+//   node gateway/build.mjs                      dist/main.js, dist/screen-worker.js and dist/bench/bench.js
+//   node gateway/build.mjs --main-only          the gateway's two files only (the Docker build: no bench in its context)
 //   node gateway/build.mjs --outdir=<dir>       into <dir> instead of gateway/dist (tests, one dir each)
 import { build } from 'esbuild';
 import { dirname, join, resolve } from 'node:path';
@@ -23,6 +23,12 @@ const common = {
   logLevel: 'warning',
 };
 await build({ ...common, entryPoints: [join(here, 'src/main.ts')], outfile: join(outdir, 'main.js') });
+// The screening worker (src/screening.ts) runs a bundle of its own: the guardrails, not the server.
+await build({
+  ...common,
+  entryPoints: [join(here, 'src/screen-worker.ts')],
+  outfile: join(outdir, 'screen-worker.js'),
+});
 if (!process.argv.includes('--main-only')) {
   await build({ ...common, entryPoints: [join(here, 'bench/bench.ts')], outfile: join(outdir, 'bench/bench.js') });
 }

@@ -89,8 +89,8 @@ describe('the Valkey users, on a real redis-server', () => {
     );
     clients.push(limiter);
     await new Promise((resolve) => limiter.once('ready', resolve));
-    expect(await limiter.rateLimitAdmit('gw:rl:{client-1}:1', 10, 1000, 60_000)).toBeGreaterThanOrEqual(0);
-    expect(await limiter.rateLimitRecordTokens('gw:rl:{client-1}:1', 42, 60_000)).toBeGreaterThanOrEqual(0);
+    expect(await limiter.rateLimitLease('gw:rl:{client-1}:1', 10, 1000, 1, 42, 16, 100, 60_000)).toEqual([0, 1, 62]);
+    expect(await limiter.rateLimitAdjust('gw:rl:{client-1}:1', -1, -62, 60_000)).toBe(0);
     const gateway = as('gateway');
     await gateway.connect();
     await refused(gateway.get('gw:rl:{client-1}:1'));

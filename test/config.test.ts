@@ -24,6 +24,16 @@ describe('configuration: bad input is refused with a message naming the key and 
       ["context key 'bedrockModels' (item 1)", 'expected Bedrock model ids'],
     ],
     [
+      'a link-local network for the gateway’s providers (the metadata endpoints)',
+      { gatewayProviderPrivateCidrs: '10.1.0.0/16,169.254.0.0/16' },
+      ["context key 'gatewayProviderPrivateCidrs' (item 2)", "'169.254.0.0/16' is not a private network", 'link-local'],
+    ],
+    [
+      'a public network for the gateway’s private providers',
+      { gatewayProviderPrivateCidrs: '8.8.8.0/24' },
+      ["context key 'gatewayProviderPrivateCidrs' (item 1)", 'expected a block inside 10.0.0.0/8'],
+    ],
+    [
       'a PyPI mirror over plain HTTP',
       { pipMirrorUrl: 'http://pypi.example.com/simple' },
       ["context key 'pipMirrorUrl'", 'expected an https:// URL'],
@@ -224,6 +234,7 @@ describe('configuration: defaults', () => {
       enableExec: false,
       bedrockModels: [],
       fargateSpotWorker: false,
+      gatewayProviderPrivateCidrs: [],
     });
   });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseAllowedNetworks } from './provider-address';
 
 /** An unset variable and an empty one mean the same: the default (ECS passes empty strings through). */
 const blankAsUnset = (value: unknown) => (value === '' ? undefined : value);
@@ -47,6 +48,29 @@ export const configSchema = z.object({
   REDIS_USERNAME: z.preprocess(blankAsUnset, z.string().optional()),
   REDIS_PASSWORD: z.preprocess(blankAsUnset, z.string().optional()),
   SHUTDOWN_DRAIN_SECONDS: int(0, 3600, 25),
+  HEADERS_TIMEOUT_MS: int(100, 120_000, 10_000),
+  BODY_TIMEOUT_MS: int(100, 600_000, 30_000),
+  IDLE_TIMEOUT_MS: int(100, 600_000, 65_000),
+  SCREEN_INLINE_BYTES: int(0, 64 * 1024 * 1024, 64 * 1024),
+  SCREEN_BUDGET_MS: int(10, 60_000, 2000),
+  SCREEN_WORKERS: int(1, 16, 1),
+  SCREEN_QUEUE: int(1, 10_000, 32),
+  PROVIDER_ALLOWED_PRIVATE_CIDRS: z.preprocess(
+    blankAsUnset,
+    z
+      .string()
+      .optional()
+      .superRefine((value, context) => {
+        try {
+          parseAllowedNetworks(value);
+        } catch (error) {
+          context.addIssue({
+            code: 'custom',
+            message: `expected comma-separated private CIDRs: ${(error as Error).message}`,
+          });
+        }
+      }),
+  ),
   AWS_REGION: required('the AWS region (ECS sets it)'),
 });
 

@@ -1,10 +1,15 @@
+import type { ProviderName } from './records';
+
 /**
  * What an upstream outcome means for the key that produced it. Pure functions: the proxy decides
  * what to do, the pool what state the key is in.
  */
 export type Outcome =
   | 'success'
-  /** 401/403: the key is revoked or expired; disabled until the secret changes or a probe passes. */
+  /**
+   * The provider says the key itself is bad (revoked, invalid, deactivated, out of credit or quota):
+   * disabled for every client until its value changes or a probe passes.
+   */
   | 'auth'
   /** 429: the key cools down until the provider says it may be used again. */
   | 'rate_limited'
@@ -14,17 +19,22 @@ export type Outcome =
   | 'network'
   /** No first byte in time: retried on another key. */
   | 'timeout'
-  /** 400, 404, 413, 422 and other 4xx: the request's fault; passed through, never held against the key. */
+  /**
+   * 400, 403, 404, 413, 422 and other 4xx that do not say the key is bad: the request's own refusal
+   * (a model this key may not use, a region, a content policy, a bad parameter). Passed through to
+   * the client, never held against the key: one client's request cannot bench the pool.
+   */
   | 'client';
 
 /**
- * What an upstream outcome means: a status code the provider answered with, or the error an attempt
- * failed with before any answer (undici's error codes: timeouts, refused or reset connections).
+ * What an upstream outcome means by its status alone, or the error an attempt failed with before any
+ * answer (undici's error codes: timeouts, refused or reset connections). A 401 means the key; a 403
+ * alone does not (classifyAnswer reads the body).
  */
 export function classifyUpstream(result: number | unknown): Outcome {
   if (typeof result === 'number') {
     if (result >= 200 && result < 300) return 'success';
-    if (result === 401 || result === 403) return 'auth';
+    if (result === 401) return 'auth';
     if (result === 429) return 'rate_limited';
     if (result >= 400 && result < 500) return 'client';
     // 5xx, and 1xx/3xx that a JSON API never answers with (a redirecting base URL is a provider-side
@@ -36,6 +46,80 @@ export function classifyUpstream(result: number | unknown): Outcome {
   if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return 'timeout';
   if (typeof name === 'string' && /Timeout/i.test(name)) return 'timeout';
   return 'network';
+}
+
+/**
+ * OpenAI error codes (and Azure's) that mean the key cannot be used by anyone: invalid, deactivated,
+ * without an organization, out of quota or credit, past a spend limit, billing inactive. Matched on
+ * `error.code` first and `error.type` second, never on words in a message.
+ */
+const KEY_BAD_CODES = new Set([
+  'invalid_api_key',
+  'account_deactivated',
+  'no_organization',
+  'insufficient_quota',
+  'credit_balance_exhausted',
+  'organization_spend_limit_exceeded',
+  'project_spend_limit_exceeded',
+  'organization_usage_limit_exceeded',
+  'billing_not_active',
+  'billing_hard_limit_reached',
+  // Azure OpenAI: key authentication is switched off on the resource.
+  'AuthenticationTypeDisabled',
+]);
+
+/** Anthropic's 400 messages that mean the organization's key cannot be used (anchored prefixes). */
+const ANTHROPIC_KEY_BAD_MESSAGES = [
+  /^Your credit balance is too low/,
+  /^This organization has been disabled/,
+  /^You have reached your specified (workspace )?API usage limits/,
+];
+
+/** An outcome and, for a key-level one, why: a fixed phrase, never provider text. */
+export interface Classified {
+  readonly outcome: Outcome;
+  readonly reason?: string;
+}
+
+/**
+ * What a provider's answer means for the key that got it, from its status and its error body (read
+ * up to a bound): only answers that say the key itself is bad disable it. Covers OpenAI's and Azure's
+ * `{"error":{"code","type"}}` and Anthropic's `{"type":"error","error":{"type","message"}}`.
+ */
+export function classifyAnswer(provider: ProviderName, status: number, body: string): Classified {
+  const base = classifyUpstream(status);
+  if (base === 'success' || base === 'server') return { outcome: base };
+  let error: { code?: unknown; type?: unknown; message?: unknown; details?: { error_code?: unknown } } = {};
+  try {
+    const parsed = JSON.parse(body) as { error?: typeof error };
+    if (typeof parsed?.error === 'object' && parsed.error !== null) error = parsed.error;
+  } catch {
+    // not JSON: the status decides
+  }
+  const code = typeof error.code === 'string' ? error.code : undefined;
+  const type = typeof error.type === 'string' ? error.type : undefined;
+  const message = typeof error.message === 'string' ? error.message : '';
+  if (
+    (code !== undefined && KEY_BAD_CODES.has(code)) ||
+    type === 'insufficient_quota' ||
+    type === 'billing_not_active'
+  ) {
+    return { outcome: 'auth', reason: `the provider refused the key (${status} ${code ?? type})` };
+  }
+  if (provider === 'anthropic') {
+    // Sent only when the request carried an Origin header, which the gateway never forwards.
+    if (status === 401 && /^CORS requests are not allowed/.test(message)) return { outcome: 'client' };
+    if (status === 402 || type === 'billing_error')
+      return { outcome: 'auth', reason: 'billing problem at the provider (402)' };
+    if (status === 429 && error.details?.error_code === 'enforced_spend_limit_reached') {
+      return { outcome: 'auth', reason: 'the monthly spend limit is reached (429)' };
+    }
+    if (status === 400 && ANTHROPIC_KEY_BAD_MESSAGES.some((pattern) => pattern.test(message))) {
+      return { outcome: 'auth', reason: 'the organization cannot use the API (credit, limit or disabled)' };
+    }
+  }
+  if (base === 'auth') return { outcome: 'auth', reason: `the provider refused the key (${status})` };
+  return { outcome: base };
 }
 
 const TIMEOUT_CODES = new Set([

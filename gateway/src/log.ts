@@ -29,6 +29,31 @@ export function bufferedStdout(): { write: Writer; flush: () => void } {
   };
 }
 
+/** The longest string a log field keeps; the rest is cut and counted. */
+export const MAX_FIELD_CHARS = 256;
+/** The most items a list field keeps. */
+const MAX_ITEMS = 32;
+
+/**
+ * Every field bounded in length, however long what a client sent (a model name, a path): one line
+ * stays far below CloudWatch Logs' 256 KiB event limit, whatever the request.
+ */
+function bounded(fields: Record<string, unknown>, depth = 0): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) out[key.slice(0, 64)] = boundedValue(value, depth);
+  return out;
+}
+
+function boundedValue(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') {
+    return value.length <= MAX_FIELD_CHARS ? value : `${value.slice(0, MAX_FIELD_CHARS)}…(${value.length} chars)`;
+  }
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= 3) return '…';
+  if (Array.isArray(value)) return value.slice(0, MAX_ITEMS).map((item) => boundedValue(item, depth + 1));
+  return bounded(value as Record<string, unknown>, depth + 1);
+}
+
 /** Per-interval aggregates, written as one embedded-metric-format line per interval. */
 interface Aggregate {
   readonly dimensions: Record<string, string>;
@@ -56,11 +81,11 @@ export class Telemetry {
   ) {}
 
   log(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {
-    this.write(JSON.stringify({ time: new Date(this.now()).toISOString(), level, event, ...fields }));
+    this.write(JSON.stringify({ time: new Date(this.now()).toISOString(), level, event, ...bounded(fields) }));
   }
 
   audit(fields: Record<string, unknown>): void {
-    this.write(JSON.stringify({ time: new Date(this.now()).toISOString(), ...fields }));
+    this.write(JSON.stringify({ time: new Date(this.now()).toISOString(), ...bounded(fields) }));
   }
 
   /** Counts (`Count` unit) and observations (`Milliseconds`) under a set of dimensions. */

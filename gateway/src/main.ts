@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Agent } from './http-client';
+import { createDispatcher } from './http-client';
 import { ClientRegistry } from './clients';
 import { loadConfig } from './config';
 import { DocumentSource } from './documents';
-import { Guardrails } from './guardrails';
+import { Guardrails, prepareNormalizer } from './guardrails';
 import { bufferedStdout, Telemetry } from './log';
 import { KeyPool } from './pool';
 import { createRateLimiter } from './ratelimit';
@@ -17,6 +18,8 @@ import {
 } from './records';
 import { Gateway } from './server';
 import { probeDisabledKeys } from './probe';
+import { checkBaseUrlHost, parseAllowedNetworks } from './provider-address';
+import { Screener } from './screening';
 
 /** What a test may replace; the container uses the defaults. */
 export interface MainOptions {
@@ -26,6 +29,10 @@ export interface MainOptions {
   readonly probeIntervalMs?: number;
   /** How often the aggregated metrics are written. @default 10 s */
   readonly metricIntervalMs?: number;
+  /** Extra CA certificates for provider connections (tests: a throwaway CA). */
+  readonly providerCa?: string;
+  /** The script screening workers run. @default screen-worker.js beside this bundle */
+  readonly workerScript?: string;
 }
 
 /** Starts the gateway from the environment, the way the container runs it. */
@@ -35,6 +42,8 @@ export async function main(
 ): Promise<{ gateway: Gateway; stop: (signal?: string) => Promise<void> }> {
   const now = options.now ?? Date.now;
   const config = loadConfig(env);
+  const addressPolicy = parseAllowedNetworks(config.PROVIDER_ALLOWED_PRIVATE_CIDRS);
+  prepareNormalizer();
   const output = bufferedStdout();
   const telemetry = new Telemetry(output.write, now, options.metricIntervalMs ?? 10_000);
   // Endpoint from the SDK's own AWS_ENDPOINT_URL_SECRETS_MANAGER when set (tests: moto_server).
@@ -67,7 +76,17 @@ export async function main(
     name: 'provider key pool',
     schema: providerPoolSchema,
     empty: EMPTY_PROVIDER_POOL,
-    accept: (document) => pool.load(document),
+    accept: (document) => {
+      // A base URL that is an IP literal is checked now, naming the provider; a name when it resolves.
+      for (const [name, provider] of Object.entries(document.providers)) {
+        try {
+          checkBaseUrlHost(provider!.baseUrl, addressPolicy);
+        } catch (error) {
+          throw new Error(`providers.${name}.baseUrl: ${(error as Error).message}`, { cause: error });
+        }
+      }
+      pool.load(document);
+    },
     log,
   });
   const clientSource = new DocumentSource<ClientsDocument>({
@@ -95,14 +114,23 @@ export async function main(
             username: config.REDIS_USERNAME,
             password: config.REDIS_PASSWORD,
           },
-    onDegradedChange: (degraded) => {
+    onDegradedChange: (degraded: boolean) => {
       telemetry.log(degraded ? 'warn' : 'info', degraded ? 'rate_limit_local_fallback' : 'rate_limit_shared_again', {});
       telemetry.metric({ RateLimitDegraded: { value: degraded ? 1 : 0, unit: 'Count' } });
       telemetry.flushMetrics();
     },
   });
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256, pipelining: 1 });
+  const dispatcher = createDispatcher({ policy: addressPolicy, ca: options.providerCa });
+  const screener = new Screener({
+    workerScript: options.workerScript ?? join(__dirname, 'screen-worker.js'),
+    inlineBytes: config.SCREEN_INLINE_BYTES,
+    budgetMs: config.SCREEN_BUDGET_MS,
+    workers: config.SCREEN_WORKERS,
+    maxQueue: config.SCREEN_QUEUE,
+    log: (level, event, fields) => telemetry.log(level, event, fields),
+  });
   const gateway = new Gateway({
+    screener,
     pool,
     clients: () => registry,
     guardrails: () => guardrails,
@@ -118,6 +146,9 @@ export async function main(
     maxAttempts: config.MAX_ATTEMPTS,
     upstreamTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    headersTimeoutMs: config.HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: config.BODY_TIMEOUT_MS,
+    idleTimeoutMs: config.IDLE_TIMEOUT_MS,
   });
 
   await Promise.all([poolSource.refresh(), clientSource.refresh()]);
@@ -155,6 +186,7 @@ export async function main(
     while (gateway.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (gateway.activeRequests > 0) telemetry.log('warn', 'drain_timeout', { unfinished: gateway.activeRequests });
     gateway.server.closeAllConnections();
+    await screener.close();
     await limiter.close();
     await dispatcher.close();
     secrets.destroy();

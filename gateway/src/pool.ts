@@ -142,8 +142,8 @@ export class KeyPool {
     };
   }
 
-  /** Records what an attempt with a key led to. */
-  report(lease: Lease, outcome: Outcome, cooldownUntil?: number): void {
+  /** Records what an attempt with a key led to; `reason` says why a key is disabled (a fixed phrase). */
+  report(lease: Lease, outcome: Outcome, cooldownUntil?: number, reason?: string): void {
     const state = this.keys.get(lease.provider)?.find((s) => s.id === lease.keyId && s.key === lease.key);
     if (state === undefined) return; // removed or replaced while in flight: the new value owes nothing
     switch (outcome) {
@@ -154,7 +154,7 @@ export class KeyPool {
         return;
       case 'auth':
         state.failures += 1;
-        this.setHealth(state, 'disabled', 'provider refused the key (401/403)');
+        this.setHealth(state, 'disabled', reason ?? 'the provider refused the key');
         return;
       case 'rate_limited':
         state.failures += 1;

@@ -22,6 +22,10 @@ export type BuiltInDetector = (typeof BUILT_IN_DETECTORS)[number];
 export const GUARDRAIL_ACTIONS = ['block', 'redact', 'log'] as const;
 export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
 
+/** The APIs the gateway serves, as allow-lists name them. */
+export const APIS = ['chat', 'completions', 'embeddings', 'messages', 'count_tokens'] as const;
+export type Api = (typeof APIS)[number];
+
 const id = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,31}$/, 'an id is 1-32 characters: a lowercase letter, then lowercase letters, digits or -');
@@ -40,8 +44,15 @@ export const providerKeySchema = z.strictObject({
 export type ProviderKey = z.infer<typeof providerKeySchema>;
 
 export const providerSchema = z.strictObject({
-  /** Base URL without a trailing path, e.g. https://api.openai.com; for azure-openai the resource endpoint. */
-  baseUrl: z.url({ protocol: /^https?$/ }),
+  /**
+   * Base URL, e.g. https://api.openai.com; for azure-openai the resource endpoint. https only: a key
+   * never crosses a network in clear. Private, loopback and link-local addresses are refused by the
+   * gateway unless its deployment allows a private network (PROVIDER_ALLOWED_PRIVATE_CIDRS).
+   */
+  baseUrl: z
+    .url({ protocol: /^https$/, error: 'expected an https:// URL (a provider key is never sent in clear)' })
+    .refine((url) => !/^https:\/\/[^/]*@/.test(url), 'a base URL may not carry a user name or password')
+    .refine((url) => !/[?#]/.test(url), 'a base URL may not carry a query or a fragment'),
   /** Model ids served by this provider. A request's `model` picks the provider; ids must not repeat across providers. */
   models: z.array(z.string().min(1).max(200)).min(1),
   /** azure-openai only: the api-version query parameter. */
@@ -73,6 +84,19 @@ export const clientSchema = z.strictObject({
   /** Action per detector; a detector not listed uses `defaultGuardrailAction`. */
   guardrails: z.record(z.string(), z.enum(GUARDRAIL_ACTIONS)).default({}),
   defaultGuardrailAction: z.enum(GUARDRAIL_ACTIONS).default('block'),
+  /** Requests of this client one gateway replica works on at once; more get 429. */
+  maxInFlight: z.number().int().min(1).max(10_000).default(64),
+  /** What this client may send beyond the gateway's default allow-lists (policy.ts). */
+  forwarding: z
+    .strictObject({
+      /** Extra top-level body fields per API, e.g. { "chat": ["store"] }. */
+      fields: z.partialRecord(z.enum(APIS), z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/))).default({}),
+      /** Extra `anthropic-beta` values. */
+      anthropicBetas: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/)).default([]),
+      /** Extra tool types (a provider-side tool such as Anthropic's `web_search_20250305`). */
+      toolTypes: z.array(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/)).default([]),
+    })
+    .default({ fields: {}, anthropicBetas: [], toolTypes: [] }),
   disabled: z.boolean().default(false),
   createdAt: z.string().optional(),
 });

@@ -11,3 +11,7 @@ declare module 'undici/lib/api/api-request' {
   const request: unknown;
   export default request;
 }
+declare module 'undici/lib/core/connect' {
+  const buildConnector: unknown;
+  export default buildConnector;
+}

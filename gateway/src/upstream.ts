@@ -1,8 +1,7 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { ProviderConfig, ProviderName } from './records';
 
 /** The OpenAI-compatible and Anthropic operations the gateway forwards. */
-export type Operation = 'chat/completions' | 'completions' | 'embeddings' | 'messages';
+export type Operation = 'chat/completions' | 'completions' | 'embeddings' | 'messages' | 'messages/count_tokens';
 
 export interface UpstreamRequest {
   readonly url: string;
@@ -30,7 +29,8 @@ function withV1(baseUrl: string): string {
 
 /**
  * Where one attempt goes and how it authenticates. The client's own credentials are never
- * forwarded: only the content type, what the client accepts, and Anthropic's version headers.
+ * forwarded: only what the client accepts and, for Anthropic, the version and beta headers that
+ * policy.ts checked (`anthropic`).
  */
 export function upstreamRequest(
   provider: ProviderName,
@@ -38,11 +38,12 @@ export function upstreamRequest(
   key: string,
   operation: Operation,
   model: string,
-  clientHeaders: IncomingHttpHeaders,
+  accept: string | undefined,
+  anthropic: Record<string, string> = {},
 ): UpstreamRequest {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
-    accept: typeof clientHeaders.accept === 'string' ? clientHeaders.accept : 'application/json',
+    accept: accept ?? 'application/json',
     'user-agent': 'dify-llm-gateway',
     // Uncompressed, so the answer passes through byte for byte and its usage can be read on the way.
     'accept-encoding': 'identity',
@@ -60,17 +61,13 @@ export function upstreamRequest(
         'api-key': key,
       });
     }
-    case 'anthropic': {
-      const version =
-        typeof clientHeaders['anthropic-version'] === 'string' ? clientHeaders['anthropic-version'] : '2023-06-01';
-      const beta = clientHeaders['anthropic-beta'];
-      return split(`${trim(config.baseUrl)}/v1/messages`, {
+    case 'anthropic':
+      return split(`${trim(config.baseUrl)}/v1/${operation}`, {
         ...headers,
         'x-api-key': key,
-        'anthropic-version': version,
-        ...(typeof beta === 'string' ? { 'anthropic-beta': beta } : {}),
+        'anthropic-version': '2023-06-01',
+        ...anthropic,
       });
-    }
   }
 }
 

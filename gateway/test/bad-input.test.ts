@@ -100,7 +100,7 @@ describe('a generated suite of malformed requests', () => {
       // Short, so the slow cases end in bounded time: a client that never finishes its headers or
       // its body gets a 408 instead of holding a connection.
       headersTimeoutMs: 1000,
-      requestTimeoutMs: 1500,
+      bodyTimeoutMs: 1500,
     });
     port = Number(new URL(gw.url).port);
   });

@@ -222,13 +222,17 @@ describe('the gateway in front of a fake provider', () => {
       const json = await call(gw.url, {
         path: '/v1/messages',
         body,
-        headers: { 'x-api-key': gw.keys.dify, 'anthropic-version': '2023-01-01', 'anthropic-beta': 'tools-2024' },
+        headers: {
+          'x-api-key': gw.keys.dify,
+          'anthropic-version': '2023-01-01',
+          'anthropic-beta': 'prompt-caching-2024-07-31, context-1m-2025-08-07',
+        },
       });
       expect(json.status).toBe(200);
       expect(provider.received[0].headers).toMatchObject({
         'x-api-key': PROVIDER_KEYS[0],
         'anthropic-version': '2023-01-01',
-        'anthropic-beta': 'tools-2024',
+        'anthropic-beta': 'prompt-caching-2024-07-31,context-1m-2025-08-07',
       });
       const stream = await call(gw.url, {
         path: '/v1/messages',
@@ -291,10 +295,17 @@ describe('the gateway in front of a fake provider', () => {
       expect(g.audits('attempt').map((a) => a.outcome)).toEqual(['network', 'timeout', 'success']);
     });
 
-    it.each(['401', '403'] as const)(
-      'disables a key the provider refuses (%s), re-reads the pool at once, and starts it over when its value changes',
-      async (status) => {
-        provider.behave(PROVIDER_KEYS[0], status);
+    // Only answers that say the key itself is bad disable it: a 401, a quota or billing code, key
+    // authentication switched off. A 403 that is about the request (a region, a permission for one
+    // resource) used to disable the key too, so one client's request could bench the whole pool.
+    it.each([
+      ['401 invalid_api_key', '401'],
+      ['429 insufficient_quota', 'quota'],
+      ['403 AuthenticationTypeDisabled (Azure)', 'key-auth-disabled'],
+    ] as const)(
+      'disables a key the provider says is bad (%s), re-reads the pool at once, and starts it over when its value changes',
+      async (_name, behaviour) => {
+        provider.behave(PROVIDER_KEYS[0], behaviour);
         provider.behave(PROVIDER_KEYS[1], 'ok');
         let rereads = 0;
         const g = await start(PROVIDER_KEYS.slice(0, 2), { onKeyRejected: () => (rereads += 1) });
@@ -319,6 +330,59 @@ describe('the gateway in front of a fake provider', () => {
         expect(sentWith(PROVIDER_KEYS[2])).toHaveLength(1);
       },
     );
+
+    it.each([
+      ['a region refusal (403 unsupported_country_region_territory)', '403', 'openai', 403],
+      ['a permission refusal for one resource (Anthropic 403 permission_error)', 'permission', 'anthropic', 403],
+    ] as const)('relays %s to the client and leaves every key healthy', async (_name, behaviour, kind, status) => {
+      for (const key of PROVIDER_KEYS) provider.behave(key, behaviour);
+      const anthropic = kind === 'anthropic';
+      const g = await startGateway({
+        pool: poolOf(
+          provider.url,
+          PROVIDER_KEYS.map((key, i) => ({ id: `k${i + 1}`, key })),
+          kind,
+          [anthropic ? 'claude-test' : 'gpt-test'],
+        ),
+      });
+      gw = g;
+      const body = anthropic
+        ? { model: 'claude-test', max_tokens: 9, messages: [{ role: 'user', content: 'hi' }] }
+        : chat();
+      for (let i = 0; i < 3; i++) {
+        const reply = await call(g.url, {
+          path: anthropic ? '/v1/messages' : '/v1/chat/completions',
+          key: g.keys.dify,
+          body,
+        });
+        expect(reply.status).toBe(status);
+        expect(JSON.parse(reply.body).error.type).toBe(anthropic ? 'permission_error' : 'request_forbidden');
+      }
+      expect(g.pool.snapshot()[kind].every((k) => k.health === 'healthy')).toBe(true);
+      expect(g.audits('attempt').map((a) => a.outcome)).toEqual(['client', 'client', 'client']);
+      expect(g.audits('request').map((a) => a.errorClass)).toEqual(Array(3).fill('upstream_rejected_request'));
+    });
+
+    it('disables an Anthropic key whose organization has no credit left (400 with that message), not one with a bad parameter', async () => {
+      provider.behave(PROVIDER_KEYS[0], 'no-credit');
+      provider.behave(PROVIDER_KEYS[1], 'ok');
+      const g = await startGateway({
+        pool: poolOf(
+          provider.url,
+          PROVIDER_KEYS.slice(0, 2).map((key, i) => ({ id: `k${i + 1}`, key })),
+          'anthropic',
+          ['claude-test'],
+        ),
+        strategy: 'least-in-flight',
+      });
+      gw = g;
+      const body = { model: 'claude-test', max_tokens: 9, messages: [{ role: 'user', content: 'hi' }] };
+      expect((await call(g.url, { path: '/v1/messages', key: g.keys.dify, body })).status).toBe(200);
+      expect(g.pool.snapshot().anthropic.map((k) => k.health)).toEqual(['disabled', 'healthy']);
+      provider.behave(PROVIDER_KEYS[1], '400');
+      expect((await call(g.url, { path: '/v1/messages', key: g.keys.dify, body })).status).toBe(400);
+      expect(g.pool.snapshot().anthropic.map((k) => k.health)).toEqual(['disabled', 'healthy']);
+    });
 
     it('re-enables a disabled key when a probe with it passes, and keeps it disabled while it fails', async () => {
       provider.behave(PROVIDER_KEYS[0], '401');
@@ -389,7 +453,9 @@ describe('the gateway in front of a fake provider', () => {
       g = await start(PROVIDER_KEYS.slice(0, 2));
       reply = await post(g);
       expect([reply.status, errorOf(reply).type]).toEqual([502, 'upstream_error']);
-      expect(g.audits('attempt')).toHaveLength(2);
+      // Every attempt is used: after both keys failed with a 5xx, the third tries a key again.
+      const keyIds = g.audits('attempt').map((a) => a.keyId);
+      expect([keyIds.length, new Set(keyIds.slice(0, 2)).size]).toEqual([3, 2]);
       allLines.push(...g.lines);
       await g.close();
 

@@ -1,4 +1,11 @@
-import { classifyUpstream, cooldownUntil, DEFAULT_COOLDOWN_MS, parseDuration, retryable } from '../src/failure';
+import {
+  classifyAnswer,
+  classifyUpstream,
+  cooldownUntil,
+  DEFAULT_COOLDOWN_MS,
+  parseDuration,
+  retryable,
+} from '../src/failure';
 import { KeyPool, type Strategy } from '../src/pool';
 import { providerPoolSchema } from '../src/records';
 
@@ -7,7 +14,7 @@ import { providerPoolSchema } from '../src/records';
 const poolDoc = (keys: Array<{ id: string; key: string; weight?: number; enabled?: boolean }>) =>
   providerPoolSchema.parse({
     version: 1,
-    providers: { openai: { baseUrl: 'http://127.0.0.1:9', models: ['m'], keys } },
+    providers: { openai: { baseUrl: 'https://127.0.0.1:9', models: ['m'], keys } },
   });
 
 describe('failure classification', () => {
@@ -15,7 +22,8 @@ describe('failure classification', () => {
     [200, 'success'],
     [201, 'success'],
     [401, 'auth'],
-    [403, 'auth'],
+    // A 403 alone says nothing about the key (a region, one resource): classifyAnswer reads the body.
+    [403, 'client'],
     [429, 'rate_limited'],
     [500, 'server'],
     [502, 'server'],
@@ -40,6 +48,116 @@ describe('failure classification', () => {
     [undefined, 'network'],
   ] as const)('error %j is %s', (error, outcome) => {
     expect(classifyUpstream(error)).toBe(outcome);
+  });
+
+  // Bodies as the providers send them (gateway/src/failure.ts cites where each was seen).
+  const openai = (code: string | null, type: string) =>
+    JSON.stringify({ error: { message: 'm', type, param: null, code } });
+  const anthropic = (type: string, message: string, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ type: 'error', error: { type, message, ...extra } });
+  it.each([
+    ['OpenAI invalid key', 'openai', 401, openai('invalid_api_key', 'invalid_request_error'), 'auth'],
+    ['OpenAI deactivated account', 'openai', 401, openai('account_deactivated', 'invalid_request_error'), 'auth'],
+    ['OpenAI out of quota', 'openai', 429, openai('insufficient_quota', 'insufficient_quota'), 'auth'],
+    ['OpenAI spend limit', 'openai', 429, openai('project_spend_limit_exceeded', 'insufficient_quota'), 'auth'],
+    ['OpenAI billing inactive, code null', 'openai', 429, openai(null, 'billing_not_active'), 'auth'],
+    ['OpenAI rate limit', 'openai', 429, openai('rate_limit_exceeded', 'requests'), 'rate_limited'],
+    [
+      'OpenAI region refusal',
+      'openai',
+      403,
+      openai('unsupported_country_region_territory', 'request_forbidden'),
+      'client',
+    ],
+    ['OpenAI model access', 'openai', 403, openai('model_not_found', 'invalid_request_error'), 'client'],
+    ['OpenAI bad parameter', 'openai', 400, openai(null, 'invalid_request_error'), 'client'],
+    [
+      'Azure key authentication off',
+      'azure-openai',
+      403,
+      JSON.stringify({ error: { code: 'AuthenticationTypeDisabled', message: 'm' } }),
+      'auth',
+    ],
+    [
+      'Azure firewall',
+      'azure-openai',
+      403,
+      JSON.stringify({ error: { code: '403', message: 'Access denied due to Virtual Network/Firewall rules.' } }),
+      'client',
+    ],
+    [
+      'Azure invalid key',
+      'azure-openai',
+      401,
+      JSON.stringify({ error: { code: '401', message: 'Access denied due to invalid subscription key' } }),
+      'auth',
+    ],
+    ['Anthropic invalid key', 'anthropic', 401, anthropic('authentication_error', 'invalid x-api-key'), 'auth'],
+    [
+      'Anthropic CORS refusal',
+      'anthropic',
+      401,
+      anthropic('authentication_error', 'CORS requests are not allowed for this Organization'),
+      'client',
+    ],
+    ['Anthropic billing', 'anthropic', 402, anthropic('billing_error', 'There is an issue with your billing'), 'auth'],
+    [
+      'Anthropic no credit',
+      'anthropic',
+      400,
+      anthropic('invalid_request_error', 'Your credit balance is too low to access the Anthropic API.'),
+      'auth',
+    ],
+    [
+      'Anthropic organization disabled',
+      'anthropic',
+      400,
+      anthropic('invalid_request_error', 'This organization has been disabled.'),
+      'auth',
+    ],
+    [
+      'Anthropic spend limit',
+      'anthropic',
+      429,
+      anthropic('rate_limit_error', 'limit', { details: { error_code: 'enforced_spend_limit_reached' } }),
+      'auth',
+    ],
+    [
+      'Anthropic rate limit',
+      'anthropic',
+      429,
+      anthropic('rate_limit_error', 'Number of requests has exceeded your rate limit'),
+      'rate_limited',
+    ],
+    [
+      'Anthropic permission for one resource',
+      'anthropic',
+      403,
+      anthropic('permission_error', 'no permission'),
+      'client',
+    ],
+    [
+      'Anthropic edge block',
+      'anthropic',
+      403,
+      JSON.stringify({ error: { type: 'forbidden', message: 'Request not allowed' } }),
+      'client',
+    ],
+    [
+      'Anthropic message that merely mentions credit',
+      'anthropic',
+      400,
+      anthropic('invalid_request_error', 'messages: the credit balance field is wrong'),
+      'client',
+    ],
+    ['a 403 that is not JSON', 'openai', 403, '<html>forbidden</html>', 'client'],
+    ['a 503', 'openai', 503, openai('server_error', 'server_error'), 'server'],
+  ] as const)('%s is %s', (_name, provider, status, body, outcome) => {
+    const classified = classifyAnswer(provider, status, body);
+    expect(classified.outcome).toBe(outcome);
+    // The reason is a fixed phrase with the status and code at most, never provider text.
+    if (classified.reason !== undefined)
+      expect(classified.reason).not.toMatch(/credit balance|invalid x-api-key|Access denied/);
   });
 
   it('retries on another key only for key and provider failures, never for the client’s own 4xx', () => {
@@ -269,8 +387,8 @@ describe('the key pool', () => {
       providerPoolSchema.parse({
         version: 1,
         providers: {
-          openai: { baseUrl: 'http://127.0.0.1:9', models: ['gpt-x', 'emb'], keys: [] },
-          anthropic: { baseUrl: 'http://127.0.0.1:9', models: ['claude-x'], keys: [] },
+          openai: { baseUrl: 'https://127.0.0.1:9', models: ['gpt-x', 'emb'], keys: [] },
+          anthropic: { baseUrl: 'https://127.0.0.1:9', models: ['claude-x'], keys: [] },
         },
       }),
     );

@@ -9,6 +9,7 @@ import { fixedBytes } from './helpers/harness';
 import { MOTO_CREDENTIALS, type Moto, startMoto } from './helpers/moto';
 import { startProcess, stopProcess, waitFor } from './helpers/processes';
 import { type RedisServer, startRedis } from './helpers/redis';
+import { loopbackCertificate } from './helpers/tls';
 
 /**
  * The container's way: gateway/build.mjs bundles main.js, and `node main.js` runs as its own process
@@ -101,6 +102,9 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
       REDIS_HOST: '127.0.0.1',
       REDIS_PORT: String(redis.port),
       REDIS_TLS: 'false',
+      // The fake provider serves HTTPS on loopback with a throwaway certificate (helpers/tls.ts).
+      NODE_EXTRA_CA_CERTS: loopbackCertificate().certPath,
+      PROVIDER_ALLOWED_PRIVATE_CIDRS: '127.0.0.1/32',
       ...extraEnv,
     });
     const started = { ...replica, url: `http://127.0.0.1:${port}` };
@@ -153,6 +157,9 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
         PATH: process.env.PATH,
         PORT: 'eighty',
         POOL_STRATEGY: 'random',
+        BODY_TIMEOUT_MS: 'soon',
+        SCREEN_WORKERS: '0',
+        PROVIDER_ALLOWED_PRIVATE_CIDRS: '10.0.0.0/8,169.254.0.0/16',
         PROVIDER_KEYS_SECRET_ID: 'x',
         CLIENT_KEY_PEPPER: PEPPER,
         AWS_REGION: 'us-east-1',
@@ -166,6 +173,11 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
     expect(line.message).toContain('PORT: expected a whole number from 1 to 65535');
     expect(line.message).toContain('POOL_STRATEGY: expected one of weighted-round-robin, least-in-flight');
     expect(line.message).toContain('CLIENTS_SECRET_ID: required');
+    expect(line.message).toContain('BODY_TIMEOUT_MS: expected a whole number from 100 to 600000');
+    expect(line.message).toContain('SCREEN_WORKERS: expected 1 at least');
+    expect(line.message).toContain(
+      "PROVIDER_ALLOWED_PRIVATE_CIDRS: expected comma-separated private CIDRs: '169.254.0.0/16' is a linkLocal range, which a provider may never use",
+    );
     expect(result.stderr + result.stdout).not.toContain(PEPPER);
   });
 

@@ -41,6 +41,8 @@ function rawClient(port: number, password?: string): Redis {
   return client;
 }
 
+const allowed = { allowed: true, ticket: expect.any(Object) };
+
 /** Admits a probe client until the limiter answers from Redis. */
 async function connected(limiter: RateLimiter): Promise<void> {
   await until('the limiter answers from Redis', async () => {
@@ -69,9 +71,23 @@ describe('the local limiter (no Redis configured)', () => {
     expect((await admitMany(limiter, 'a', 3, limits)).map((r) => r.allowed)).toEqual([true, true, false]);
     expect((await limiter.admit('b', limits)).allowed).toBe(true);
     clock += WINDOW_MS;
-    await limiter.recordTokens('a', 100);
+    const admitted = await limiter.admit('a', limits, 10);
+    if (!admitted.allowed) throw new Error('not admitted');
+    await limiter.settle(admitted.ticket, 100);
     expect(await limiter.admit('a', limits)).toEqual({ allowed: false, reason: 'tokens', retryAfterSeconds: 60 });
     expect([limiter.degraded, changes]).toEqual([false, []]);
+  });
+
+  it('reserves tokens at admission and gives back what a request did not use', async () => {
+    const limiter = limiterFor({ now: () => START });
+    const limits = { requestsPerMinute: 100, tokensPerMinute: 1000 };
+    const first = await limiter.admit('a', limits, 600);
+    expect(first.allowed).toBe(true);
+    // 600 of 1000 are reserved: a second reservation of 600 does not fit, one of 400 does.
+    expect(await limiter.admit('a', limits, 600)).toMatchObject({ allowed: false, reason: 'tokens' });
+    if (!first.allowed) throw new Error('not admitted');
+    await limiter.settle(first.ticket, 100);
+    expect((await limiter.admit('a', limits, 600)).allowed).toBe(true);
   });
 });
 
@@ -102,28 +118,76 @@ describe('the shared limiter, through a real redis-server', () => {
     await connected(limiter);
     const results = await admitMany(limiter, 'dify', 5);
     expect(results).toEqual([
-      { allowed: true },
-      { allowed: true },
-      { allowed: true },
+      allowed,
+      allowed,
+      allowed,
       { allowed: false, reason: 'requests', retryAfterSeconds: 45 },
       { allowed: false, reason: 'requests', retryAfterSeconds: 45 },
     ]);
-    // Refused requests are not counted: the window holds exactly what was admitted.
+    // Refused requests are not counted: with a small limit every lease is one request, so the window
+    // holds exactly what was admitted.
     const raw = rawClient(server.port);
-    expect(await raw.hgetall(windowKey(keyPrefix, 'dify', windowOf(clock)))).toEqual({ r: '3' });
+    expect(await raw.hget(windowKey(keyPrefix, 'dify', windowOf(clock)), 'r')).toBe('3');
     expect(limiter.degraded).toBe(false);
   });
 
-  it('refuses once the tokens recorded in the window reach tokensPerMinute, whatever requests remain', async () => {
+  it('refuses a reservation that does not fit in what is left of tokensPerMinute, whatever requests remain', async () => {
     const clock = START;
     const limiter = shared(() => clock, prefix());
     await connected(limiter);
     const limits = { requestsPerMinute: 100, tokensPerMinute: 1000 };
-    expect((await limiter.admit('dify', limits)).allowed).toBe(true);
-    await limiter.recordTokens('dify', 999);
-    expect((await limiter.admit('dify', limits)).allowed).toBe(true);
-    await limiter.recordTokens('dify', 1);
-    expect(await limiter.admit('dify', limits)).toEqual({ allowed: false, reason: 'tokens', retryAfterSeconds: 60 });
+    const first = await limiter.admit('dify', limits, 10);
+    if (!first.allowed) throw new Error('not admitted');
+    await limiter.settle(first.ticket, 999);
+    expect((await limiter.admit('dify', limits, 1)).allowed).toBe(true);
+    expect(await limiter.admit('dify', limits, 1)).toEqual({ allowed: false, reason: 'tokens', retryAfterSeconds: 60 });
+  });
+
+  it('counts tokens used beyond the reservation and the lease in Redis, for every replica to see', async () => {
+    const clock = START;
+    const keyPrefix = prefix();
+    const [a, b] = [shared(() => clock, keyPrefix), shared(() => clock, keyPrefix)];
+    await connected(a);
+    await connected(b);
+    const limits = { requestsPerMinute: 100, tokensPerMinute: 10_000 };
+    const ticket = await a.admit('dify', limits, 100);
+    if (!ticket.allowed) throw new Error('not admitted');
+    await a.settle(ticket.ticket, 9_900);
+    // Replica b never saw the request, yet the window is full for it too.
+    expect(await b.admit('dify', limits, 200)).toMatchObject({ allowed: false, reason: 'tokens' });
+  });
+
+  it('admits from a lease: a thousand admissions take a handful of Redis round trips, and stop at the limit', async () => {
+    const clock = START;
+    const keyPrefix = prefix();
+    const limiter = shared(() => clock, keyPrefix);
+    await connected(limiter);
+    const raw = rawClient(server.port);
+    await raw.call('CONFIG', 'RESETSTAT');
+    const limits = { requestsPerMinute: 1000, tokensPerMinute: 1e9 };
+    const results = await admitMany(limiter, 'dify', 1010, limits);
+    expect(results.filter((r) => r.allowed)).toHaveLength(1000);
+    const stats = String(await raw.call('INFO', 'commandstats'));
+    const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    // Each lease is 1/16 of what is left (at most 100): about 60 leases for 1000 requests.
+    expect(calls('evalsha') + calls('eval')).toBeLessThan(100);
+    expect(await raw.hget(windowKey(keyPrefix, 'dify', windowOf(clock)), 'r')).toBe('1000');
+  });
+
+  it('gives back what it leased and did not use when it closes, without reporting an outage', async () => {
+    const clock = START;
+    const keyPrefix = prefix();
+    const changes: boolean[] = [];
+    const limiter = shared(() => clock, keyPrefix, { onDegradedChange: (d) => changes.push(d) });
+    await connected(limiter);
+    changes.length = 0;
+    const raw = rawClient(server.port);
+    const key = windowKey(keyPrefix, 'dify', windowOf(clock));
+    await limiter.admit('dify', { requestsPerMinute: 1600, tokensPerMinute: 1e9 }, 5);
+    expect(Number(await raw.hget(key, 'r'))).toBe(100);
+    await limiter.close();
+    expect(await raw.hmget(key, 'r', 't')).toEqual(['1', '5']);
+    expect(changes).toEqual([]);
   });
 
   it('starts a new window each minute of the injected clock, and lets Redis expire the old one', async () => {
@@ -134,9 +198,8 @@ describe('the shared limiter, through a real redis-server', () => {
     const limits = { requestsPerMinute: 1, tokensPerMinute: 10 };
     expect((await admitMany(limiter, 'dify', 2, limits)).map((r) => r.allowed)).toEqual([true, false]);
     expect(await limiter.admit('dify', limits)).toMatchObject({ retryAfterSeconds: 1 });
-    await limiter.recordTokens('dify', 10);
     clock += 500;
-    expect(await limiter.admit('dify', limits)).toEqual({ allowed: true });
+    expect(await limiter.admit('dify', limits)).toEqual(allowed);
     expect(await limiter.admit('dify', limits)).toEqual({ allowed: false, reason: 'requests', retryAfterSeconds: 60 });
     const raw = rawClient(server.port);
     const ttl = await raw.pttl(windowKey(keyPrefix, 'dify', windowOf(clock) - 1));
@@ -188,7 +251,8 @@ describe('the shared limiter, through a real redis-server', () => {
     const pauser = rawClient(server.port);
     // CLIENT PAUSE holds every other client's commands for 2 s: an admission in the meantime must not wait for it.
     await pauser.call('CLIENT', 'PAUSE', '2000', 'ALL');
-    expect(await limiter.admit('dify', PLENTY)).toEqual({ allowed: true });
+    // A client with no lease yet must ask Redis, which is paused: the local limiter answers instead.
+    expect(await limiter.admit('fresh', PLENTY)).toEqual(allowed);
     expect(limiter.degraded).toBe(true);
     await until('back to Redis after the pause', async () => {
       await limiter.admit('probe', PLENTY);
@@ -230,7 +294,9 @@ describe('AUTH', () => {
     await until('degraded', () => limiter.degraded);
     const limits = { requestsPerMinute: 2, tokensPerMinute: 100 };
     expect((await admitMany(limiter, 'dify', 3, limits)).map((r) => r.allowed)).toEqual([true, true, false]);
-    await expect(limiter.recordTokens('dify', 10)).resolves.toBeUndefined();
+    const last = await limiter.admit('other', limits, 1);
+    if (!last.allowed) throw new Error('not admitted');
+    await expect(limiter.settle(last.ticket, 10)).resolves.toBeUndefined();
     expect(changes).toEqual([true]);
   });
 });
@@ -260,7 +326,6 @@ describe('a Redis outage', () => {
       const during = await admitMany(limiter, 'dify', 4, limits);
       expect(during.map((r) => r.allowed)).toEqual([true, true, true, false]);
       expect(during[3]).toEqual({ allowed: false, reason: 'requests', retryAfterSeconds: 60 });
-      await limiter.recordTokens('dify', 5);
 
       server = await startRedis({ port });
       await until('back to Redis', () => !limiter.degraded, 20_000);
@@ -294,7 +359,7 @@ describe('a Redis outage', () => {
       const { port } = silent.address() as { port: number };
       const limiter = limiterFor({ redis: { host: '127.0.0.1', port, commandTimeoutMs: 100 }, now: () => START });
       const limits = { requestsPerMinute: 1, tokensPerMinute: 10 };
-      expect(await limiter.admit('dify', limits)).toEqual({ allowed: true });
+      expect(await limiter.admit('dify', limits)).toEqual(allowed);
       expect(await limiter.admit('dify', limits)).toMatchObject({ allowed: false, reason: 'requests' });
       expect(limiter.degraded).toBe(true);
       await limiter.close();

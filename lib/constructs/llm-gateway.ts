@@ -33,6 +33,11 @@ export interface LlmGatewayProps {
   /** The only callers: Dify's api, worker and plugin daemon. Never the load balancer. */
   readonly clients: readonly ec2.IConnectable[];
   readonly removalPolicy: RemovalPolicy;
+  /**
+   * Private IPv4 networks a provider base URL may resolve to (an in-VPC model server).
+   * @default none: the gateway sends provider keys to public addresses only
+   */
+  readonly providerPrivateCidrs?: readonly string[];
 }
 
 /**
@@ -121,6 +126,11 @@ export class LlmGateway extends Construct {
           REDIS_PORT: String(CACHE_PORT),
           REDIS_TLS: 'true',
           SHUTDOWN_DRAIN_SECONDS: '25',
+          // Loopback, link-local (the metadata endpoints) and other private addresses are refused
+          // unless a network is named here (gateway/src/provider-address.ts).
+          ...(props.providerPrivateCidrs?.length
+            ? { PROVIDER_ALLOWED_PRIVATE_CIDRS: props.providerPrivateCidrs.join(',') }
+            : {}),
         },
         secrets: {
           CLIENT_KEY_PEPPER: ecs.Secret.fromSecretsManager(this.pepper),

@@ -141,6 +141,7 @@ export class DifyStack extends Stack {
       sizing: this.sizing.services.gateway,
       clients: [this.dify.api, this.dify.worker, this.dify.pluginDaemon],
       removalPolicy: this.sizing.retention.removalPolicy,
+      providerPrivateCidrs: config.gatewayProviderPrivateCidrs,
     });
     this.observability = new Observability(this, 'Observability', {
       key: this.keys.logs,

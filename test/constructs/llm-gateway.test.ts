@@ -86,9 +86,23 @@ describe('LLM gateway on ECS', () => {
     expect(references(environment.CLIENTS_SECRET_ID, logicalId(gateway.clients))).toBe(true);
     expect(environment).toMatchObject({ PORT: '8080', REDIS_TLS: 'true' });
     expect(Object.keys(environment)).not.toEqual(expect.arrayContaining(['CLIENT_KEY_PEPPER']));
+    // Provider keys go to public addresses only, unless the deployment names a private network.
+    expect(environment.PROVIDER_ALLOWED_PRIVATE_CIDRS).toBeUndefined();
     const secrets = (container().Secrets as Array<{ Name: string; ValueFrom: unknown }>).map((s) => s.Name).sort();
     // Its own ElastiCache user: name and password, both from its secret.
     expect(secrets).toEqual(['CLIENT_KEY_PEPPER', 'REDIS_PASSWORD', 'REDIS_USERNAME']);
+  });
+
+  it('may send provider keys into the private networks the deployment names, and no others', () => {
+    const options = build(VARIANTS['dev-options']);
+    const [, definition] = resources(options.template, 'AWS::ECS::TaskDefinition').find(
+      ([, t]) => (t.Properties?.ContainerDefinitions as Array<{ Name: string }>)[0].Name === 'llm-gateway',
+    )!;
+    const environment = (definition.Properties?.ContainerDefinitions as any)[0].Environment as Array<{
+      Name: string;
+      Value: unknown;
+    }>;
+    expect(environment.find((e) => e.Name === 'PROVIDER_ALLOWED_PRIVATE_CIDRS')?.Value).toBe('10.20.0.0/16');
   });
 
   it('creates its documents once as a placeholder that the gateway reads as empty, so the template owns no document', () => {
@@ -174,6 +188,8 @@ describe('LLM gateway on ECS', () => {
         .split(' ');
       execFileSync(process.execPath, command.slice(1), { cwd: context, stdio: 'pipe' });
       expect(statSync(join(context, 'gateway/dist/main.js')).size).toBeGreaterThan(100_000);
+      // The screening worker's bundle, which the Dockerfile copies beside main.js.
+      expect(statSync(join(context, 'gateway/dist/screen-worker.js')).size).toBeGreaterThan(10_000);
     } finally {
       rmSync(context, { recursive: true, force: true });
     }

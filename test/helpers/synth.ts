@@ -64,6 +64,7 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     bedrockModels: 'anthropic.claude-3-5-sonnet-20240620-v1:0,us.anthropic.claude-3-7-sonnet-20250219-v1:0',
     fargateSpotWorker: 'true',
     pipMirrorUrl: 'https://pypi.example.com/simple',
+    gatewayProviderPrivateCidrs: '10.20.0.0/16',
   },
 };
 

@@ -1,8 +1,8 @@
 import { LocalWindows, type Verdict } from './local';
 import { connect, type LimiterRedis, windowKey } from './redis';
-import type { Admission, Limits, RateLimiter, RateLimiterOptions } from './types';
+import type { Admission, Limits, RateLimiter, RateLimiterOptions, Ticket } from './types';
 
-export type { Admission, Limits, RateLimiter, RateLimiterOptions } from './types';
+export type { Admission, Limits, RateLimiter, RateLimiterOptions, Ticket } from './types';
 export { windowKey } from './redis';
 
 /** The window length: limits are per minute, in fixed windows numbered floor(now / 60 s). */
@@ -11,6 +11,10 @@ export const WINDOW_MS = 60_000;
 const KEY_TTL_MS = 2 * WINDOW_MS;
 /** After a Redis command fails, admissions stay local this long (real time) before Redis is tried again. */
 const RETRY_REDIS_AFTER_MS = 1000;
+/** A lease is at most this share of what is left in the window (redis.ts LEASE). */
+const LEASE_SHARE = 16;
+/** ... and at most this many requests. */
+const MAX_LEASE_REQUESTS = 100;
 
 class Deadline extends Error {}
 
@@ -23,36 +27,56 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
+/** What this replica holds of a client's window: leased from Redis, not yet used. */
+interface Lease {
+  readonly window: number;
+  requests: number;
+  tokens: number;
+  /** The largest token grant of this window: the most tokens a lease keeps from refunds. */
+  cap: number;
+  /** Redis refused more requests in this window: they never come back, so do not ask again. */
+  requestsGone: boolean;
+  /** A lease request in flight, which concurrent admissions wait for instead of asking too. */
+  pending?: Promise<Verdict>;
+}
+
 /** A limit as the script and the local counters read it: a whole number, at least 0. */
 const whole = (n: number) => (Number.isFinite(n) ? Math.max(0, Math.floor(n)) : Number.MAX_SAFE_INTEGER);
 
 /**
  * Per-client requests and tokens per minute, shared by every replica through Redis (ElastiCache Valkey
- * with TLS and an AUTH token in AWS).
+ * with TLS and its own ACL user in AWS).
  *
- * Windows are fixed minutes of the injected clock, one Redis hash per client and minute holding the
- * admitted requests and the recorded tokens, updated by one Lua script per admission, so concurrent
- * replicas never admit past the limit. A fixed window lets a client spend its limit at the end of one
- * minute and again at the start of the next. Replicas' clocks are assumed to agree within NTP's margin.
+ * Windows are fixed minutes of the injected clock, one Redis hash per client and minute. A replica
+ * leases quota from it (one Lua script, so concurrent replicas never lease past the limit) and admits
+ * from its lease without a round trip; as the window fills, leases shrink to single requests, so the
+ * limit holds exactly across replicas. Each request reserves its tokens at admission (its prompt
+ * estimate and `max_tokens`) and settles with what it used: a refund stays in this replica's lease
+ * (an excess goes back to Redis), a shortfall comes out of it or is added to Redis. A fixed window
+ * lets a client spend its limit at the end of one minute and again at the start of the next;
+ * replicas' clocks are assumed to agree within NTP's margin. What a replica leased and did not use is
+ * lost when the window ends, and returned when the replica stops.
  *
- * When Redis cannot answer (down, unreachable, wrong AUTH token, slower than `commandTimeoutMs`), each
+ * When Redis cannot answer (down, unreachable, wrong password, slower than `commandTimeoutMs`), each
  * replica applies the same limits to its own counters, so N replicas admit up to N times a limit during
- * an outage; tokens recorded then are not added to Redis later. The limiter reports the switch through
- * `onDegradedChange` and `degraded`, keeps reconnecting with a bounded backoff, and goes back to Redis
- * by itself once it answers.
+ * an outage. The limiter reports the switch through `onDegradedChange` and `degraded`, keeps
+ * reconnecting with a bounded backoff, and goes back to Redis by itself once it answers.
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const now = options.now ?? Date.now;
   const local = new LocalWindows();
+  const leases = new Map<string, Lease>();
   const prefix = options.redis?.keyPrefix ?? 'gw:rl:';
   const timeoutMs = options.redis?.commandTimeoutMs ?? 100;
   let degraded = false;
   let closed = false;
+  /** Set when close() begins: what happens to the connection from then on is not an outage. */
+  let closing = false;
   /** Real time (not the injected clock) before which admissions do not try Redis. */
   let redisPausedUntil = 0;
 
   const setDegraded = (value: boolean) => {
-    if (closed || degraded === value) return;
+    if (closing || degraded === value) return;
     degraded = value;
     try {
       options.onDegradedChange?.(value);
@@ -76,7 +100,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     redisPausedUntil = 0;
     setDegraded(false);
   });
-  // An error while (re)connecting, such as a refused connection or a wrong AUTH token. Errors of an
+  // An error while (re)connecting, such as a refused connection or a wrong password. Errors of an
   // older attempt that arrive once a newer one is ready leave the state alone.
   redis?.on('error', () => {
     if (redis.status !== 'ready') setDegraded(true);
@@ -102,44 +126,120 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     if (timedOut && redis !== undefined && !closed) redis.disconnect(true);
   };
 
-  const answer = (verdict: Verdict, at: number, window: number): Admission =>
-    verdict === 'ok'
-      ? { allowed: true }
-      : {
-          allowed: false,
-          reason: verdict,
-          retryAfterSeconds: Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - at) / 1000)),
-        };
+  const answer = (verdict: Exclude<Verdict, 'ok'>, at: number, window: number): Admission => ({
+    allowed: false,
+    reason: verdict,
+    retryAfterSeconds: Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - at) / 1000)),
+  });
+
+  const leaseOf = (clientId: string, window: number): Lease => {
+    let lease = leases.get(clientId);
+    if (lease === undefined || lease.window !== window) {
+      // A new minute: what was left of the last one is gone with it. Only current windows are kept.
+      if (lease !== undefined && lease.window < window) {
+        for (const [id, other] of leases) if (other.window < window) leases.delete(id);
+      }
+      lease = { window, requests: 0, tokens: 0, cap: 0, requestsGone: false };
+      leases.set(clientId, lease);
+    }
+    return lease;
+  };
+
+  /** Asks Redis for more of a window; one request per client at a time. */
+  const extend = (shared: LimiterRedis, clientId: string, lease: Lease, limits: Limits, reserve: number) => {
+    const needRequests = lease.requests >= 1 ? 0 : 1;
+    const needTokens = Math.max(0, reserve - lease.tokens);
+    lease.pending = within(
+      shared.rateLimitLease(
+        windowKey(prefix, clientId, lease.window),
+        limits.requestsPerMinute,
+        limits.tokensPerMinute,
+        needRequests,
+        needTokens,
+        LEASE_SHARE,
+        MAX_LEASE_REQUESTS,
+        KEY_TTL_MS,
+      ),
+      timeoutMs * 2 + 50,
+    )
+      .then(([verdict, requests, tokens]): Verdict => {
+        lease.requests += requests;
+        lease.tokens += tokens;
+        lease.cap = Math.max(lease.cap, tokens);
+        if (verdict === 1) lease.requestsGone = true;
+        return verdict === 0 ? 'ok' : verdict === 1 ? 'requests' : 'tokens';
+      })
+      .finally(() => {
+        lease.pending = undefined;
+      });
+    return lease.pending;
+  };
+
+  /** Admits from this replica's lease, leasing more when it runs short. */
+  const admitShared = async (
+    shared: LimiterRedis,
+    clientId: string,
+    limits: Limits,
+    reserve: number,
+    window: number,
+  ): Promise<Verdict> => {
+    // Bounded: each round either admits, is refused, or waits for a lease that grants at least one request.
+    for (let round = 0; round < 64; round++) {
+      const lease = leaseOf(clientId, window);
+      if (lease.requests >= 1 && lease.tokens >= reserve) {
+        lease.requests -= 1;
+        lease.tokens -= reserve;
+        return 'ok';
+      }
+      if (lease.pending !== undefined) {
+        await lease.pending.catch(() => undefined);
+        continue;
+      }
+      if (lease.requests < 1 && lease.requestsGone) return 'requests';
+      const verdict = await extend(shared, clientId, lease, limits, reserve);
+      if (verdict !== 'ok') return verdict;
+      if (shared.status === 'ready') setDegraded(false);
+    }
+    throw new Deadline();
+  };
+
+  /** Adds tokens to a window in Redis (a shortfall beyond the lease, or leftovers given back). */
+  const adjust = async (clientId: string, window: number, requests: number, tokens: number) => {
+    const shared = await available();
+    if (shared === undefined) return;
+    try {
+      await within(
+        shared.rateLimitAdjust(windowKey(prefix, clientId, window), requests, tokens, KEY_TTL_MS),
+        timeoutMs * 2 + 50,
+      );
+    } catch (error) {
+      failed(error);
+    }
+  };
 
   return {
     get degraded() {
       return degraded;
     },
 
-    async admit(clientId, limits) {
+    async admit(clientId, limits, reserveTokens = 1) {
       const at = now();
       const window = Math.floor(at / WINDOW_MS);
       const bounded: Limits = {
         requestsPerMinute: whole(limits.requestsPerMinute),
         tokensPerMinute: whole(limits.tokensPerMinute),
       };
+      // A reservation larger than the whole limit could never be admitted: it takes the whole window instead.
+      const reserve = Math.min(whole(reserveTokens), bounded.tokensPerMinute);
+      const ticket: Ticket = { clientId, window, reserved: reserve };
       try {
         const shared = await available();
         if (shared !== undefined) {
           try {
-            const result = await within(
-              shared.rateLimitAdmit(
-                windowKey(prefix, clientId, window),
-                bounded.requestsPerMinute,
-                bounded.tokensPerMinute,
-                KEY_TTL_MS,
-              ),
-              timeoutMs * 2 + 50,
-            );
-            if (shared.status === 'ready') setDegraded(false);
-            const verdict: Verdict = result === 0 ? 'ok' : result === 2 ? 'tokens' : 'requests';
-            if (verdict === 'ok') local.mirror(clientId, window);
-            return answer(verdict, at, window);
+            const verdict = await admitShared(shared, clientId, bounded, reserve, window);
+            if (verdict !== 'ok') return answer(verdict, at, window);
+            local.mirror(clientId, window, reserve);
+            return { allowed: true, ticket };
           } catch (error) {
             failed(error);
           }
@@ -147,28 +247,44 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       } catch {
         // Nothing above is expected to throw; whatever does, the local limiter answers.
       }
-      return answer(local.admit(clientId, window, bounded), at, window);
+      const verdict = local.admit(clientId, window, bounded, reserve);
+      return verdict === 'ok' ? { allowed: true, ticket } : answer(verdict, at, window);
     },
 
-    async recordTokens(clientId, tokens) {
-      if (!Number.isFinite(tokens) || tokens < 1) return;
-      const amount = Math.round(tokens);
-      const window = Math.floor(now() / WINDOW_MS);
-      local.addTokens(clientId, window, amount);
-      try {
-        const shared = await available();
-        if (shared === undefined) return;
-        await within(
-          shared.rateLimitRecordTokens(windowKey(prefix, clientId, window), amount, KEY_TTL_MS),
-          timeoutMs * 2 + 50,
-        );
-      } catch (error) {
-        failed(error);
+    async settle(ticket, usedTokens) {
+      const used = Number.isFinite(usedTokens) ? Math.max(0, Math.round(usedTokens)) : 0;
+      const delta = used - ticket.reserved;
+      if (delta === 0) return;
+      local.adjust(ticket.clientId, ticket.window, delta);
+      const lease = leases.get(ticket.clientId);
+      // A past window no longer limits anything.
+      if (lease === undefined || lease.window !== ticket.window) return;
+      if (delta < 0) {
+        lease.tokens -= delta;
+        // A lease that hoards refunds gives the excess back, for the other replicas.
+        const excess = lease.tokens - Math.max(lease.cap, ticket.reserved);
+        if (excess > 0 && redis !== undefined) {
+          lease.tokens -= excess;
+          await adjust(ticket.clientId, ticket.window, 0, -excess);
+        }
+        return;
       }
+      const taken = Math.min(delta, lease.tokens);
+      lease.tokens -= taken;
+      if (delta > taken && redis !== undefined) await adjust(ticket.clientId, ticket.window, 0, delta - taken);
     },
 
     async close() {
-      if (closed) return;
+      if (closing) return;
+      closing = true;
+      const window = Math.floor(now() / WINDOW_MS);
+      // Give back what this replica leased and did not use, so a rolling deploy does not lose quota.
+      await Promise.all(
+        [...leases]
+          .filter(([, lease]) => lease.window === window && (lease.requests > 0 || lease.tokens > 0))
+          .map(([clientId, lease]) => adjust(clientId, window, -lease.requests, -lease.tokens)),
+      );
+      leases.clear();
       closed = true;
       if (redis === undefined || redis.status === 'end') return;
       await new Promise<void>((resolve) => {

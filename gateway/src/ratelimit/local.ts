@@ -26,21 +26,27 @@ export class LocalWindows {
     return entry;
   }
 
-  /** The same rule as the Redis script: refused once the tokens reach the limit, or the requests would pass it. */
-  admit(clientId: string, window: number, limits: Limits): Verdict {
+  /** The same rule as the Redis script: one more request must fit, and so must the reservation. */
+  admit(clientId: string, window: number, limits: Limits, reserve: number): Verdict {
     const entry = this.entry(clientId, window);
-    if (entry.tokens >= limits.tokensPerMinute) return 'tokens';
     if (entry.requests >= limits.requestsPerMinute) return 'requests';
+    if (entry.tokens + reserve > limits.tokensPerMinute) return 'tokens';
     entry.requests += 1;
+    entry.tokens += reserve;
     return 'ok';
   }
 
   /** Counts a request that Redis admitted. */
-  mirror(clientId: string, window: number): void {
-    this.entry(clientId, window).requests += 1;
+  mirror(clientId: string, window: number, reserve: number): void {
+    const entry = this.entry(clientId, window);
+    entry.requests += 1;
+    entry.tokens += reserve;
   }
 
-  addTokens(clientId: string, window: number, tokens: number): void {
-    this.entry(clientId, window).tokens += tokens;
+  /** Adds tokens (a negative number refunds) to a window, if it is still the current one. */
+  adjust(clientId: string, window: number, tokens: number): void {
+    if (window !== this.window) return;
+    const entry = this.entry(clientId, window);
+    entry.tokens = Math.max(0, entry.tokens + tokens);
   }
 }

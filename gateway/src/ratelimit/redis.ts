@@ -3,34 +3,58 @@ import Redis from 'ioredis';
 import type { RateLimiterOptions } from './types';
 
 /**
- * One atomic admission against a client's window, a hash with fields `r` (requests admitted) and `t`
- * (tokens recorded). Refuses with 2 when the tokens reached the limit, with 1 when one more request
- * would pass the request limit; otherwise counts the request and returns 0. A refused request is not
- * counted, so `r` is exactly what every replica admitted together. The window expires after two
- * windows' time, long after it stops being current.
+ * Leases quota from a client's window, a hash with fields `r` (requests leased by every replica) and
+ * `t` (tokens leased, plus what requests used beyond their reservation). A replica asks when its own
+ * lease cannot admit the next request: for at least `ARGV[3]` requests (0 or 1) and `ARGV[4]` tokens.
+ * Refuses with 1 when the requests are gone, with 2 when the tokens asked for do not fit; otherwise
+ * grants what was asked, or more: a 1/`ARGV[5]` share of what is left, at most `ARGV[6]` requests, so
+ * replicas admit most requests without a round trip while the limit holds across all of them (a lease
+ * shrinks to one request as the window fills, so the last requests of a window are exact). Returns
+ * {verdict, requests granted, tokens granted}.
  */
-const ADMIT = `
+const LEASE = `
 local counts = redis.call('HMGET', KEYS[1], 'r', 't')
-local requests = tonumber(counts[1] or '0')
-local tokens = tonumber(counts[2] or '0')
-if tokens >= tonumber(ARGV[2]) then return 2 end
-if requests >= tonumber(ARGV[1]) then return 1 end
-redis.call('HINCRBY', KEYS[1], 'r', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 0
+local r = tonumber(counts[1] or '0')
+local t = tonumber(counts[2] or '0')
+local requestLimit = tonumber(ARGV[1])
+local tokenLimit = tonumber(ARGV[2])
+local needRequests = tonumber(ARGV[3])
+local needTokens = tonumber(ARGV[4])
+local share = tonumber(ARGV[5])
+if needRequests > 0 and r >= requestLimit then return {1, 0, 0} end
+if t + needTokens > tokenLimit then return {2, 0, 0} end
+local grantRequests = math.min(requestLimit - r, math.max(needRequests, math.floor((requestLimit - r) / share)), tonumber(ARGV[6]))
+local grantTokens = math.min(tokenLimit - t, math.max(needTokens, math.floor((tokenLimit - t) / share)))
+if grantRequests > 0 then redis.call('HINCRBY', KEYS[1], 'r', grantRequests) end
+if grantTokens > 0 then redis.call('HINCRBY', KEYS[1], 't', grantTokens) end
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return {0, grantRequests, grantTokens}
 `;
 
-/** Adds a finished request's tokens to a client's window. */
-const RECORD_TOKENS = `
-redis.call('HINCRBY', KEYS[1], 't', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+/**
+ * Adds to a window's counts (negative numbers give back): tokens a request used beyond its
+ * reservation and the lease, or what a replica leased and did not use when it stops.
+ */
+const ADJUST = `
+if tonumber(ARGV[1]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'r', ARGV[1]) end
+if tonumber(ARGV[2]) ~= 0 then redis.call('HINCRBY', KEYS[1], 't', ARGV[2]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 0
 `;
 
 /** The client connection with the two scripts defined on it (run by EVALSHA, loaded again after a restart). */
 export type LimiterRedis = Redis & {
-  rateLimitAdmit(key: string, requests: number, tokens: number, ttlMs: number): Promise<number>;
-  rateLimitRecordTokens(key: string, tokens: number, ttlMs: number): Promise<number>;
+  rateLimitLease(
+    key: string,
+    requestLimit: number,
+    tokenLimit: number,
+    needRequests: number,
+    needTokens: number,
+    share: number,
+    maxRequests: number,
+    ttlMs: number,
+  ): Promise<[number, number, number]>;
+  rateLimitAdjust(key: string, requests: number, tokens: number, ttlMs: number): Promise<number>;
 };
 
 const RECORD_ID = /^[a-z][a-z0-9-]{0,31}$/;
@@ -73,7 +97,7 @@ export function connect(options: NonNullable<RateLimiterOptions['redis']>, comma
     reconnectOnError: (error) => error.message.startsWith('READONLY'),
     disableClientInfo: true,
   });
-  redis.defineCommand('rateLimitAdmit', { numberOfKeys: 1, lua: ADMIT });
-  redis.defineCommand('rateLimitRecordTokens', { numberOfKeys: 1, lua: RECORD_TOKENS });
+  redis.defineCommand('rateLimitLease', { numberOfKeys: 1, lua: LEASE });
+  redis.defineCommand('rateLimitAdjust', { numberOfKeys: 1, lua: ADJUST });
   return redis as LimiterRedis;
 }

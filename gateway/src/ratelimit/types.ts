@@ -4,22 +4,33 @@ export interface Limits {
   readonly tokensPerMinute: number;
 }
 
+/** What an admitted request holds until it settles: the tokens reserved for it, in its window. */
+export interface Ticket {
+  readonly clientId: string;
+  readonly window: number;
+  readonly reserved: number;
+}
+
 export type Admission =
-  | { readonly allowed: true }
+  | { readonly allowed: true; readonly ticket: Ticket }
   | { readonly allowed: false; readonly reason: 'requests' | 'tokens'; readonly retryAfterSeconds: number };
 
 export interface RateLimiter {
   /**
-   * Counts one request against the client's minute window; refuses when the request count would exceed
-   * requestsPerMinute or the tokens already recorded in the window reach tokensPerMinute. Never throws,
-   * never hangs: on any Redis problem it answers from the local limiter.
+   * Counts one request against the client's minute window and reserves `reserveTokens` for it (its
+   * prompt estimate and `max_tokens`, at most the limit; 1 when not given). Refuses when one more request would pass
+   * requestsPerMinute, or when the reservation does not fit in what is left of tokensPerMinute.
+   * Never throws, never hangs: on any Redis problem it answers from the local limiter.
    */
-  admit(clientId: string, limits: Limits): Promise<Admission>;
-  /** Adds tokens used by a finished request to the client's window (prompt + completion). Never throws. */
-  recordTokens(clientId: string, tokens: number): Promise<void>;
+  admit(clientId: string, limits: Limits, reserveTokens?: number): Promise<Admission>;
+  /**
+   * Settles an admitted request: what it really used (prompt and completion, or an estimate of what
+   * was relayed) replaces its reservation in its window. Call exactly once per admission. Never throws.
+   */
+  settle(ticket: Ticket, usedTokens: number): Promise<void>;
   /** True while answering from the local fallback. */
   readonly degraded: boolean;
-  /** Closes the Redis connection; later calls answer from the local limiter. */
+  /** Returns what this replica leased and did not use, then closes the Redis connection; later calls answer locally. */
   close(): Promise<void>;
 }
 
@@ -43,7 +54,7 @@ export interface RateLimiterOptions {
   readonly now?: () => number;
   /**
    * Called when the limiter switches to or from the local fallback (true = degraded), so the server can
-   * emit a metric and a log line.
+   * emit a metric and a log line. Never called for the limiter's own close.
    */
   readonly onDegradedChange?: (degraded: boolean) => void;
 }

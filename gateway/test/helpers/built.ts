@@ -17,3 +17,8 @@ export function buildGateway(): string {
   });
   return join(outdir, 'main.js');
 }
+
+/** The screening worker's bundle beside a built main.js. */
+export function workerOf(main: string): string {
+  return join(main, '..', 'screen-worker.js');
+}

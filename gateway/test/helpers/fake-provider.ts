@@ -1,5 +1,7 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { loopbackCertificate } from './tls';
 
 /** How the fake provider answers a request made with a given key. */
 export type Behaviour =
@@ -9,6 +11,14 @@ export type Behaviour =
   | { status: 429; retryAfter?: string; resetHeader?: [string, string] }
   | '500'
   | '400'
+  /** 429 insufficient_quota: the key's organization is out of quota (OpenAI). */
+  | 'quota'
+  /** 403 AuthenticationTypeDisabled: key authentication is off on the resource (Azure OpenAI). */
+  | 'key-auth-disabled'
+  /** 400 "Your credit balance is too low" (Anthropic). */
+  | 'no-credit'
+  /** 403 permission_error: this key may not use the resource asked for (Anthropic), a request-specific refusal. */
+  | 'permission'
   | 'timeout'
   | 'reset'
   | 'abort-mid-stream'
@@ -100,7 +110,8 @@ export async function startFakeProvider(
   const behaviours = new Map<string, Behaviour>();
   const received: Received[] = [];
   const bigStream = { written: 0, waitingForDrain: false, done: false };
-  const server: Server = createServer((req, res) => {
+  const { key: tlsKey, cert } = loopbackCertificate();
+  const server: Server = createServer({ key: tlsKey, cert }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -119,8 +130,62 @@ export async function startFakeProvider(
       };
       if (behaviour === 'timeout') return; // never answers; the socket closes when the test ends
       if (behaviour === 'reset') return req.socket.destroy();
-      if (behaviour === '401' || behaviour === '403') {
-        return json(Number(behaviour), { error: { type: 'invalid_api_key', message: 'Incorrect API key provided' } });
+      // Error bodies as each provider writes them (gateway/src/failure.ts cites the sources).
+      if (behaviour === '401') {
+        return json(401, {
+          error: {
+            message: 'Incorrect API key provided',
+            type: 'invalid_request_error',
+            param: null,
+            code: 'invalid_api_key',
+          },
+        });
+      }
+      if (behaviour === '403') {
+        return json(403, {
+          error: {
+            code: 'unsupported_country_region_territory',
+            message: 'Country, region, or territory not supported',
+            param: null,
+            type: 'request_forbidden',
+          },
+        });
+      }
+      if (behaviour === 'quota') {
+        return json(429, {
+          error: {
+            message: 'You exceeded your current quota',
+            type: 'insufficient_quota',
+            param: null,
+            code: 'insufficient_quota',
+          },
+        });
+      }
+      if (behaviour === 'key-auth-disabled') {
+        return json(403, {
+          error: {
+            code: 'AuthenticationTypeDisabled',
+            message: 'Key based authentication is disabled for this resource.',
+          },
+        });
+      }
+      if (behaviour === 'no-credit') {
+        return json(400, {
+          type: 'error',
+          error: {
+            type: 'invalid_request_error',
+            message: 'Your credit balance is too low to access the Anthropic API.',
+          },
+        });
+      }
+      if (behaviour === 'permission') {
+        return json(403, {
+          type: 'error',
+          error: {
+            type: 'permission_error',
+            message: 'Your API key does not have permission to use the specified resource.',
+          },
+        });
       }
       if (behaviour === '500') return json(500, { error: { type: 'server_error', message: 'upstream broke' } });
       if (behaviour === '400') return json(400, { error: { type: 'invalid_request_error', message: 'bad parameter' } });
@@ -139,6 +204,7 @@ export async function startFakeProvider(
       }
       const model = String(request.model ?? 'unknown');
       if (path.endsWith('/models')) return json(200, { object: 'list', data: [{ id: model, object: 'model' }] });
+      if (path.endsWith('/messages/count_tokens')) return json(200, { input_tokens: 11 });
       if (path.endsWith('/embeddings')) {
         return json(200, {
           object: 'list',
@@ -235,7 +301,7 @@ export async function startFakeProvider(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `https://127.0.0.1:${port}`,
     port,
     received,
     bigStream,

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { Agent } from '../../src/http-client';
+import { type Agent, createDispatcher } from '../../src/http-client';
+import { parseAllowedNetworks } from '../../src/provider-address';
+import { Screener } from '../../src/screening';
+import { loopbackCertificate } from './tls';
 import { generateClientKey, hashClientKey } from '../../src/client-keys';
 import { ClientRegistry } from '../../src/clients';
 import { Guardrails } from '../../src/guardrails';
@@ -38,7 +41,15 @@ export interface HarnessOptions {
   readonly sleeps?: number[];
   readonly random?: () => number;
   readonly headersTimeoutMs?: number;
-  readonly requestTimeoutMs?: number;
+  readonly bodyTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  /** The built bundle (helpers/built.ts), for tests of the screening worker; else every body is screened inline. */
+  readonly workerScript?: string;
+  readonly screenBudgetMs?: number;
+  readonly screenInlineBytes?: number;
+  readonly screenQueue?: number;
+  /** PROVIDER_ALLOWED_PRIVATE_CIDRS. @default the fake providers' 127.0.0.1 */
+  readonly allowedPrivateCidrs?: string;
 }
 
 export interface Harness {
@@ -47,6 +58,7 @@ export interface Harness {
   readonly pool: KeyPool;
   readonly lines: string[];
   readonly dispatcher: Agent;
+  readonly limiter: RateLimiter;
   /** Client keys by client id (the only place a test holds them). */
   readonly keys: Record<string, string>;
   audits(type: 'request' | 'attempt'): Array<Record<string, any>>;
@@ -83,9 +95,21 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
   const registry = new ClientRegistry({ version: 1, clients: records, customDetectors: [] }, PEPPER);
   const guardrails = options.guardrails ?? new Guardrails(options.customDetectors ?? []);
   const limiter = options.limiter ?? createRateLimiter({ now });
-  const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
+  const dispatcher = createDispatcher({
+    policy: parseAllowedNetworks(options.allowedPrivateCidrs ?? '127.0.0.1/32'),
+    ca: loopbackCertificate().cert,
+  });
+  const screener = new Screener({
+    workerScript: options.workerScript,
+    inlineBytes: options.screenInlineBytes ?? 64 * 1024,
+    budgetMs: options.screenBudgetMs ?? 5000,
+    workers: 1,
+    maxQueue: options.screenQueue ?? 32,
+    log: (level, event, fields) => telemetry.log(level, event, fields),
+  });
   const gateway = new Gateway({
     pool,
+    screener,
     clients: () => registry,
     guardrails: () => guardrails,
     limiter,
@@ -104,7 +128,8 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
     upstreamTimeoutMs: options.upstreamTimeoutMs ?? 5000,
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
     headersTimeoutMs: options.headersTimeoutMs,
-    requestTimeoutMs: options.requestTimeoutMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
   });
   await new Promise<void>((resolve) => gateway.server.listen(0, '127.0.0.1', resolve));
   const { port } = gateway.server.address() as AddressInfo;
@@ -114,6 +139,7 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
     pool,
     lines,
     dispatcher,
+    limiter,
     keys,
     audits: (type) => lines.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.type === type),
     close: async () => {
@@ -121,6 +147,7 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
       await new Promise<void>((resolve) => gateway.server.close(() => resolve()));
       await dispatcher.close();
       await limiter.close();
+      await screener.close();
     },
   };
 }
