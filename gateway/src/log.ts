@@ -39,9 +39,22 @@ const MAX_ITEMS = 32;
  * stays far below CloudWatch Logs' 256 KiB event limit, whatever the request.
  */
 function bounded(fields: Record<string, unknown>, depth = 0): Record<string, unknown> {
+  // The usual line is within bounds already: written as it is, with nothing copied.
+  if (withinBounds(fields, depth)) return fields;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(fields)) out[key.slice(0, 64)] = boundedValue(value, depth);
   return out;
+}
+
+function withinBounds(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return value.length <= MAX_FIELD_CHARS;
+  if (typeof value !== 'object' || value === null) return true;
+  if (depth >= 3) return false;
+  if (Array.isArray(value)) return value.length <= MAX_ITEMS && value.every((item) => withinBounds(item, depth + 1));
+  for (const key in value) {
+    if (key.length > 64 || !withinBounds((value as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return true;
 }
 
 function boundedValue(value: unknown, depth: number): unknown {

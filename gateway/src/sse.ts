@@ -15,6 +15,8 @@ export class UsageChunkFilter {
 
   /** Bytes to forward now. */
   push(chunk: Buffer): Buffer {
+    // The usual chunk: whole events, none about usage. Passed on as it is, with nothing copied.
+    if (this.pending.length === 0 && !chunk.includes(USAGE) && endsAnEvent(chunk)) return chunk;
     const data = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     const out: Buffer[] = [];
     let start = 0;
@@ -43,6 +45,17 @@ export class UsageChunkFilter {
 }
 
 const EMPTY = Buffer.alloc(0);
+const USAGE = Buffer.from('"usage"');
+
+/** Whether a chunk ends with the blank line that ends an event. */
+function endsAnEvent(chunk: Buffer): boolean {
+  const n = chunk.length;
+  return (
+    n >= 2 &&
+    chunk[n - 1] === 0x0a &&
+    (chunk[n - 2] === 0x0a || (n >= 4 && chunk[n - 2] === 0x0d && chunk[n - 3] === 0x0a))
+  );
+}
 const MAX_EVENT = 1024 * 1024;
 
 /** The index just past the blank line that ends the event starting at `from`, or -1. */

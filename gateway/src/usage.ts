@@ -16,6 +16,22 @@ export function readUsage(usage: unknown, into: Usage): void {
   if (completion !== undefined) into.completionTokens = completion;
 }
 
+const USAGE = Buffer.from('"usage"');
+const DATA = Buffer.from('data:');
+
+/** Data lines of whole lines (`data:` at a line start), `data: [DONE]` aside, as line() counts them. */
+function countEvents(chunk: Buffer): number {
+  let count = 0;
+  for (let at = chunk.indexOf(DATA); at >= 0; at = chunk.indexOf(DATA, at + DATA.length)) {
+    if (at > 0 && chunk[at - 1] !== 0x0a) continue;
+    const end = chunk.indexOf(0x0a, at);
+    // Only a short line can be the end marker: a data line holding JSON is not decoded at all.
+    if (end - at < 32 && chunk.toString('latin1', at + DATA.length, end).trim() === '[DONE]') continue;
+    count += 1;
+  }
+  return count;
+}
+
 /** Cap on what is kept of a JSON response to read its usage: a response larger than this is not parsed. */
 const MAX_JSON = 8 * 1024 * 1024;
 
@@ -38,6 +54,11 @@ export class UsageTap {
     if (!this.streaming) {
       this.size += chunk.length;
       if (this.size <= MAX_JSON) this.chunks.push(chunk);
+      return;
+    }
+    // The usual chunk: whole lines, none about usage. Its data events are counted without decoding it.
+    if (this.pending === '' && chunk.length > 0 && chunk[chunk.length - 1] === 0x0a && !chunk.includes(USAGE)) {
+      this.events += countEvents(chunk);
       return;
     }
     const text = this.pending + chunk.toString('utf8');

@@ -36,6 +36,27 @@ describe('the usage-chunk filter', () => {
 });
 
 describe('the usage reader', () => {
+  it('counts the same events and reads the same usage whether chunks are whole or cut anywhere', () => {
+    const stream = Buffer.from(
+      [...chatStream('gpt-test', true), 'data:  [DONE] \r\n\r\n', 'event: ping\ndata: {}\n\n'].join(''),
+    );
+    const whole = new UsageTap(true);
+    whole.push(stream);
+    const reference = { usage: whole.finish(), events: whole.events };
+    expect(reference).toEqual({ usage: { promptTokens: 9, completionTokens: 3 }, events: 6 });
+    for (let cut = 1; cut < stream.length; cut += 5) {
+      const tap = new UsageTap(true);
+      tap.push(stream.subarray(0, cut));
+      tap.push(stream.subarray(cut));
+      expect({ usage: tap.finish(), events: tap.events }).toEqual(reference);
+    }
+  });
+
+  it('passes whole chunks that do not mention usage through the filter as the very same buffer', () => {
+    const chunk = Buffer.from(chatStream('gpt-test', false)[1]);
+    expect(new UsageChunkFilter().push(chunk)).toBe(chunk);
+  });
+
   it('reads OpenAI’s usage from a JSON answer', () => {
     const tap = new UsageTap(false);
     tap.push(Buffer.from('{"usage":{"prompt_tokens":9,'));

@@ -24,6 +24,8 @@ export const JUNCTION_CHARS = 256;
 
 /** Built-in detectors need at least this many characters: the shortest address, `a@b.co`. */
 const SHORTEST_BUILT_IN_MATCH = 6;
+/** A character every built-in match contains (normalized text: digits are ASCII, dashes are `-`). */
+const BUILT_IN_CANDIDATE = /[0-9@A-]/;
 
 /** What one detector found in a request and what the client's policy does about it. Never the matched text. */
 export interface GuardrailDecision {
@@ -170,9 +172,11 @@ export class Guardrails {
 
     const read = (segment: Segment, crossingOnly: boolean) => {
       const matches: Match[] = [];
-      const short = segment.text.length < SHORTEST_BUILT_IN_MATCH;
+      // Every built-in match holds a digit, an @, an A (AWS keys) or a hyphen (PEM markers): a text
+      // with none of them (a role, a key name, most prose) is not handed to each built-in in turn.
+      const skipBuiltIns = segment.text.length < SHORTEST_BUILT_IN_MATCH || !BUILT_IN_CANDIDATE.test(segment.text);
       this.detectors.forEach((detector, index) => {
-        if (remaining[index] === 0 || (short && index < this.builtIns)) return;
+        if (remaining[index] === 0 || (skipBuiltIns && index < this.builtIns)) return;
         for (const span of detector.find(segment.text, remaining[index])) matches.push({ ...span, detector: index });
       });
       for (const m of applyPrecedence(matches, names)) {

@@ -261,8 +261,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       if (lease === undefined || lease.window !== ticket.window) return;
       if (delta < 0) {
         lease.tokens -= delta;
-        // A lease that hoards refunds gives the excess back, for the other replicas.
-        const excess = lease.tokens - Math.max(lease.cap, ticket.reserved);
+        // A lease that hoards refunds gives the excess back, for the other replicas: once it holds
+        // twice its largest grant, so that returns are one round trip per grant's worth of refunds.
+        const keep = Math.max(lease.cap, ticket.reserved);
+        const excess = lease.tokens > 2 * keep ? lease.tokens - keep : 0;
         if (excess > 0 && redis !== undefined) {
           lease.tokens -= excess;
           await adjust(ticket.clientId, ticket.window, 0, -excess);
