@@ -1,7 +1,7 @@
 // Bundles the gateway (and its benchmark) into single files with esbuild: the container runs
 // gateway/dist/main.js with no node_modules, and the tests start that same bundle as a process.
 //
-//   node gateway/build.mjs                      dist/main.js, dist/screen-worker.js and dist/bench/bench.js
+//   node gateway/build.mjs                      dist/main.js, dist/screen-worker.js and the two benchmarks in dist/bench
 //   node gateway/build.mjs --main-only          the gateway's two files only (the Docker build: no bench in its context)
 //   node gateway/build.mjs --outdir=<dir>       into <dir> instead of gateway/dist (tests, one dir each)
 //   node gateway/build.mjs --no-minify          readable function names, for a CPU profile
@@ -33,4 +33,9 @@ await build({
 });
 if (!process.argv.includes('--main-only')) {
   await build({ ...common, entryPoints: [join(here, 'bench/bench.ts')], outfile: join(outdir, 'bench/bench.js') });
+  await build({
+    ...common,
+    entryPoints: [join(here, 'bench/guardrails.ts')],
+    outfile: join(outdir, 'bench/guardrails.js'),
+  });
 }
