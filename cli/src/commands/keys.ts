@@ -5,6 +5,7 @@ import {
   PROVIDERS,
   type ProviderName,
   type ProviderPool,
+  providerSchema,
   providerPoolSchema,
 } from '../../../gateway/src/records';
 import type { Context } from '../context';
@@ -115,6 +116,13 @@ async function add(
         .filter(Boolean),
       keys: [],
     };
+  }
+  const checked = providerSchema.safeParse(config);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const flag =
+      issue.path[0] === 'baseUrl' ? '--base-url' : issue.path[0] === 'models' ? '--models' : String(issue.path[0]);
+    throw new CliError(`${flag}: ${issue.message}`);
   }
   const id = (options.id as string | undefined) ?? `${name}-${config.keys.length + 1}`;
   if (config.keys.some((k) => k.id === id)) throw new CliError(`--id: provider ${name} already has a key '${id}'`);
