@@ -7,7 +7,8 @@
 import { Guardrails } from '../src/guardrails';
 import { BUILT_INS } from '../src/guardrails/detectors';
 import { normalize } from '../src/guardrails/normalize';
-import { BENIGN, evasionCorpus, type Sample, stillPresent } from '../test/corpus/evasions';
+import { BENIGN, evasionCorpus, flagRate, type Sample, stillPresent } from '../test/corpus/evasions';
+import { prng, randomDigits } from '../test/helpers/prng';
 
 const guardrails = new Guardrails([]);
 
@@ -50,26 +51,10 @@ function detection(): void {
   console.log(`ordinary texts flagged: ${flagged.length} of ${BENIGN.length}`);
 }
 
-/** mulberry32: the same numbers on every run. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function falsePositives(): void {
   const random = prng(20261202);
-  const digits = (n: number) => Array.from({ length: n }, () => Math.floor(random() * 10)).join('');
-  const rate = (texts: string[], detector: string) =>
-    texts.filter((text) =>
-      guardrails
-        .screen('embeddings', { model: 'm', input: text }, () => 'log')
-        .decisions.some((d) => d.detector === detector),
-    ).length / texts.length;
+  const digits = (n: number) => randomDigits(random, n);
+  const rate = (texts: string[], detector: string) => flagRate(guardrails, texts, detector);
   const n = 10_000;
   console.log('');
   console.log(`false positives on ${n} random numbers each:`);

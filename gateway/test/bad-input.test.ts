@@ -1,17 +1,7 @@
 import { connect } from 'node:net';
 import { type FakeProvider, startFakeProvider } from './helpers/fake-provider';
 import { type Harness, poolOf, startGateway } from './helpers/harness';
-
-/** mulberry32: the same cases on every run, never Math.random. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './helpers/prng';
 
 /** How a case's bytes are sent: all at once and half-closed, or in pieces over time and left open. */
 interface Case {

@@ -8,17 +8,7 @@ import {
   type Route,
 } from '../src/guardrails';
 import { BUILT_IN_DETECTORS, type GuardrailAction } from '../src/records';
-
-/** A seeded PRNG (mulberry32): the generated cases are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './helpers/prng';
 
 const digitsOf = (random: () => number, n: number) =>
   Array.from({ length: n }, () => Math.floor(random() * 10)).join('');

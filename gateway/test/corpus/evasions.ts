@@ -4,7 +4,7 @@
  * in-scope form is caught; `npm run bench:guardrails` prints detection per form, out-of-scope forms
  * included. Deterministic: the same samples on every run.
  */
-import type { Route } from '../../src/guardrails';
+import type { Guardrails, Route } from '../../src/guardrails';
 
 export interface Sample {
   /** The evasion class, as the issue names them. */
@@ -135,10 +135,16 @@ function separators(): Sample[] {
   return out;
 }
 
-function characters(): Sample[] {
+/** A family's samples, each a chat message built by `wrap` around its text. */
+function collector(family: Sample['family'], wrap: (text: string) => string = (text) => text) {
   const out: Sample[] = [];
   const add = (form: string, detector: string, text: string, secret: string) =>
-    out.push({ family: 'characters', form, detector, route: 'chat', body: chat(`see ${text} here`), secret });
+    out.push({ family, form, detector, route: 'chat', body: chat(wrap(text)), secret });
+  return { out, add };
+}
+
+function characters(): Sample[] {
+  const { out, add } = collector('characters', (text) => `see ${text} here`);
   for (const [form, zero] of Object.entries(SCRIPTS)) {
     for (const item of digitItems()) {
       add(form, item.detector, inScript(group(item.digits, item.layout, ' '), zero), item.digits);
@@ -174,9 +180,7 @@ function characters(): Sample[] {
 }
 
 function adjacent(): Sample[] {
-  const out: Sample[] = [];
-  const add = (form: string, detector: string, text: string, secret: string) =>
-    out.push({ family: 'adjacent data', form, detector, route: 'chat', body: chat(text), secret });
+  const { out, add } = collector('adjacent data');
   for (const card of CARDS) {
     for (const separator of [' ', '-', '.']) {
       const printed = group(card.number, card.layout, separator);
@@ -520,9 +524,7 @@ function splits(): Sample[] {
 
 /** Forms the guardrails do not claim to catch (README: out of scope), measured all the same. */
 function outOfScope(): Sample[] {
-  const out: Sample[] = [];
-  const add = (form: string, detector: string, text: string, secret: string) =>
-    out.push({ family: 'out of scope', form, detector, route: 'chat', body: chat(text), secret });
+  const { out, add } = collector('out of scope');
   for (const card of CARDS) {
     add('base64-encoded number', 'credit_card', Buffer.from(card.number).toString('base64'), card.number);
     add(
@@ -613,3 +615,13 @@ export const BENIGN: ReadonlyArray<{ name: string; text: string }> = [
   { name: 'a time range', text: 'open 09:00-17:30' },
   { name: 'a phone-like product code', text: 'SKU 12-3456-789' },
 ];
+
+/** The share of texts in which a detector finds something, each screened as an embeddings input. */
+export function flagRate(guardrails: Guardrails, texts: readonly string[], detector: string): number {
+  const flagged = texts.filter((text) =>
+    guardrails
+      .screen('embeddings', { model: 'm', input: text }, () => 'log')
+      .decisions.some((d) => d.detector === detector),
+  );
+  return flagged.length / texts.length;
+}
