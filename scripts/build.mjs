@@ -1,7 +1,7 @@
 // Transpiles the CDK app (bin/, lib/, scripts/*.ts) to dist/ with esbuild, file by file, so that
 // `cdk synth` runs plain JavaScript: no type-check on the synth path (that is `npm run typecheck`),
 // and about a tenth of a second instead of the seconds ts-node takes.
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -15,9 +15,9 @@ function tsFiles(dir) {
 
 rmSync('dist', { recursive: true, force: true });
 await build({
-  // gateway/src/records.ts is the contract the app shares with the gateway and the CLI (the empty
-  // documents' placeholder); it is transpiled beside the app so that dist/ resolves it.
-  entryPoints: [...['bin', 'lib', 'scripts', 'test/helpers'].flatMap(tsFiles), 'gateway/src/records.ts'],
+  // contracts/ holds what the app agrees on with the gateway, the CLI and the Lambdas (output names,
+  // the secret catalogue, the documents' placeholder); it is transpiled beside the app so dist/ resolves it.
+  entryPoints: ['bin', 'lib', 'scripts', 'test/helpers', 'contracts'].flatMap(tsFiles),
   outdir: 'dist',
   outbase: '.',
   format: 'cjs',
@@ -26,3 +26,5 @@ await build({
   sourcemap: 'inline',
   logLevel: 'warning',
 });
+// The release contract and other JSON the contracts import, beside their transpiled modules.
+cpSync('contracts/dify', 'dist/contracts/dify', { recursive: true });

@@ -5,7 +5,7 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import type { z } from 'zod';
-import { storedDocument } from '../../gateway/src/records';
+import { storedDocument } from '../../contracts/gateway-documents';
 import { awsError, CliError } from './errors';
 
 /**

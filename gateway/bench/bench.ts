@@ -24,7 +24,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import autocannon from 'autocannon';
-import { generateClientKey, hashClientKey } from '../src/client-keys';
+import { generateClientKey, hashClientKey } from '../../contracts/client-keys';
 import { createDispatcher } from '../src/http-client';
 import { parseAllowedNetworks } from '../src/provider-address';
 import { startFakeProvider } from '../test/helpers/fake-provider';

@@ -1,6 +1,6 @@
 import * as ipaddr from 'ipaddr.js';
-import { clientIdOf, hashClientKey, sameHash } from './client-keys';
-import type { ClientRecord, ClientsDocument, GuardrailAction } from './records';
+import { clientIdOf, hashClientKey, sameHash } from '../../contracts/client-keys';
+import type { ClientRecord, ClientsDocument, GuardrailAction } from '../../contracts/gateway-documents';
 
 /** A client as the gateway uses it: its record, with its networks parsed once. */
 export interface Client {

@@ -4,7 +4,7 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import type { z } from 'zod';
-import { storedDocument } from './records';
+import { storedDocument } from '../../contracts/gateway-documents';
 
 export interface DocumentSourceOptions<T> {
   readonly client: SecretsManagerClient;

@@ -1,4 +1,4 @@
-import type { ProviderName } from './records';
+import type { ProviderName } from '../../contracts/gateway-documents';
 
 /**
  * What an upstream outcome means for the key that produced it. Pure functions: the proxy decides

@@ -13,11 +13,11 @@ import {
 import type { Telemetry } from './log';
 import type { KeyPool, Lease } from './pool';
 import { ProviderAddressError } from './provider-address';
-import type { ProviderName } from './records';
+import type { ProviderName } from '../../contracts/gateway-documents';
 import type { RouteSpec } from './request';
 import type { Audit } from './server';
 import { UsageChunkFilter } from './sse';
-import { PASSED_RESPONSE_HEADERS, upstreamRequest } from './upstream';
+import { PASSED_RESPONSE_HEADERS, upstreamRequest } from '../../contracts/provider-api';
 import { UsageTap } from './usage';
 
 /** What forward() needs of the gateway. */

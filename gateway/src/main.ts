@@ -15,7 +15,7 @@ import {
   EMPTY_CLIENTS_DOCUMENT,
   EMPTY_PROVIDER_POOL,
   providerPoolSchema,
-} from './records';
+} from '../../contracts/gateway-documents';
 import { Gateway } from './server';
 import { probeDisabledKeys } from './probe';
 import { checkBaseUrlHost, parseAllowedNetworks } from './provider-address';

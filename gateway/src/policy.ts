@@ -10,7 +10,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from './errors';
-import type { Api, ClientRecord } from './records';
+import type { Api, ClientRecord } from '../../contracts/gateway-documents';
 
 /** Top-level body fields forwarded by default, per API. */
 export const DEFAULT_FIELDS: Readonly<Record<Api, readonly string[]>> = {

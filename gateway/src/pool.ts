@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_COOLDOWN_MS, type Outcome } from './failure';
-import type { ProviderConfig, ProviderName, ProviderPool } from './records';
+import type { ProviderConfig, ProviderName, ProviderPool } from '../../contracts/gateway-documents';
 
 export type KeyHealth = 'healthy' | 'cooling' | 'disabled';
 export type Strategy = 'weighted-round-robin' | 'least-in-flight';

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { KeyPool } from './pool';
-import { probeRequest } from './upstream';
+import { probeRequest } from '../../contracts/provider-api';
 
 /**
  * Asks the provider whether each disabled key works again (a cheap authenticated GET, such as

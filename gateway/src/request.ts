@@ -3,8 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { GatewayError } from './errors';
 import type { Route } from './guardrails';
-import type { Api } from './records';
-import type { Operation } from './upstream';
+import type { Api } from '../../contracts/gateway-documents';
+import type { Operation } from '../../contracts/provider-api';
 
 export interface RouteSpec {
   /** The API, as allow-lists and client records name it. */

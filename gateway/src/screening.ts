@@ -13,7 +13,7 @@
 import { Worker } from 'node:worker_threads';
 import { GatewayError } from './errors';
 import { applyEdits, type Guardrails, type Policy, type Route, type ScreenResult, type Verdict } from './guardrails';
-import type { CustomDetector, GuardrailAction } from './records';
+import type { CustomDetector, GuardrailAction } from '../../contracts/gateway-documents';
 
 export interface ScreenerOptions {
   /**

@@ -1,6 +1,6 @@
-import { generateClientKey, hashClientKey } from '../src/client-keys';
+import { generateClientKey, hashClientKey } from '../../contracts/client-keys';
 import { ClientRegistry, clientOf, modelAllowed, policyOf, sourceAllowed } from '../src/clients';
-import { CLIENT_KEY_PATTERN, clientSchema, clientsDocumentSchema } from '../src/records';
+import { CLIENT_KEY_PATTERN, clientSchema, clientsDocumentSchema } from '../../contracts/gateway-documents';
 
 /** Client keys, as the operator CLI creates them and the gateway checks them. */
 

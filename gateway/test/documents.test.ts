@@ -5,7 +5,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { DocumentSource } from '../src/documents';
-import { EMPTY_PROVIDER_POOL, type ProviderPool, providerPoolSchema } from '../src/records';
+import { EMPTY_PROVIDER_POOL, type ProviderPool, providerPoolSchema } from '../../contracts/gateway-documents';
 import { MOTO_CREDENTIALS, type Moto, startMoto } from './helpers/moto';
 
 /** A document kept in Secrets Manager (moto_server on loopback), re-read when its version changes. */

@@ -7,7 +7,7 @@ import {
   myNumberValid,
   type Route,
 } from '../src/guardrails';
-import { BUILT_IN_DETECTORS, type GuardrailAction } from '../src/records';
+import { BUILT_IN_DETECTORS, type GuardrailAction } from '../../contracts/gateway-documents';
 import { prng } from './helpers/prng';
 
 const digitsOf = (random: () => number, n: number) =>

@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns';
-import { providerPoolSchema } from '../src/records';
+import { providerPoolSchema } from '../../contracts/gateway-documents';
 import { checkBaseUrlHost, guardedLookup, parseAllowedNetworks, refusal } from '../src/provider-address';
 import { type FakeProvider, startFakeProvider } from './helpers/fake-provider';
 import { type Harness, type HarnessOptions, poolOf, startGateway } from './helpers/harness';

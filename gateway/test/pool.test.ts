@@ -7,7 +7,7 @@ import {
   retryable,
 } from '../src/failure';
 import { KeyPool, type Strategy } from '../src/pool';
-import { providerPoolSchema } from '../src/records';
+import { providerPoolSchema } from '../../contracts/gateway-documents';
 
 /** Pure decisions, with the clock injected: no test here sleeps or opens a socket. */
 

@@ -2,7 +2,7 @@ import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from
 import { spawnSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { freeLoopbackPort } from '../../test/helpers/free-port';
-import { generateClientKey, hashClientKey } from '../src/client-keys';
+import { generateClientKey, hashClientKey } from '../../contracts/client-keys';
 import { buildGateway } from './helpers/built';
 import { chatStream, type FakeProvider, startFakeProvider } from './helpers/fake-provider';
 import { fixedBytes } from './helpers/harness';

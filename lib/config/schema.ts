@@ -182,7 +182,7 @@ export const configSchema = z
       .describe('Countries CloudFront serves; empty: no geographic restriction. edge=cloudfront only.'),
     difyVersion: imageTag('Dify')
       .default('1.13.3')
-      .describe('Dify release (api, worker, beat, web images). Must match ../shared/dify/services.json.'),
+      .describe('Dify release (api, worker, beat, web images). Must match contracts/dify/services.json.'),
     pluginDaemonVersion: imageTag('dify-plugin-daemon')
       .default('0.5.3-local')
       .describe('dify-plugin-daemon image tag that goes with difyVersion.'),

@@ -6,7 +6,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { IgnoreMode } from 'aws-cdk-lib';
-import { UNINITIALIZED_TEMPLATE } from '../../gateway/src/records';
+import { UNINITIALIZED_TEMPLATE } from '../../contracts/gateway-documents';
 import type { TaskSizing } from '../config/sizing';
 import { acknowledge } from '../nag/acknowledge';
 import { repoPath } from '../paths';
@@ -21,7 +21,7 @@ import { DifyService } from './runtime/fargate-service';
 /** The gateway's name in `dify.internal` and its port. */
 export const GATEWAY_ENDPOINT = { name: 'llm-gateway', port: 8080 } as const;
 
-/** The empty documents the gateway starts from; the operator CLI adds keys and clients (gateway/src/records.ts). */
+/** The empty documents the gateway starts from; the operator CLI adds keys and clients (contracts/gateway-documents.ts). */
 
 export interface LlmGatewayProps {
   readonly runtime: EcsRuntime;
@@ -64,7 +64,7 @@ export class LlmGateway extends Construct {
         description,
         encryptionKey: props.secretsKey,
         // Created once with a generated placeholder, which the gateway and the CLI read as the empty
-        // document (gateway/src/records.ts storedDocument); the CLI writes the real one. The template
+        // document (contracts/gateway-documents.ts storedDocument); the CLI writes the real one. The template
         // holds no document, so no template change can overwrite a live key pool or client records.
         generateSecretString: {
           secretStringTemplate: UNINITIALIZED_TEMPLATE,

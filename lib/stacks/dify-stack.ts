@@ -17,6 +17,7 @@ import { Network } from '../constructs/network';
 import { Observability } from '../constructs/observability';
 import { Storage } from '../constructs/storage';
 import { acknowledgeCdkProviders } from '../nag/cdk-providers';
+import { logGroupOutput, OUTPUTS, type ServiceId, serviceNameOutput } from '../../contracts/stack-outputs';
 
 export interface DifyStackProps extends StackProps {
   readonly config: Config;
@@ -208,49 +209,49 @@ export class DifyStack extends Stack {
   /** ARNs and names the operator tooling reads; never a secret value. */
   private addOutputs(): void {
     const outputs: Record<string, string> = {
-      DifyUrl: this.edge.url,
-      LoadBalancerArn: this.edge.loadBalancer.loadBalancerArn,
-      ...(this.edge.cloudFront ? { DistributionId: this.edge.cloudFront.distribution.distributionId } : {}),
-      VpcId: this.network.vpc.vpcId,
-      StorageBucketName: this.storage.bucket.bucketName,
-      PluginBucketName: this.storage.pluginBucket.bucketName,
-      LogBucketName: this.storage.logBucket.bucketName,
-      AlarmTopicArn: this.observability.topic.topicArn,
-      DatabaseClusterArn: this.database.cluster.clusterArn,
-      DatabaseMasterSecretArn: this.database.cluster.secret!.secretArn,
-      DatabaseAppSecretArn: this.database.appSecret.secretArn,
-      DatabasePluginSecretArn: this.database.pluginSecret.secretArn,
+      [OUTPUTS.difyUrl]: this.edge.url,
+      [OUTPUTS.loadBalancerArn]: this.edge.loadBalancer.loadBalancerArn,
+      ...(this.edge.cloudFront ? { [OUTPUTS.distributionId]: this.edge.cloudFront.distribution.distributionId } : {}),
+      [OUTPUTS.vpcId]: this.network.vpc.vpcId,
+      [OUTPUTS.storageBucketName]: this.storage.bucket.bucketName,
+      [OUTPUTS.pluginBucketName]: this.storage.pluginBucket.bucketName,
+      [OUTPUTS.logBucketName]: this.storage.logBucket.bucketName,
+      [OUTPUTS.alarmTopicArn]: this.observability.topic.topicArn,
+      [OUTPUTS.databaseClusterArn]: this.database.cluster.clusterArn,
+      [OUTPUTS.databaseMasterSecretArn]: this.database.cluster.secret!.secretArn,
+      [OUTPUTS.databaseAppSecretArn]: this.database.appSecret.secretArn,
+      [OUTPUTS.databasePluginSecretArn]: this.database.pluginSecret.secretArn,
       // The CLI changes role passwords through it, from inside the VPC (the Data API is off).
-      DatabaseBootstrapFunctionName: this.database.bootstrap.function.functionName,
-      CacheReplicationGroupId: this.cache.replicationGroup.ref,
+      [OUTPUTS.databaseBootstrapFunctionName]: this.database.bootstrap.function.functionName,
+      [OUTPUTS.cacheReplicationGroupId]: this.cache.replicationGroup.ref,
       // One ElastiCache user per component: the secret (user name and password) and the user id.
-      CacheDifyUserSecretArn: this.cache.users.dify.secret.secretArn,
-      CachePluginDaemonUserSecretArn: this.cache.users.pluginDaemon.secret.secretArn,
-      CacheGatewayUserSecretArn: this.cache.users.gateway.secret.secretArn,
-      CacheDifyUserId: this.cache.users.dify.user.ref,
-      CachePluginDaemonUserId: this.cache.users.pluginDaemon.user.ref,
-      CacheGatewayUserId: this.cache.users.gateway.user.ref,
-      DifySecretKeySecretArn: this.secrets.secretKey.secretArn,
-      SandboxApiKeySecretArn: this.secrets.sandboxApiKey.secretArn,
-      PluginDaemonKeySecretArn: this.secrets.pluginDaemonKey.secretArn,
-      PluginInnerApiKeySecretArn: this.secrets.pluginInnerApiKey.secretArn,
+      [OUTPUTS.cacheDifyUserSecretArn]: this.cache.users.dify.secret.secretArn,
+      [OUTPUTS.cachePluginDaemonUserSecretArn]: this.cache.users.pluginDaemon.secret.secretArn,
+      [OUTPUTS.cacheGatewayUserSecretArn]: this.cache.users.gateway.secret.secretArn,
+      [OUTPUTS.cacheDifyUserId]: this.cache.users.dify.user.ref,
+      [OUTPUTS.cachePluginDaemonUserId]: this.cache.users.pluginDaemon.user.ref,
+      [OUTPUTS.cacheGatewayUserId]: this.cache.users.gateway.user.ref,
+      [OUTPUTS.difySecretKeySecretArn]: this.secrets.secretKey.secretArn,
+      [OUTPUTS.sandboxApiKeySecretArn]: this.secrets.sandboxApiKey.secretArn,
+      [OUTPUTS.pluginDaemonKeySecretArn]: this.secrets.pluginDaemonKey.secretArn,
+      [OUTPUTS.pluginInnerApiKeySecretArn]: this.secrets.pluginInnerApiKey.secretArn,
       // Read it (aws secretsmanager get-secret-value) to open /install; it is never printed here.
-      InitPasswordSecretArn: this.secrets.initPassword.secretArn,
-      DataKeyArn: this.keys.data.keyArn,
-      SecretsKeyArn: this.keys.secrets.keyArn,
-      LogsKeyArn: this.keys.logs.keyArn,
-      ClusterName: this.dify.runtime.cluster.clusterName,
+      [OUTPUTS.initPasswordSecretArn]: this.secrets.initPassword.secretArn,
+      [OUTPUTS.dataKeyArn]: this.keys.data.keyArn,
+      [OUTPUTS.secretsKeyArn]: this.keys.secrets.keyArn,
+      [OUTPUTS.logsKeyArn]: this.keys.logs.keyArn,
+      [OUTPUTS.clusterName]: this.dify.runtime.cluster.clusterName,
       // For one-off operator tasks (dify-aws revoke-sessions): the api image with Valkey access.
-      MigrationTaskFamily: this.dify.migrationTask.taskDefinition.family,
-      MigrationTaskSecurityGroupId: this.dify.migrationTask.securityGroup.securityGroupId,
-      PrivateSubnetIds: Fn.join(',', this.network.vpc.selectSubnets(this.network.privateSubnets).subnetIds),
-      Profile: this.sizing.edge.deletionProtection ? 'prod' : 'dev',
-      GatewayUrl: this.gateway.url,
-      GatewayServiceName: this.gateway.service.service.serviceName,
-      GatewayLogGroupName: this.gateway.service.logGroup.logGroupName,
-      GatewayProviderKeysSecretArn: this.gateway.providerKeys.secretArn,
-      GatewayClientsSecretArn: this.gateway.clients.secretArn,
-      GatewayPepperSecretArn: this.gateway.pepper.secretArn,
+      [OUTPUTS.migrationTaskFamily]: this.dify.migrationTask.taskDefinition.family,
+      [OUTPUTS.migrationTaskSecurityGroupId]: this.dify.migrationTask.securityGroup.securityGroupId,
+      [OUTPUTS.privateSubnetIds]: Fn.join(',', this.network.vpc.selectSubnets(this.network.privateSubnets).subnetIds),
+      [OUTPUTS.profile]: this.sizing.edge.deletionProtection ? 'prod' : 'dev',
+      [OUTPUTS.gatewayUrl]: this.gateway.url,
+      [OUTPUTS.gatewayServiceName]: this.gateway.service.service.serviceName,
+      [OUTPUTS.gatewayLogGroupName]: this.gateway.service.logGroup.logGroupName,
+      [OUTPUTS.gatewayProviderKeysSecretArn]: this.gateway.providerKeys.secretArn,
+      [OUTPUTS.gatewayClientsSecretArn]: this.gateway.clients.secretArn,
+      [OUTPUTS.gatewayPepperSecretArn]: this.gateway.pepper.secretArn,
       ...Object.fromEntries(
         [
           this.dify.api,
@@ -260,9 +261,9 @@ export class DifyStack extends Stack {
           this.dify.sandbox,
           this.dify.pluginDaemon,
           this.dify.ssrfProxy,
-        ].map((task) => [`${task.node.id}ServiceName`, task.service.serviceName]),
+        ].map((task) => [serviceNameOutput(task.node.id as ServiceId), task.service.serviceName]),
       ),
-      ...Object.fromEntries(Object.entries(this.dify.logGroups).map(([id, name]) => [`${id}LogGroupName`, name])),
+      ...Object.fromEntries(Object.entries(this.dify.logGroups).map(([id, name]) => [logGroupOutput(id), name])),
     };
     for (const [id, value] of Object.entries(outputs)) new CfnOutput(this, id, { value });
   }

@@ -9,7 +9,7 @@ import {
   providerPoolSchema,
   storedDocument,
   UNINITIALIZED_TEMPLATE,
-} from '../../gateway/src/records';
+} from '../../contracts/gateway-documents';
 import { repoPath } from '../../lib/paths';
 import { build, type Built, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';

@@ -1,11 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { CONTRACT_ADDITIONS, NOT_READ_BY } from '../../lib/constructs/dify/contract-additions';
 import { HARDENING } from '../../lib/constructs/dify/containers';
 import { type DifyServiceName, difyEnvironment } from '../../lib/constructs/dify/environment';
 import { DEFAULT_CAPABILITIES } from '../../lib/constructs/runtime/fargate-service';
-import { repoPath } from '../../lib/paths';
 import { build, type Built, VARIANTS } from '../helpers/synth';
 import { logicalId, references, resources, strings } from '../helpers/template';
+import { DIFY_RELEASE } from '../../contracts/dify-release';
 
 /**
  * Dify's services as the synthesized template has them: what each container is given, what each
@@ -13,10 +12,7 @@ import { logicalId, references, resources, strings } from '../helpers/template';
  * reads the template, not the constructs' intentions.
  */
 
-const CONTRACT = JSON.parse(readFileSync(repoPath('../shared/dify/services.json'), 'utf8')) as {
-  sharedSecretsMustMatch: string[][];
-  services: Record<string, { env: Record<string, { required?: boolean; secret?: boolean }> }>;
-};
+const CONTRACT = DIFY_RELEASE;
 
 /** Container name in the template -> Dify's service name in the contract. */
 const SERVICES: Record<string, DifyServiceName> = {
@@ -420,10 +416,6 @@ describe('deployment and capacity', () => {
     expect(outputs.ClusterName).toBeDefined();
     expect(JSON.stringify(outputs)).not.toContain('resolve:secretsmanager');
   });
-});
-
-it('has the contract file beside the repository', () => {
-  expect(existsSync(repoPath('../shared/dify/services.json'))).toBe(true);
 });
 
 describe('INIT_PASSWORD', () => {

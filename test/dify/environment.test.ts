@@ -1,4 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DIFY_RELEASE } from '../../contracts/dify-release';
+import { parseConfig } from '../../lib/config/load';
 import {
   apiStartScript,
   type DifyServiceName,
@@ -9,19 +14,6 @@ import {
 import { CONTRACT_ADDITIONS, NOT_READ_BY } from '../../lib/constructs/dify/contract-additions';
 import { repoPath } from '../../lib/paths';
 import { RDS_CA_IMAGE_PATH } from '../../lib/rds-ca';
-
-/** The pinned release's contract, kept beside the repository in ../shared (CI has it too). */
-const CONTRACT_PATH = repoPath('../shared/dify/services.json');
-
-interface Variable {
-  readonly required?: boolean;
-  readonly secret?: boolean;
-}
-interface Contract {
-  readonly difyVersion: string;
-  readonly sharedSecretsMustMatch: string[][];
-  readonly services: Record<string, { readonly env: Record<string, Variable> }>;
-}
 
 const SERVICES: DifyServiceName[] = [
   'api',
@@ -48,12 +40,11 @@ const WIRING: Wiring = {
 };
 
 describe('the Dify environment contract', () => {
-  it('has the pinned release’s contract at ../shared/dify/services.json', () => {
-    expect(existsSync(CONTRACT_PATH)).toBe(true);
+  // In the repository (contracts/dify/services.json), so a fresh clone tests with nothing beside it.
+  it('is the contract of the release the stack deploys by default', () => {
+    expect(DIFY_RELEASE.difyVersion).toBe(parseConfig({}).difyVersion);
   });
-  const contract: Contract = existsSync(CONTRACT_PATH)
-    ? JSON.parse(readFileSync(CONTRACT_PATH, 'utf8'))
-    : { difyVersion: '', sharedSecretsMustMatch: [], services: {} };
+  const contract = DIFY_RELEASE;
 
   describe.each(SERVICES)('service %s', (service) => {
     const env = () => contract.services[service].env;
@@ -231,5 +222,46 @@ describe('the Dify environment contract', () => {
     );
     expect(apiStartScript('migration')).not.toContain('CELERY_BROKER_URL');
     expect(apiStartScript('migration')).toMatch(/exec \/bin\/bash \/entrypoint\.sh$/);
+  });
+});
+
+describe('npm run contract:refresh', () => {
+  const script = repoPath('scripts/refresh-dify-contract.mjs');
+  const run = (...args: string[]) => {
+    try {
+      return {
+        code: 0,
+        output: execFileSync(process.execPath, [script, ...args], { encoding: 'utf8', stdio: 'pipe' }),
+      };
+    } catch (error) {
+      const failed = error as { status: number; stderr: string };
+      return { code: failed.status, output: failed.stderr };
+    }
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'contract-'));
+
+  it('copies a release’s contract in, byte for byte, and says which release it replaced', () => {
+    const next = { ...DIFY_RELEASE, difyVersion: '9.9.9' };
+    writeFileSync(join(dir, 'next.json'), JSON.stringify(next));
+    writeFileSync(join(dir, 'current.json'), readFileSync(repoPath('contracts/dify/services.json')));
+    const result = run(join(dir, 'next.json'), '--out', join(dir, 'current.json'));
+    expect(result).toEqual({
+      code: 0,
+      output: expect.stringContaining(
+        `Dify 9.9.9 written to ${join(dir, 'current.json')} (was ${DIFY_RELEASE.difyVersion})`,
+      ),
+    });
+    expect(readFileSync(join(dir, 'current.json'), 'utf8')).toBe(JSON.stringify(next));
+  });
+
+  it('refuses a file that is not a contract, naming what is wrong, and writes nothing', () => {
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ difyVersion: '1.0.0', services: {} }));
+    writeFileSync(join(dir, 'kept.json'), 'kept');
+    expect(run(join(dir, 'bad.json'), '--out', join(dir, 'kept.json'))).toEqual({
+      code: 1,
+      output: expect.stringContaining("'sharedSecretsMustMatch' is missing or has the wrong shape"),
+    });
+    expect(run(join(dir, 'missing.json'), '--out', join(dir, 'kept.json')).output).toContain('cannot read');
+    expect(readFileSync(join(dir, 'kept.json'), 'utf8')).toBe('kept');
   });
 });

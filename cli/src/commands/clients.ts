@@ -1,16 +1,17 @@
 import * as ipaddr from 'ipaddr.js';
-import { generateClientKey, hashClientKey } from '../../../gateway/src/client-keys';
+import { generateClientKey, hashClientKey } from '../../../contracts/client-keys';
 import {
   type ClientRecord,
   clientSchema,
   clientsDocumentSchema,
   EMPTY_CLIENTS_DOCUMENT,
-} from '../../../gateway/src/records';
+} from '../../../contracts/gateway-documents';
 import type { Context } from '../context';
 import { SecretDocument } from '../documents';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { OUTPUTS } from '../../../contracts/stack-outputs';
 
 const list = (value: unknown) =>
   typeof value === 'string'
@@ -50,7 +51,7 @@ export async function clients(
   const stack = await ctx.stack();
   const doc = new SecretDocument(
     ctx.secrets(),
-    stack.get('GatewayClientsSecretArn'),
+    stack.get(OUTPUTS.gatewayClientsSecretArn),
     'client records',
     clientsDocumentSchema,
     EMPTY_CLIENTS_DOCUMENT,
@@ -60,7 +61,7 @@ export async function clients(
     try {
       const value = await ctx
         .secrets()
-        .send(new GetSecretValueCommand({ SecretId: stack.get('GatewayPepperSecretArn') }));
+        .send(new GetSecretValueCommand({ SecretId: stack.get(OUTPUTS.gatewayPepperSecretArn) }));
       if (!value.SecretString || value.SecretString.length < 32)
         throw new CliError('the pepper secret is missing or too short');
       return value.SecretString;

@@ -11,6 +11,8 @@ import { GetWebACLForResourceCommand, WAFV2Client } from '@aws-sdk/client-wafv2'
 import type { Context } from '../context';
 import { CliError } from '../errors';
 import { table } from '../io';
+import { OUTPUTS } from '../../../contracts/stack-outputs';
+import { SECRETS, type SecretEntry } from '../../../contracts/secrets';
 
 export interface Finding {
   readonly check: string;
@@ -24,18 +26,19 @@ export const APPROVED_ALB_POLICIES = /^ELBSecurityPolicy-TLS13-1-[23]-/;
 /** CloudFront's minimum viewer protocols at TLS 1.2 or later. */
 const APPROVED_CLOUDFRONT = ['TLSv1.2_2018', 'TLSv1.2_2019', 'TLSv1.2_2021', 'TLSv1.3_2025'];
 
-/** Secrets the operator rotates with `dify-aws secrets rotate` (or by hand), and their CLI names. */
-const OPERATOR_ROTATED: Record<string, string> = {
-  SandboxApiKeySecretArn: 'sandbox-key',
-  PluginDaemonKeySecretArn: 'plugin-daemon-key',
-  PluginInnerApiKeySecretArn: 'plugin-inner-key',
-  CacheDifyUserSecretArn: 'cache-dify-password',
-  CachePluginDaemonUserSecretArn: 'cache-plugin-daemon-password',
-  CacheGatewayUserSecretArn: 'cache-gateway-password',
-  GatewayPepperSecretArn: 'the pepper (then clients rotate)',
-  DatabaseAppSecretArn: "the dify role's password",
-  DatabasePluginSecretArn: "the dify_plugin role's password",
-};
+/**
+ * Secrets the operator rotates with `dify-aws secrets rotate` (or by hand), by output, and what rotates
+ * them: from the stack's secret catalogue (contracts/secrets.ts).
+ */
+const OPERATOR_ROTATED: Record<string, string> = Object.fromEntries(
+  Object.values(SECRETS as Record<string, SecretEntry>).flatMap((entry) =>
+    entry.rotation.by === 'cli' && entry.rotation.routine !== false
+      ? [[entry.output, entry.rotation.name]]
+      : entry.rotation.by === 'operator'
+        ? [[entry.output, entry.rotation.how]]
+        : [],
+  ),
+);
 
 export interface DoctorClients {
   readonly elb: ElasticLoadBalancingV2Client;
@@ -72,8 +75,8 @@ export async function doctor(
   const maxAgeDays = options['max-age-days'] === undefined ? 90 : Number(options['max-age-days']);
   if (!Number.isInteger(maxAgeDays) || maxAgeDays < 1)
     throw new CliError('--max-age-days: expected a whole number of days');
-  const lb = stack.get('LoadBalancerArn');
-  const distribution = stack.has('DistributionId') ? stack.get('DistributionId') : undefined;
+  const lb = stack.get(OUTPUTS.loadBalancerArn);
+  const distribution = stack.has(OUTPUTS.distributionId) ? stack.get(OUTPUTS.distributionId) : undefined;
 
   await guard('tls', 'load balancer', async () => {
     const listeners = (await clients.elb.send(new DescribeListenersCommand({ LoadBalancerArn: lb }))).Listeners ?? [];
@@ -105,7 +108,7 @@ export async function doctor(
       const certificate = config?.ViewerCertificate;
       if (certificate?.CloudFrontDefaultCertificate === true) {
         // Acceptable to try the stack out (dev); never for production, which synth refuses too.
-        const prod = stack.get('Profile') === 'prod';
+        const prod = stack.get(OUTPUTS.profile) === 'prod';
         add(
           'tls',
           'cloudfront',
@@ -135,10 +138,12 @@ export async function doctor(
     });
   }
 
-  if (stack.get('Profile') === 'prod') {
+  if (stack.get(OUTPUTS.profile) === 'prod') {
     await guard('deletion protection', 'aurora', async () => {
       const cluster = (
-        await clients.rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: stack.get('DatabaseClusterArn') }))
+        await clients.rds.send(
+          new DescribeDBClustersCommand({ DBClusterIdentifier: stack.get(OUTPUTS.databaseClusterArn) }),
+        )
       ).DBClusters?.[0];
       add(
         'deletion protection',
@@ -158,7 +163,7 @@ export async function doctor(
   await guard('rotation', 'aurora master secret', async () => {
     const secret = await ctx
       .secrets()
-      .send(new DescribeSecretCommand({ SecretId: stack.get('DatabaseMasterSecretArn') }));
+      .send(new DescribeSecretCommand({ SecretId: stack.get(OUTPUTS.databaseMasterSecretArn) }));
     const period = secret.RotationRules?.AutomaticallyAfterDays;
     if (secret.RotationEnabled !== true || period === undefined) {
       add('rotation', 'aurora master secret', 'FAIL', 'automatic rotation is off');
@@ -191,7 +196,7 @@ export async function doctor(
 
   await guard('alarms', 'alarm topic', async () => {
     const subscriptions =
-      (await clients.sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: stack.get('AlarmTopicArn') })))
+      (await clients.sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: stack.get(OUTPUTS.alarmTopicArn) })))
         .Subscriptions ?? [];
     const confirmed = subscriptions.filter(
       (s) => s.SubscriptionArn !== undefined && s.SubscriptionArn !== 'PendingConfirmation',

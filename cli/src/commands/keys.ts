@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { probeRequest } from '../../../gateway/src/upstream';
+import { probeRequest } from '../../../contracts/provider-api';
 import {
   EMPTY_PROVIDER_POOL,
   PROVIDERS,
@@ -7,11 +7,12 @@ import {
   type ProviderPool,
   providerSchema,
   providerPoolSchema,
-} from '../../../gateway/src/records';
+} from '../../../contracts/gateway-documents';
 import type { Context } from '../context';
 import { SecretDocument } from '../documents';
 import { CliError } from '../errors';
 import { table } from '../io';
+import { OUTPUTS } from '../../../contracts/stack-outputs';
 
 /** What a provider's keys look like; a value that does not fit is refused before it is stored. */
 const KEY_SHAPES: Record<ProviderName, { pattern: RegExp; expected: string }> = {
@@ -48,7 +49,7 @@ export async function keys(
   const stack = await ctx.stack();
   const doc = new SecretDocument(
     ctx.secrets(),
-    stack.get('GatewayProviderKeysSecretArn'),
+    stack.get(OUTPUTS.gatewayProviderKeysSecretArn),
     'provider key pool',
     providerPoolSchema,
     EMPTY_PROVIDER_POOL,

@@ -13,13 +13,12 @@ import {
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
+import { OUTPUTS, SERVICES, serviceNameOutput } from '../../../contracts/stack-outputs';
 
 /** The tag on each service that remembers what lockdown changed, so --undo restores it exactly. */
 export const LOCKDOWN_TAG = 'dify-aws:lockdown';
 
 /** Every service of the stack, by output name: Dify's seven and the gateway. */
-const SERVICES = ['Api', 'Worker', 'Beat', 'Web', 'Sandbox', 'PluginDaemon', 'SsrfProxy', 'Gateway'];
-
 interface Saved {
   /** desired count */
   d: number;
@@ -39,8 +38,8 @@ export async function lockdown(
   scaling: () => ApplicationAutoScalingClient,
 ) {
   const stack = await ctx.stack();
-  const cluster = stack.get('ClusterName');
-  const names = SERVICES.filter((s) => stack.has(`${s}ServiceName`)).map((s) => stack.get(`${s}ServiceName`));
+  const cluster = stack.get(OUTPUTS.clusterName);
+  const names = SERVICES.filter((s) => stack.has(serviceNameOutput(s))).map((s) => stack.get(serviceNameOutput(s)));
   let described;
   try {
     described = await ctx.ecs().send(new DescribeServicesCommand({ cluster, services: names, include: ['TAGS'] }));

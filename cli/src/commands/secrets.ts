@@ -12,59 +12,16 @@ import { InvokeCommand } from '@aws-sdk/client-lambda';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
+import { cliRotated, type SecretEntry } from '../../../contracts/secrets';
+import { OUTPUTS, serviceNameOutput } from '../../../contracts/stack-outputs';
 
 /**
- * The secrets `secrets rotate` knows: where the stack outputs them and which services read them at
- * start (from lib/constructs/dify/environment.ts and the gateway construct), so exactly those redeploy.
+ * The secrets `secrets rotate` knows, from the stack's secret catalogue (contracts/secrets.ts): where
+ * the stack outputs each one and which services read it at start, so exactly those redeploy. A test
+ * holds the catalogue to the execution roles of the synthesized template.
  */
-const ROTATABLE: Record<string, { output: string; consumers: string[]; what: string; cacheUser?: string }> = {
-  'sandbox-key': {
-    output: 'SandboxApiKeySecretArn',
-    consumers: ['Api', 'Worker', 'Sandbox'],
-    what: 'the sandbox API key',
-  },
-  'plugin-daemon-key': {
-    output: 'PluginDaemonKeySecretArn',
-    consumers: ['Api', 'Worker', 'PluginDaemon'],
-    what: 'the plugin daemon server key',
-  },
-  'plugin-inner-key': {
-    output: 'PluginInnerApiKeySecretArn',
-    consumers: ['Api', 'Worker', 'PluginDaemon'],
-    what: 'the plugin inner API key',
-  },
-  // Each component's own ElastiCache user (lib/constructs/cache.ts); `cacheUser` names the output
-  // with its user id.
-  'cache-dify-password': {
-    output: 'CacheDifyUserSecretArn',
-    consumers: ['Api', 'Worker', 'Beat'],
-    what: "Dify's Valkey user password",
-    cacheUser: 'CacheDifyUserId',
-  },
-  'cache-plugin-daemon-password': {
-    output: 'CachePluginDaemonUserSecretArn',
-    consumers: ['PluginDaemon'],
-    what: "the plugin daemon's Valkey user password",
-    cacheUser: 'CachePluginDaemonUserId',
-  },
-  'cache-gateway-password': {
-    output: 'CacheGatewayUserSecretArn',
-    consumers: ['Gateway'],
-    what: "the LLM gateway's Valkey user password",
-    cacheUser: 'CacheGatewayUserId',
-  },
-  'secret-key': { output: 'DifySecretKeySecretArn', consumers: ['Api', 'Worker', 'Beat'], what: "Dify's SECRET_KEY" },
-  'app-db-password': {
-    output: 'DatabaseAppSecretArn',
-    consumers: ['Api', 'Worker', 'Beat'],
-    what: "the dify database role's password",
-  },
-  'plugin-db-password': {
-    output: 'DatabasePluginSecretArn',
-    consumers: ['PluginDaemon'],
-    what: "the dify_plugin database role's password",
-  },
-};
+const ROTATABLE: Record<string, SecretEntry & { method: 'value' | 'cache-user' | 'database-role' }> =
+  Object.fromEntries(cliRotated().map(({ name, entry, method }) => [name, { ...entry, method }]));
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -104,19 +61,19 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
   }
   const stack = await ctx.stack();
   const secretArn = stack.get(spec.output);
-  const services = spec.consumers.map((c) => stack.get(`${c}ServiceName`));
-  const cluster = stack.get('ClusterName');
+  const services = spec.consumers.map((c) => stack.get(serviceNameOutput(c)));
+  const cluster = stack.get(OUTPUTS.clusterName);
   if (
     !(await ctx.confirm(`Rotate ${spec.what} and redeploy ${services.length} services (${spec.consumers.join(', ')})?`))
   ) {
     throw new CliError('cancelled', 3);
   }
   const value = newSecretValue(ctx.randomBytes);
-  if (name === 'app-db-password' || name === 'plugin-db-password') {
+  if (spec.method === 'database-role') {
     return rotateDatabasePassword(ctx, spec, secretArn, value, cluster, services, options);
   }
-  if (spec.cacheUser !== undefined) {
-    return rotateCacheUser(ctx, spec, stack.get(spec.cacheUser), secretArn, value, cluster, services, options);
+  if (spec.method === 'cache-user') {
+    return rotateCacheUser(ctx, spec, stack.get(spec.cacheUserIdOutput!), secretArn, value, cluster, services, options);
   }
   let version: string | undefined;
   try {
@@ -143,7 +100,7 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
  */
 async function rotateDatabasePassword(
   ctx: Context,
-  spec: { what: string; consumers: string[] },
+  spec: { what: string; consumers: readonly string[] },
   secretArn: string,
   password: string,
   cluster: string,
@@ -151,8 +108,8 @@ async function rotateDatabasePassword(
   options: Record<string, string | boolean | undefined>,
 ) {
   const stack = await ctx.stack();
-  const functionName = stack.get('DatabaseBootstrapFunctionName');
-  const masterSecretArn = stack.get('DatabaseMasterSecretArn');
+  const functionName = stack.get(OUTPUTS.databaseBootstrapFunctionName);
+  const masterSecretArn = stack.get(OUTPUTS.databaseMasterSecretArn);
   let current: Record<string, unknown>;
   let currentVersion: string | undefined;
   try {
@@ -242,7 +199,7 @@ async function rotateDatabasePassword(
  */
 async function rotateCacheUser(
   ctx: Context,
-  spec: { what: string; consumers: string[] },
+  spec: { what: string; consumers: readonly string[] },
   userId: string,
   secretArn: string,
   password: string,

@@ -1,6 +1,7 @@
 import { DescribeTasksCommand, RunTaskCommand } from '@aws-sdk/client-ecs';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
+import { OUTPUTS } from '../../../contracts/stack-outputs';
 
 /**
  * What ends every Dify console session without touching SECRET_KEY: Dify keeps each console refresh
@@ -31,7 +32,7 @@ export async function revokeSessions(
   options: Record<string, string | boolean | undefined>,
 ): Promise<void> {
   const stack = await ctx.stack();
-  const cluster = stack.get('ClusterName');
+  const cluster = stack.get(OUTPUTS.clusterName);
   if (
     !(await ctx.confirm(
       'Delete every Dify console refresh token? Everyone must sign in again within the access-token lifetime.',
@@ -44,14 +45,14 @@ export async function revokeSessions(
     const started = await ctx.ecs().send(
       new RunTaskCommand({
         cluster,
-        taskDefinition: stack.get('MigrationTaskFamily'),
+        taskDefinition: stack.get(OUTPUTS.migrationTaskFamily),
         launchType: 'FARGATE',
         count: 1,
         startedBy: 'dify-aws revoke-sessions',
         networkConfiguration: {
           awsvpcConfiguration: {
-            subnets: stack.get('PrivateSubnetIds').split(','),
-            securityGroups: [stack.get('MigrationTaskSecurityGroupId')],
+            subnets: stack.get(OUTPUTS.privateSubnetIds).split(','),
+            securityGroups: [stack.get(OUTPUTS.migrationTaskSecurityGroupId)],
             assignPublicIp: 'DISABLED',
           },
         },

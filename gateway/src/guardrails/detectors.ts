@@ -1,4 +1,4 @@
-import type { BuiltInDetector, CustomDetector } from '../records';
+import type { BuiltInDetector, CustomDetector } from '../../../contracts/gateway-documents';
 
 /** Where a match sits in the screened text. The matched text itself never leaves this module. */
 export interface Span {

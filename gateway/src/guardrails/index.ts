@@ -1,4 +1,4 @@
-import { BUILT_IN_DETECTORS, type CustomDetector, type GuardrailAction } from '../records';
+import { BUILT_IN_DETECTORS, type CustomDetector, type GuardrailAction } from '../../../contracts/gateway-documents';
 import { BUILT_INS, compileCustom, type Detector, PRECEDENCE, type Span } from './detectors';
 import { conversation, type Leaf, leaves, type Route } from './extract';
 import { type Normalized, normalize, originalRange } from './normalize';

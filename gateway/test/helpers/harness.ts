@@ -4,7 +4,7 @@ import { type Agent, createDispatcher } from '../../src/http-client';
 import { parseAllowedNetworks } from '../../src/provider-address';
 import { Screener } from '../../src/screening';
 import { loopbackCertificate } from './tls';
-import { generateClientKey, hashClientKey } from '../../src/client-keys';
+import { generateClientKey, hashClientKey } from '../../../contracts/client-keys';
 import { ClientRegistry } from '../../src/clients';
 import { Guardrails } from '../../src/guardrails';
 import { Telemetry } from '../../src/log';
@@ -16,7 +16,7 @@ import {
   type CustomDetector,
   type ProviderPool,
   providerPoolSchema,
-} from '../../src/records';
+} from '../../../contracts/gateway-documents';
 import { Gateway } from '../../src/server';
 
 export const PEPPER = 'test-pepper-0123456789abcdefghijklmnopqrstuvwxyz';

@@ -3,7 +3,7 @@ import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { Client as PgClient } from 'pg';
 // esbuild inlines the committed RDS CA bundle (lib/rds-ca.ts pins its SHA-256 at synth).
 import RDS_CA_BUNDLE from '../../../images/api/rds-ca-bundle.pem';
-import { scramSha256Verifier, VERIFIER_SHAPE } from './scram';
+import { scramSha256Verifier, VERIFIER_SHAPE } from '../../../contracts/scram';
 
 /**
  * Deploy-time bootstrap of Aurora for Dify, run by CloudFormation through the Provider framework.

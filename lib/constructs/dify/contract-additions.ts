@@ -1,7 +1,7 @@
 import type { DifyServiceName } from './environment';
 
 /**
- * Variables we set that ../shared/dify/services.json does not list, each with what reads it in the
+ * Variables we set that contracts/dify/services.json does not list, each with what reads it in the
  * pinned release. The contract file lists what Dify's own settings code reads; these are read by the
  * libraries the release ships, so the environment test accepts them only from this documented list.
  */

@@ -4,7 +4,7 @@ import { RDS_CA_IMAGE_PATH } from '../../rds-ca';
  * What each Dify container is told, as plain data: non-secret `environment`, `secrets` injected by
  * ECS from Secrets Manager, and the few values the container assembles at start from those secrets.
  * The ECS constructs map this onto task definitions; test/dify/environment.test.ts holds it to the
- * pinned release's contract in ../shared/dify/services.json.
+ * pinned release's contract in contracts/dify/services.json.
  */
 
 /** Dify's services, named as in the release's docker-compose.yaml. */
@@ -53,7 +53,7 @@ export const url = (endpoint: { name: string; port: number }) =>
  * the task metadata, loopback and every other AWS name included, goes to the SSRF proxy, which
  * denies internal addresses. Dify's SSRF-protected client ignores this list altogether:
  * `SSRF_PROXY_ALL_URL` sends every URL it fetches through the proxy (see `SSRF_PROXY_ALL_URL` in
- * ../shared/dify/services.json).
+ * contracts/dify/services.json).
  */
 export function noProxy(region: string): string {
   return [`.${SERVICE_NAMESPACE}`, `s3.${region}.amazonaws.com`, `.s3.${region}.amazonaws.com`, '169.254.170.2'].join(

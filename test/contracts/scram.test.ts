@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import { scramSha256Verifier, VERIFIER_SHAPE } from '../src/scram';
+import { scramSha256Verifier, VERIFIER_SHAPE } from '../../contracts/scram';
 
 /** RFC 7677, section 3: user "user", password "pencil". */
 const RFC = {

@@ -1,4 +1,4 @@
-import type { ProviderConfig, ProviderName } from './records';
+import type { ProviderConfig, ProviderName } from './gateway-documents';
 
 /** The OpenAI-compatible and Anthropic operations the gateway forwards. */
 export type Operation = 'chat/completions' | 'completions' | 'embeddings' | 'messages' | 'messages/count_tokens';

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { CLIENT_KEY_PATTERN } from './records';
+import { CLIENT_KEY_PATTERN } from './gateway-documents';
 
 /** Hex HMAC-SHA256 of a whole client key under the pepper: the only form in which a key is stored. */
 export function hashClientKey(pepper: string, key: string): string {

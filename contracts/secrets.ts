@@ -1,0 +1,164 @@
+/**
+ * The stack's secrets, one per purpose: the output that holds each one's ARN, the services that read
+ * it, and how it rotates. The stack grants each service exactly these (test/contracts/secrets.test.ts
+ * reads the synthesized template); `dify-aws secrets rotate` redeploys exactly these consumers, and
+ * `dify-aws doctor` checks the age of the operator-rotated ones.
+ */
+import { OUTPUTS, type ServiceId } from './stack-outputs';
+
+/** How a secret changes. */
+export type Rotation =
+  /**
+   * `dify-aws secrets rotate <name>`: a new value, then the consumers redeploy. `routine: false`: not
+   * part of regular rotation (SECRET_KEY: Dify cannot re-encrypt what it encrypted with it).
+   */
+  | {
+      readonly by: 'cli';
+      readonly name: string;
+      readonly method: 'value' | 'cache-user' | 'database-role';
+      readonly routine?: false;
+    }
+  /** By hand, with what to do (the pepper: every client key is re-issued). */
+  | { readonly by: 'operator'; readonly how: string }
+  /** Secrets Manager rotates it on a schedule. */
+  | { readonly by: 'schedule'; readonly days: number }
+  /** A document the CLI rewrites entry by entry (keys, clients), not a credential of its own. */
+  | { readonly by: 'document' }
+  /** Read once, to create the owner account. */
+  | { readonly by: 'never'; readonly why: string };
+
+export interface SecretEntry {
+  /** The output that holds its ARN. */
+  readonly output: string;
+  /** What it is, for messages. */
+  readonly what: string;
+  /** The services whose containers are given it (their execution role may read it). */
+  readonly consumers: readonly ServiceId[];
+  /** One-off tasks given it as well (they run at deploy time, never redeployed). */
+  readonly tasks: readonly 'MigrationTask'[];
+  /** Task roles that read it at run time themselves (the gateway's documents). */
+  readonly readers?: readonly ServiceId[];
+  /** For an ElastiCache user's secret: the output holding the user's id. */
+  readonly cacheUserIdOutput?: string;
+  readonly rotation: Rotation;
+}
+
+export const SECRETS = {
+  secretKey: {
+    output: OUTPUTS.difySecretKeySecretArn,
+    what: "Dify's SECRET_KEY",
+    consumers: ['Api', 'Worker', 'Beat'],
+    tasks: ['MigrationTask'],
+    rotation: { by: 'cli', name: 'secret-key', method: 'value', routine: false },
+  },
+  sandboxApiKey: {
+    output: OUTPUTS.sandboxApiKeySecretArn,
+    what: 'the sandbox API key',
+    consumers: ['Api', 'Worker', 'Sandbox'],
+    tasks: [],
+    rotation: { by: 'cli', name: 'sandbox-key', method: 'value' },
+  },
+  pluginDaemonKey: {
+    output: OUTPUTS.pluginDaemonKeySecretArn,
+    what: 'the plugin daemon server key',
+    consumers: ['Api', 'Worker', 'PluginDaemon'],
+    tasks: [],
+    rotation: { by: 'cli', name: 'plugin-daemon-key', method: 'value' },
+  },
+  pluginInnerApiKey: {
+    output: OUTPUTS.pluginInnerApiKeySecretArn,
+    what: 'the plugin inner API key',
+    consumers: ['Api', 'Worker', 'PluginDaemon'],
+    tasks: [],
+    rotation: { by: 'cli', name: 'plugin-inner-key', method: 'value' },
+  },
+  initPassword: {
+    output: OUTPUTS.initPasswordSecretArn,
+    what: 'the /install password',
+    consumers: ['Api'],
+    tasks: [],
+    rotation: { by: 'never', why: 'it opens /install once, to create the owner account' },
+  },
+  cacheDify: {
+    cacheUserIdOutput: OUTPUTS.cacheDifyUserId,
+    output: OUTPUTS.cacheDifyUserSecretArn,
+    what: "Dify's Valkey user password",
+    consumers: ['Api', 'Worker', 'Beat'],
+    tasks: ['MigrationTask'],
+    rotation: { by: 'cli', name: 'cache-dify-password', method: 'cache-user' },
+  },
+  cachePluginDaemon: {
+    cacheUserIdOutput: OUTPUTS.cachePluginDaemonUserId,
+    output: OUTPUTS.cachePluginDaemonUserSecretArn,
+    what: "the plugin daemon's Valkey user password",
+    consumers: ['PluginDaemon'],
+    tasks: [],
+    rotation: { by: 'cli', name: 'cache-plugin-daemon-password', method: 'cache-user' },
+  },
+  cacheGateway: {
+    cacheUserIdOutput: OUTPUTS.cacheGatewayUserId,
+    output: OUTPUTS.cacheGatewayUserSecretArn,
+    what: "the LLM gateway's Valkey user password",
+    consumers: ['Gateway'],
+    tasks: [],
+    rotation: { by: 'cli', name: 'cache-gateway-password', method: 'cache-user' },
+  },
+  appDatabase: {
+    output: OUTPUTS.databaseAppSecretArn,
+    what: "the dify database role's password",
+    consumers: ['Api', 'Worker', 'Beat'],
+    tasks: ['MigrationTask'],
+    rotation: { by: 'cli', name: 'app-db-password', method: 'database-role' },
+  },
+  pluginDatabase: {
+    output: OUTPUTS.databasePluginSecretArn,
+    what: "the dify_plugin database role's password",
+    consumers: ['PluginDaemon'],
+    tasks: [],
+    rotation: { by: 'cli', name: 'plugin-db-password', method: 'database-role' },
+  },
+  databaseMaster: {
+    output: OUTPUTS.databaseMasterSecretArn,
+    what: "Aurora's master password",
+    consumers: [],
+    tasks: [],
+    rotation: { by: 'schedule', days: 30 },
+  },
+  gatewayPepper: {
+    output: OUTPUTS.gatewayPepperSecretArn,
+    what: "the LLM gateway's client-key pepper",
+    consumers: ['Gateway'],
+    tasks: [],
+    rotation: { by: 'operator', how: 'the pepper (then clients rotate)' },
+  },
+  gatewayProviderKeys: {
+    output: OUTPUTS.gatewayProviderKeysSecretArn,
+    what: "the LLM gateway's provider key pool",
+    consumers: [],
+    tasks: [],
+    readers: ['Gateway'],
+    rotation: { by: 'document' },
+  },
+  gatewayClients: {
+    output: OUTPUTS.gatewayClientsSecretArn,
+    what: "the LLM gateway's client records",
+    consumers: [],
+    tasks: [],
+    readers: ['Gateway'],
+    rotation: { by: 'document' },
+  },
+} as const satisfies Record<string, SecretEntry>;
+
+export type SecretId = keyof typeof SECRETS;
+
+/** The secrets `dify-aws secrets rotate` changes, by their CLI name. */
+export function cliRotated(): Array<{
+  id: SecretId;
+  entry: SecretEntry;
+  name: string;
+  method: 'value' | 'cache-user' | 'database-role';
+}> {
+  return (Object.entries(SECRETS) as Array<[SecretId, SecretEntry]>).flatMap(([id, entry]) =>
+    entry.rotation.by === 'cli' ? [{ id, entry, name: entry.rotation.name, method: entry.rotation.method }] : [],
+  );
+}
