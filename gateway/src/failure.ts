@@ -1,4 +1,5 @@
 import type { ProviderName } from '../../contracts/gateway-documents';
+import { GatewayError } from './errors';
 
 /**
  * What an upstream outcome means for the key that produced it. Pure functions: the proxy decides
@@ -184,4 +185,48 @@ export function cooldownUntil(headers: Headers, now: number, fallbackMs: number)
   }
   if (candidates.length > 0) return Math.min(cap, Math.max(now, ...candidates));
   return now + fallbackMs;
+}
+
+/**
+ * No attempt produced an answer to relay: the error that says why, as the provider's condition, and
+ * when to retry. `nextAvailable` is when the provider's first cooling key may be used again.
+ */
+export function exhausted(
+  provider: ProviderName,
+  lastOutcome: Outcome | undefined,
+  tried: number,
+  nextAvailable: number | undefined,
+  now: number,
+): GatewayError {
+  if (lastOutcome === 'rate_limited' || (lastOutcome === undefined && nextAvailable !== undefined)) {
+    const seconds = Math.max(1, Math.ceil(((nextAvailable ?? now + 1000) - now) / 1000));
+    return new GatewayError(
+      429,
+      'upstream_rate_limited',
+      `every ${provider} key is rate-limited by the provider; retry after ${seconds} s`,
+      { provider, retry_after_seconds: seconds },
+      { 'retry-after': String(seconds) },
+    );
+  }
+  if (lastOutcome === undefined || lastOutcome === 'auth') {
+    return new GatewayError(
+      503,
+      'upstream_unavailable',
+      lastOutcome === 'auth'
+        ? `${provider} refused every key tried; an operator must replace the keys`
+        : `no usable ${provider} key: every key is refused by the provider or switched off, or none is configured`,
+      { provider },
+    );
+  }
+  if (lastOutcome === 'timeout') {
+    return new GatewayError(504, 'upstream_timeout', `${provider} did not start answering in time on ${tried} key(s)`, {
+      provider,
+    });
+  }
+  return new GatewayError(
+    502,
+    'upstream_error',
+    `${provider} failed on ${tried} key(s) (${lastOutcome === 'server' ? 'server errors' : 'connection errors'})`,
+    { provider },
+  );
 }

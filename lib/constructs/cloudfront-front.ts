@@ -9,7 +9,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag/acknowledge';
 import { repoPath } from '../paths';
-import type { EdgeDomain } from './edge';
+import type { EdgeDomain } from './edge-domain';
 
 /** What only the `cloudfront` mode needs. */
 export interface CloudFrontOptions {

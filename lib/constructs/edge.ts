@@ -11,6 +11,7 @@ import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { CloudFrontFront, type CloudFrontOptions } from './cloudfront-front';
+import type { EdgeDomain } from './edge-domain';
 import { CLOUDFRONT_ORIGIN_FACING, ManagedPrefixList } from './managed-prefix-list';
 import type { LogSettings } from './log-group';
 import type { Network } from './network';
@@ -20,19 +21,7 @@ import { WebAcl, type WebAclRules } from './web-acl';
 export type EdgeMode = 'cloudfront' | 'alb' | 'internal';
 
 /** The public name of Dify and how its certificates are obtained. */
-export interface EdgeDomain {
-  readonly name: string;
-  /**
-   * Hosted zone for DNS-validated certificates and alias records.
-   * @default - no zone: `certificateArn` must be given, and DNS records are the owner's to create
-   */
-  readonly zone?: route53.IHostedZone;
-  /**
-   * An existing regional ACM certificate for the load balancer.
-   * @default - a DNS-validated certificate in `zone`
-   */
-  readonly certificateArn?: string;
-}
+export type { EdgeDomain } from './edge-domain';
 
 export interface EdgeProps {
   readonly mode: EdgeMode;
