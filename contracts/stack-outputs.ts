@@ -1,7 +1,15 @@
 /**
- * The main stack's output names: what the stack writes (lib/stacks, each owning construct) and what the
- * operator CLI reads. Values are ARNs, names and URLs, never a secret value.
+ * The deployment's output names: what its stacks write (each owning construct, lib/constructs) and
+ * what the operator CLI reads. Values are ARNs, names and URLs, never a secret value.
  */
+
+/**
+ * The stacks of a deployment named `name` (configuration key stackName), in the order they deploy:
+ * keys, network, buckets and secrets; the data tier; the runtime and its chokepoints; then the main
+ * stack, named after the deployment. Every output name is unique across them.
+ */
+export const deploymentStacks = (name: string) =>
+  [`${name}-Foundation`, `${name}-Data`, `${name}-Runtime`, name] as const;
 
 /** The long-running services with a `<id>ServiceName` output, by construct id. */
 export const SERVICES = ['Api', 'Worker', 'Beat', 'Web', 'Sandbox', 'PluginDaemon', 'SsrfProxy', 'Gateway'] as const;
@@ -55,6 +63,6 @@ export const OUTPUTS = {
 export type OutputName = (typeof OUTPUTS)[keyof typeof OUTPUTS];
 
 /** `<id>ServiceName`: the ECS service name of a long-running service. */
-export const serviceNameOutput = (service: ServiceId) => `${service}ServiceName`;
+export const serviceNameOutput = (service: string) => `${service}ServiceName` as const;
 /** `<id>LogGroupName`: the log group of a task definition. */
-export const logGroupOutput = (task: string) => `${task}LogGroupName`;
+export const logGroupOutput = (task: string) => `${task}LogGroupName` as const;

@@ -1,52 +1,335 @@
-import type { App } from 'aws-cdk-lib';
+import { Annotations, type App, type Stack } from 'aws-cdk-lib';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import type { Construct } from 'constructs';
+import { OUTPUTS } from '../contracts/stack-outputs';
 import type { Config } from './config/schema';
-import { DifyStack } from './stacks/dify-stack';
+import { type Sizing, sizingFor } from './config/sizing';
+import { configWarnings } from './config/warnings';
+import { AppSecrets } from './constructs/app-secrets';
+import { Cache } from './constructs/cache';
+import type { CloudFrontOptions } from './constructs/cloudfront-front';
+import { Database } from './constructs/database';
+import { type DifyServiceName, FLOWS, SERVICE_ROWS } from './constructs/dify/catalog';
+import { DifyServices, type DifyServicesProps } from './constructs/dify/dify-services';
+import { SecurityGroupFlows } from './constructs/dify/security-group-flows';
+import { DIFY_URL_SURFACE } from './constructs/dify/urls';
+import { Edge, type EdgeDomain } from './constructs/edge';
+import { Keys } from './constructs/keys';
+import { LlmGateway } from './constructs/llm-gateway';
+import type { LogSettings } from './constructs/log-group';
+import { Network } from './constructs/network';
+import { Observability } from './constructs/observability';
+import { output } from './constructs/outputs';
+import { EcsRuntime } from './constructs/runtime/ecs-runtime';
+import type { RunningService } from './constructs/runtime/runtime';
+import { Storage } from './constructs/storage';
+import { acknowledgeCdkProviders } from './nag/cdk-providers';
+import { DeploymentStack } from './stacks/deployment-stack';
 import { GlobalStack } from './stacks/global-stack';
 
-/** Every stack of the app, as `bin/` and the tests build them. */
+/**
+ * Where each part of the deployment goes. Stacks deploy in this order, and every reference points
+ * at a stack deployed earlier.
+ */
+export interface Placement {
+  /** Keys, the VPC and its endpoints, the buckets, Dify's own secrets, the alarm topic. */
+  readonly foundation: Stack;
+  /** Aurora PostgreSQL and Valkey. */
+  readonly data: Stack;
+  /** The ECS cluster, and the chokepoints between Dify and the outside: SSRF proxy, sandbox, LLM gateway. */
+  readonly runtime: Stack;
+  /** The front door and the services it routes to, with those of their tier. */
+  readonly main: Stack;
+}
+
+/** The services rendered in the runtime stack: chokepoints every other service calls, none of them routed. */
+export const RUNTIME_SERVICES: readonly DifyServiceName[] = ['ssrf_proxy', 'sandbox'];
+
+/** Every stack of the app, as `bin/` and the tests build them, and the components they hold. */
 export interface DifyApp {
-  readonly main: DifyStack;
+  readonly sizing: Sizing;
+  readonly placement: Placement;
+  /** The stack named after the deployment: the front door and the services behind it. */
+  readonly main: Stack;
   /** The us-east-1 stack CloudFront needs; only with `edge=cloudfront`. */
   readonly global?: GlobalStack;
+  /** Every stack, in the order they deploy. */
+  readonly stacks: readonly Stack[];
+  readonly keys: Keys;
+  readonly network: Network;
+  readonly storage: Storage;
+  readonly secrets: AppSecrets;
+  readonly observability: Observability;
+  readonly database: Database;
+  readonly cache: Cache;
+  readonly edge: Edge;
+  readonly gateway: LlmGateway;
+  readonly platform: EcsRuntime;
+  /** Every Dify service, whichever stack renders it. */
+  readonly services: Readonly<Record<DifyServiceName, RunningService>>;
+}
+
+export interface CreateAppOptions {
+  /**
+   * Everything in the one stack named after the deployment, as before the split. Only for the test
+   * that proves the split moves resources and changes none (a prod deployment with every option on
+   * exceeds CloudFormation's 500 resources in one stack).
+   * @default false - four stacks: `<name>-Foundation`, `<name>-Data`, `<name>-Runtime` and `<name>`
+   */
+  readonly singleStack?: boolean;
 }
 
 /** Builds the whole app from a validated configuration. `bin/dify.ts` and every test call this. */
-export function createApp(app: App, config: Config): DifyApp {
+export function createApp(app: App, config: Config, options: CreateAppOptions = {}): DifyApp {
+  const sizing = sizingFor(config);
   const description = `Dify ${config.difyVersion} on AWS, zero-trust by default (profile ${config.profile}, edge ${config.edge})`;
   const global =
     config.edge === 'cloudfront'
       ? new GlobalStack(app, `${config.stackName}-Global`, {
           config,
+          sizing,
           env: { account: config.account, region: 'us-east-1' },
           crossRegionReferences: true,
           description: `${description}: CloudFront web ACL and certificate`,
         })
       : undefined;
-  const main = new DifyStack(app, config.stackName, {
+  const stack = (suffix: string, part: string) =>
+    new DeploymentStack(app, suffix === '' ? config.stackName : `${config.stackName}-${suffix}`, {
+      deploymentName: config.stackName,
+      azCount: sizing.network.azCount,
+      env: { account: config.account, region: config.region },
+      crossRegionReferences: global !== undefined && suffix === '',
+      description: part === '' ? description : `${description}: ${part}`,
+    });
+  // Created in deploy order, so that the app lists them in it.
+  const placement: Placement = options.singleStack
+    ? (() => {
+        const only = stack('', '');
+        return { foundation: only, data: only, runtime: only, main: only };
+      })()
+    : {
+        foundation: stack('Foundation', 'keys, network, buckets, secrets and the alarm topic'),
+        data: stack('Data', 'Aurora PostgreSQL and Valkey'),
+        runtime: stack('Runtime', 'the ECS cluster, the SSRF proxy, the sandbox and the LLM gateway'),
+        main: stack('', ''),
+      };
+  const composed = compose(
+    placement,
     config,
-    env: { account: config.account, region: config.region },
-    crossRegionReferences: global !== undefined,
-    description,
-    cloudFront:
-      global === undefined
-        ? undefined
-        : {
-            webAclArn: global.webAcl.arn,
-            certificate: global.certificate,
-            priceClass:
-              cloudfront.PriceClass[
-                (
-                  {
-                    PriceClass_100: 'PRICE_CLASS_100',
-                    PriceClass_200: 'PRICE_CLASS_200',
-                    PriceClass_All: 'PRICE_CLASS_ALL',
-                  } as const
-                )[config.cloudFrontPriceClass]
-              ],
-            geoAllowlist: config.cloudFrontGeoAllowlist,
-          },
+    sizing,
+    global === undefined ? undefined : cloudFrontOptions(config, global),
+  );
+  if (global !== undefined) placement.main.addStackDependency(global);
+  const stacks = [...new Set([placement.foundation, placement.data, placement.runtime, placement.main])];
+  for (const each of stacks) acknowledgeCdkProviders(each);
+  return {
+    ...composed,
+    sizing,
+    placement,
+    main: placement.main,
+    global,
+    stacks: [...(global ? [global] : []), ...stacks],
+  };
+}
+
+/**
+ * The deployment, part by part, in the order of the architecture: keys, network, storage and secrets;
+ * the data tier; the runtime and its chokepoints; the front door and the services behind it.
+ */
+function compose(
+  placement: Placement,
+  config: Config,
+  sizing: Sizing,
+  cloudFront: CloudFrontOptions | undefined,
+): Omit<DifyApp, 'sizing' | 'placement' | 'main' | 'global' | 'stacks'> {
+  const { foundation, data, runtime, main } = placement;
+  const removalPolicy = sizing.retention.removalPolicy;
+  const logPrefix = `/dify/${config.stackName}/`;
+  const clusterIdentifier = `${config.stackName.toLowerCase()}-aurora`;
+
+  const keys = new Keys(foundation, 'Keys', {
+    logGroupPrefix: logPrefix,
+    extraLogGroupPrefixes: [`/aws/rds/cluster/${clusterIdentifier}/`, `aws-waf-logs-${config.stackName}.`],
+    removalPolicy,
   });
-  if (global !== undefined) main.addStackDependency(global);
-  return { main, global };
+  const logs: LogSettings = {
+    prefix: logPrefix,
+    key: keys.logs,
+    retention: sizing.retention.logRetention,
+    removalPolicy,
+  };
+  const network = new Network(foundation, 'Network', {
+    cidr: config.vpcCidr,
+    sizing: sizing.network,
+    logs,
+    bedrock: config.bedrockModels.length > 0,
+    exec: config.enableExec,
+  });
+  const secrets = new AppSecrets(foundation, 'AppSecrets', { key: keys.secretsKeyFor(foundation), removalPolicy });
+  const storage = new Storage(foundation, 'Storage', {
+    sizing: sizing.storage,
+    dataKey: keys.data,
+    cloudFrontLogs: config.edge === 'cloudfront',
+  });
+  // Through the S3 gateway endpoint, only the deployment's own buckets (and the platform's needs).
+  network.restrictS3Endpoint([storage.bucket, storage.pluginBucket]);
+  const observability = new Observability(foundation, 'Observability', {
+    key: keys.logs,
+    alarmEmail: config.alarmEmail,
+  });
+
+  const database = new Database(data, 'Database', {
+    network,
+    sizing: sizing.database,
+    dataKey: keys.data,
+    secretsKey: keys.secretsKeyFor(data),
+    logs,
+    clusterIdentifier,
+    alarms: observability,
+  });
+  const cache = new Cache(data, 'Cache', {
+    network,
+    sizing: sizing.cache,
+    dataKey: keys.data,
+    secretsKey: keys.secretsKeyFor(data),
+    logs,
+    alarms: observability,
+  });
+  const flows = new SecurityGroupFlows(FLOWS, network);
+  flows.add('database', database);
+  flows.add('cache', cache);
+
+  const dify: Omit<DifyServicesProps, 'runtime' | 'services' | 'rendered'> = {
+    flows,
+    database,
+    cache,
+    storage,
+    secrets,
+    sizing: sizing.services,
+    versions: { dify: config.difyVersion, pluginDaemon: config.pluginDaemonVersion, sandbox: config.sandboxVersion },
+    vpcCidr: config.vpcCidr,
+    uploadFileSizeLimitMb: config.uploadFileSizeLimitMb,
+    pipMirrorUrl: config.pipMirrorUrl,
+    bedrockModels: config.bedrockModels,
+  };
+  // The front door comes first when everything shares one stack: the services read its URL.
+  const edge = (): Edge => {
+    const created = new Edge(main, 'Edge', {
+      mode: config.edge,
+      network,
+      logBucket: storage.logBucket,
+      domain: domain(main, config),
+      rules: {
+        allowedIpv4Cidrs: config.allowedIpv4Cidrs,
+        allowedIpv6Cidrs: config.allowedIpv6Cidrs,
+        rateLimit: config.wafRateLimit,
+        anonymousIpList: config.wafAnonymousIpList,
+      },
+      deletionProtection: sizing.edge.deletionProtection,
+      logs,
+      cloudFront,
+      surface: DIFY_URL_SURFACE,
+    });
+    flows.add('edge', created.loadBalancer);
+    return created;
+  };
+  const platform = (scope: Construct) =>
+    new EcsRuntime(scope, 'Runtime', { network, logs, execKey: config.enableExec ? keys.logs : undefined });
+  const gateway = (ecs: EcsRuntime): LlmGateway => {
+    const created = new LlmGateway(runtime, 'LlmGateway', {
+      runtime: ecs,
+      network,
+      logs,
+      cache,
+      secretsKey: keys.secretsKeyFor(runtime),
+      sizing: sizing.services.gateway,
+      removalPolicy,
+      providerPrivateCidrs: config.gatewayProviderPrivateCidrs,
+    });
+    flows.add('llm_gateway', created.service);
+    return created;
+  };
+
+  let services: Record<string, RunningService>;
+  let front: Edge;
+  let llm: LlmGateway;
+  let ecs: EcsRuntime;
+  if (runtime === main) {
+    front = edge();
+    const all = new DifyServices(main, 'Dify', {
+      ...dify,
+      runtime: platform,
+      services: SERVICE_ROWS.map((row) => row.service),
+      edge: front,
+      publicUrl: front.url,
+    });
+    ecs = all.runtime as EcsRuntime;
+    llm = gateway(ecs);
+    services = all.services;
+  } else {
+    const chokepoints = new DifyServices(runtime, 'Dify', { ...dify, runtime: platform, services: RUNTIME_SERVICES });
+    ecs = chokepoints.runtime as EcsRuntime;
+    llm = gateway(ecs);
+    front = edge();
+    const behindTheFrontDoor = new DifyServices(main, 'Dify', {
+      ...dify,
+      runtime: ecs,
+      services: SERVICE_ROWS.map((row) => row.service).filter((service) => !RUNTIME_SERVICES.includes(service)),
+      edge: front,
+      publicUrl: front.url,
+      rendered: chokepoints.services,
+    });
+    services = { ...chokepoints.services, ...behindTheFrontDoor.services };
+  }
+  if (flows.pending.length > 0) {
+    throw new Error(`flows never rendered: ${flows.pending.map((f) => `${f.from} -> ${f.to}`).join(', ')}`);
+  }
+  // The deployment's profile, which the CLI reports and some of its defaults follow.
+  output(main, OUTPUTS.profile, sizing.edge.deletionProtection ? 'prod' : 'dev');
+  for (const warning of configWarnings(config)) Annotations.of(main).addWarningV2(warning.id, warning.message);
+
+  return {
+    keys,
+    network,
+    storage,
+    secrets,
+    observability,
+    database,
+    cache,
+    edge: front,
+    gateway: llm,
+    platform: ecs,
+    services: services as Record<DifyServiceName, RunningService>,
+  };
+}
+
+function domain(scope: Stack, config: Config): EdgeDomain | undefined {
+  if (config.domainName === undefined) return undefined;
+  const zone =
+    config.hostedZoneId !== undefined && config.hostedZoneName !== undefined
+      ? route53.HostedZone.fromHostedZoneAttributes(scope, 'HostedZone', {
+          hostedZoneId: config.hostedZoneId,
+          zoneName: config.hostedZoneName,
+        })
+      : undefined;
+  return { name: config.domainName, zone, certificateArn: config.certificateArn };
+}
+
+function cloudFrontOptions(config: Config, global: GlobalStack): CloudFrontOptions {
+  return {
+    webAclArn: global.webAcl.arn,
+    certificate: global.certificate,
+    priceClass:
+      cloudfront.PriceClass[
+        (
+          {
+            PriceClass_100: 'PRICE_CLASS_100',
+            PriceClass_200: 'PRICE_CLASS_200',
+            PriceClass_All: 'PRICE_CLASS_ALL',
+          } as const
+        )[config.cloudFrontPriceClass]
+      ],
+    geoAllowlist: config.cloudFrontGeoAllowlist,
+  };
 }

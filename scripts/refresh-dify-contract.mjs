@@ -1,5 +1,5 @@
 // `npm run contract:refresh -- [path]`: replaces contracts/dify/services.json, the pinned Dify
-// release's contract, with the one at `path` (default: contracts/dify/services.json), after checking
+// release's contract, with the one at `path` (default: ../shared/dify/services.json, beside the clone), after checking
 // that it has the shape the tests read. Prints the versions before and after; run `npm test` next.
 //
 //   node scripts/refresh-dify-contract.mjs [source] [--out <file>]   (--out: tests write elsewhere)

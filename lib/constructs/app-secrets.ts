@@ -3,6 +3,8 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
+import { OUTPUTS } from '../../contracts/stack-outputs';
+import { output } from './outputs';
 
 export interface AppSecretsProps {
   /** The secrets key: every value is encrypted with it. */
@@ -80,6 +82,12 @@ export class AppSecrets extends Construct {
         ),
       );
     }
+    output(this, OUTPUTS.difySecretKeySecretArn, this.secretKey.secretArn);
+    output(this, OUTPUTS.sandboxApiKeySecretArn, this.sandboxApiKey.secretArn);
+    output(this, OUTPUTS.pluginDaemonKeySecretArn, this.pluginDaemonKey.secretArn);
+    output(this, OUTPUTS.pluginInnerApiKeySecretArn, this.pluginInnerApiKey.secretArn);
+    // Read it (aws secretsmanager get-secret-value) to open /install; it is never printed here.
+    output(this, OUTPUTS.initPasswordSecretArn, this.initPassword.secretArn);
   }
 
   /** Every secret of this construct, for grants and outputs. */

@@ -1,4 +1,4 @@
-import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -9,6 +9,10 @@ import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { noAutomaticRotation } from './app-secrets';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
+import { OUTPUTS, type OutputName } from '../../contracts/stack-outputs';
+import { output } from './outputs';
+import { deploymentName } from './deployment-name';
+import { Observability } from './observability';
 
 export interface CacheProps {
   readonly network: Network;
@@ -18,6 +22,8 @@ export interface CacheProps {
   /** Encrypts the AUTH token secret. */
   readonly secretsKey: kms.IKey;
   readonly logs: LogSettings;
+  /** Where the cache's alarms notify. */
+  readonly alarms: Observability;
 }
 
 /** Redis-compatible port; Dify, Celery and the plugin daemon all assume it. */
@@ -84,7 +90,7 @@ export class Cache extends Construct implements ec2.IConnectable {
       subnetIds: network.vpc.selectSubnets(network.isolatedSubnets).subnetIds,
     });
 
-    const prefix = Stack.of(this).stackName.toLowerCase();
+    const prefix = deploymentName(this).toLowerCase();
     // ElastiCache requires a user named `default` in every group; ours is switched off and may do
     // nothing, so a client without a user name is refused.
     const defaultUser = new elasticache.CfnUser(this, 'DefaultUser', {
@@ -179,6 +185,38 @@ export class Cache extends Construct implements ec2.IConnectable {
         destinationDetails: { cloudWatchLogsDetails: { logGroup } },
       })),
     });
+
+    // ElastiCache publishes engine metrics per node (CacheClusterId `<group>-001`, `-002`, ...),
+    // not per replication group, so each node gets its own alarms.
+    for (const node of this.nodeIds) {
+      const cacheId = { CacheClusterId: node.id };
+      props.alarms.alarm(
+        this,
+        `CacheCpu${node.index}`,
+        Observability.metric('AWS/ElastiCache', 'EngineCPUUtilization', cacheId),
+        { threshold: 80, description: `Valkey node ${node.index} engine CPU at or above 80% for 15 minutes` },
+      );
+      props.alarms.alarm(
+        this,
+        `CacheMemory${node.index}`,
+        Observability.metric('AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', cacheId),
+        {
+          threshold: 85,
+          description: `Valkey node ${node.index} memory at or above 85% for 15 minutes: Celery tasks may be evicted`,
+        },
+      );
+    }
+    output(this, OUTPUTS.cacheReplicationGroupId, this.replicationGroup.ref);
+    // One ElastiCache user per component: the secret (user name and password) and the user id.
+    const userOutputs: Record<CacheUserName, { secret: OutputName; id: OutputName }> = {
+      dify: { secret: OUTPUTS.cacheDifyUserSecretArn, id: OUTPUTS.cacheDifyUserId },
+      pluginDaemon: { secret: OUTPUTS.cachePluginDaemonUserSecretArn, id: OUTPUTS.cachePluginDaemonUserId },
+      gateway: { secret: OUTPUTS.cacheGatewayUserSecretArn, id: OUTPUTS.cacheGatewayUserId },
+    };
+    for (const [name, names] of Object.entries(userOutputs) as Array<[CacheUserName, (typeof userOutputs)['dify']]>) {
+      output(this, names.secret, this.users[name].secret.secretArn);
+      output(this, names.id, this.users[name].user.ref);
+    }
 
     acknowledge(this.replicationGroup, {
       id: 'AwsSolutions-AEC5',

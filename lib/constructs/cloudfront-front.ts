@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -10,6 +10,8 @@ import { Construct } from 'constructs';
 import { acknowledge } from '../nag/acknowledge';
 import { repoPath } from '../paths';
 import type { EdgeDomain } from './edge-domain';
+import type { UrlSurface } from './url-surface';
+import { deploymentName } from './deployment-name';
 
 /** What only the `cloudfront` mode needs. */
 export interface CloudFrontOptions {
@@ -35,6 +37,8 @@ export interface CloudFrontFrontProps {
   readonly domain?: EdgeDomain;
   readonly logBucket: s3.IBucket;
   readonly options: CloudFrontOptions;
+  /** Which paths are never cached and which one is. */
+  readonly surface: UrlSurface;
 }
 
 /**
@@ -43,9 +47,6 @@ export interface CloudFrontFrontProps {
  * CloudFront then adds back carrying exactly that address. Plain JavaScript, as CloudFront runs it.
  */
 export const VIEWER_IP_FUNCTION_FILE = repoPath('lib/constructs/edge-functions/viewer-ip.js');
-
-/** Paths that Dify answers dynamically (Dify's own nginx routes them to the api and the plugin daemon). */
-export const API_PATHS = ['/console/api/*', '/api/*', '/v1/*', '/files/*', '/mcp/*', '/triggers/*', '/e/*'] as const;
 
 /**
  * The CloudFront distribution in front of the internal ALB, reached through a VPC origin so that the
@@ -95,7 +96,7 @@ export class CloudFrontFront extends Construct {
     const viewerIp = new cloudfront.Function(this, 'ViewerIpFunction', {
       // A readable name (CloudFront function names are unique per account), not CDK's generated
       // hash, which reads like a secret to the template scan and to a reviewer.
-      functionName: `${Stack.of(this).stackName}-viewer-ip`,
+      functionName: `${deploymentName(this)}-viewer-ip`,
       code: cloudfront.FunctionCode.fromFile({ filePath: VIEWER_IP_FUNCTION_FILE }),
       runtime: cloudfront.FunctionRuntime.JS_2_0,
       comment: 'Dify: CF-Connecting-IP and X-Forwarded-For carry the viewer address, never a viewer-chosen one',
@@ -115,8 +116,8 @@ export class CloudFrontFront extends Construct {
       comment: 'Dify',
       defaultBehavior: dynamic,
       additionalBehaviors: {
-        ...Object.fromEntries(API_PATHS.map((path) => [path, dynamic])),
-        '/_next/static/*': {
+        ...Object.fromEntries(props.surface.uncachedPaths.map((path) => [path, dynamic])),
+        [props.surface.staticAssetPath]: {
           ...dynamic,
           allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
           cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,

@@ -1,17 +1,13 @@
-import { CustomResource, Duration, Stack } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import { Duration } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as rds from 'aws-cdk-lib/aws-rds';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { acknowledge } from '../nag/acknowledge';
-import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
-import { repoPath } from '../paths';
 import { rdsCaBundle } from '../rds-ca';
-import { FunctionRole } from './function-role';
-import { encryptedLogGroup, type LogSettings } from './log-group';
+import { grantSecretRead } from './secret-access';
+import { inVpcCustomResource } from './in-vpc-custom-resource';
+import type { LogSettings } from './log-group';
 import type { Network } from './network';
 
 export interface DatabaseBootstrapProps {
@@ -41,61 +37,23 @@ export class DatabaseBootstrap extends Construct {
   constructor(scope: Construct, id: string, props: DatabaseBootstrapProps) {
     super(scope, id);
     const { network } = props;
-    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: network.vpc,
-      description: 'Database bootstrap: PostgreSQL to Aurora, HTTPS to the VPC endpoints and S3 only',
-      allowAllOutbound: false,
-    });
-    props.database.connections.allowDefaultPortFrom(securityGroup, 'Database bootstrap (TLS, verify-full)');
-    // Secrets Manager for the credentials, Lambda for the provider framework's invoke, and S3 (the
-    // gateway endpoint) for the provider's response to CloudFormation's pre-signed URL.
-    network.allowAwsServices(securityGroup, 'Database bootstrap', ['Lambda']);
-    const functionLogGroup = encryptedLogGroup(this, 'FunctionLogGroup', props.logs, { suffix: 'db-bootstrap' });
-    const providerLogGroup = encryptedLogGroup(this, 'ProviderLogGroup', props.logs, {
-      suffix: 'db-bootstrap-provider',
-    });
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      entry: repoPath('lambda/db-bootstrap/src/index.ts'),
-      handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      role: new FunctionRole(this, 'FunctionRole', { logGroup: functionLogGroup, inVpc: true }).role,
-      architecture: lambda.Architecture.ARM_64,
-      timeout: Duration.minutes(5),
-      memorySize: 256,
+    const bootstrap = inVpcCustomResource(this, {
+      network,
+      logs: props.logs,
+      what: 'Database bootstrap',
+      securityGroupDescription: 'Database bootstrap: PostgreSQL to Aurora, HTTPS to the VPC endpoints and S3 only',
+      // Secrets Manager for the credentials; Lambda and S3 for the provider framework.
+      endpoints: ['Lambda'],
+      entry: 'lambda/db-bootstrap/src/index.ts',
       description: 'Dify: creates databases, login roles and extensions (5432, TLS verified, idempotent)',
-      vpc: network.vpc,
-      vpcSubnets: network.privateSubnets,
-      securityGroups: [securityGroup],
-      logGroup: functionLogGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
-      depsLockFilePath: repoPath('package-lock.json'),
-      projectRoot: repoPath('.'),
+      timeout: Duration.minutes(5),
+      logGroupSuffix: 'db-bootstrap',
       bundling: {
-        minify: true,
-        target: 'node24',
-        // The Node 24 runtime ships the AWS SDK v3; pg's optional native binding is never used.
+        // pg's optional native binding is never used.
         externalModules: ['@aws-sdk/*', 'pg-native'],
         // The committed RDS CA bundle is inlined as text (its SHA-256 is checked below).
         loader: { '.pem': 'text' },
       },
-    });
-    // Refuse to bundle a trust anchor whose SHA-256 is not the pinned one.
-    rdsCaBundle();
-    props.masterSecret.grantRead(this.function);
-    for (const role of props.roles) role.secret.grantRead(this.function);
-
-    const providerRole = new FunctionRole(this, 'ProviderRole', { logGroup: providerLogGroup, inVpc: true });
-    const provider = new cr.Provider(this, 'Provider', {
-      onEventHandler: this.function,
-      logGroup: providerLogGroup,
-      frameworkOnEventRole: providerRole.role,
-      vpc: network.vpc,
-      vpcSubnets: network.privateSubnets,
-      securityGroups: [securityGroup],
-    });
-
-    const resource = new CustomResource(this, 'Resource', {
-      serviceToken: provider.serviceToken,
       resourceType: 'Custom::DifyDatabaseBootstrap',
       properties: {
         ClusterArn: props.cluster.clusterArn,
@@ -103,24 +61,17 @@ export class DatabaseBootstrap extends Construct {
         Roles: props.roles.map((role) => ({ SecretArn: role.secret.secretArn, Database: role.database })),
         Extensions: props.extensions.map((extension) => ({ Database: extension.database, Name: extension.name })),
       },
+      name: 'bootstrap function',
     });
+    this.function = bootstrap.function;
+    props.database.connections.allowDefaultPortFrom(bootstrap.securityGroup, 'Database bootstrap (TLS, verify-full)');
+    // Refuse to bundle a trust anchor whose SHA-256 is not the pinned one.
+    rdsCaBundle();
+    for (const secret of [props.masterSecret, ...props.roles.map((role) => role.secret)]) {
+      grantSecretRead(secret, this.function);
+    }
     // The connection needs the writer instance, not just the cluster, to be up. Only the resource
     // waits for it: making the function or its role wait would close a cycle through the secrets key.
-    resource.node.addDependency(props.cluster);
-
-    this.acknowledgeFindings(provider, providerRole);
-  }
-
-  private acknowledgeFindings(provider: cr.Provider, providerRole: FunctionRole): void {
-    const functions = [
-      this.function,
-      ...provider.node.findAll().filter((c): c is lambda.Function => c instanceof lambda.Function),
-    ];
-    for (const fn of functions) acknowledgeDeployTimeFunction(fn.node.defaultChild!);
-    acknowledge(providerRole.role.node.findChild('DefaultPolicy').node.defaultChild!, {
-      id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(this.function.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
-      reason:
-        'lambda:InvokeFunction on the versions and aliases of the one bootstrap function (the `:*` suffix), granted by the provider framework; no other function can be invoked.',
-    });
+    bootstrap.resource.node.addDependency(props.cluster);
   }
 }

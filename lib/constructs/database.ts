@@ -10,6 +10,9 @@ import { noAutomaticRotation } from './app-secrets';
 import { DatabaseBootstrap } from './database-bootstrap';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
+import { OUTPUTS } from '../../contracts/stack-outputs';
+import { output } from './outputs';
+import { Observability } from './observability';
 
 export interface DatabaseProps {
   readonly network: Network;
@@ -24,6 +27,8 @@ export interface DatabaseProps {
    * before RDS would create it unencrypted.
    */
   readonly clusterIdentifier: string;
+  /** Where the database's alarms notify. */
+  readonly alarms: Observability;
 }
 
 /** PostgreSQL's port; Dify and the plugin daemon assume it. */
@@ -180,6 +185,21 @@ export class Database extends Construct implements ec2.IConnectable {
     });
 
     this.acknowledgeFindings(sizing);
+    const clusterId = { DBClusterIdentifier: this.cluster.clusterIdentifier };
+    props.alarms.alarm(this, 'DatabaseCpu', Observability.metric('AWS/RDS', 'CPUUtilization', clusterId), {
+      threshold: 80,
+      description: 'Aurora CPU at or above 80% for 15 minutes',
+    });
+    props.alarms.alarm(this, 'DatabaseCapacity', Observability.metric('AWS/RDS', 'ACUUtilization', clusterId), {
+      threshold: 90,
+      description: 'Aurora Serverless v2 at or above 90% of its maximum ACU for 15 minutes: raise the maximum',
+    });
+    output(this, OUTPUTS.databaseClusterArn, this.cluster.clusterArn);
+    output(this, OUTPUTS.databaseMasterSecretArn, this.cluster.secret!.secretArn);
+    output(this, OUTPUTS.databaseAppSecretArn, this.appSecret.secretArn);
+    output(this, OUTPUTS.databasePluginSecretArn, this.pluginSecret.secretArn);
+    // The CLI changes role passwords through it, from inside the VPC (the Data API is off).
+    output(this, OUTPUTS.databaseBootstrapFunctionName, this.bootstrap.function.functionName);
   }
 
   private roleSecret(id: string, username: string, dbname: string, key: kms.IKey): rds.DatabaseSecret {

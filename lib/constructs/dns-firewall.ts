@@ -11,6 +11,7 @@ import { repoPath } from '../paths';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import { acknowledgeOutsideVpc } from './managed-prefix-list';
+import { deploymentName } from './deployment-name';
 
 /**
  * AWS's managed threat lists that the VPC's resolver refuses to answer for: domains that serve
@@ -74,7 +75,7 @@ export class DnsFirewall extends Construct {
     });
 
     this.ruleGroup = new route53resolver.CfnFirewallRuleGroup(this, 'RuleGroup', {
-      name: `${Stack.of(this).stackName}-managed-threats`,
+      name: `${deploymentName(this)}-managed-threats`,
       firewallRules: MANAGED_THREAT_LISTS.map((name, index) => ({
         firewallDomainListId: lists.getAttString(name),
         priority: (index + 1) * 10,
@@ -86,7 +87,7 @@ export class DnsFirewall extends Construct {
       firewallRuleGroupId: this.ruleGroup.attrId,
       vpcId: props.vpc.vpcId,
       priority: 101,
-      name: `${Stack.of(this).stackName}-managed-threats`,
+      name: `${deploymentName(this)}-managed-threats`,
     });
 
     const functions = [

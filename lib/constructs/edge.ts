@@ -12,10 +12,12 @@ import { Construct } from 'constructs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { CloudFrontFront, type CloudFrontOptions } from './cloudfront-front';
 import type { EdgeDomain } from './edge-domain';
-import { CLOUDFRONT_ORIGIN_FACING, ManagedPrefixList } from './managed-prefix-list';
 import type { LogSettings } from './log-group';
 import type { Network } from './network';
 import { WebAcl, type WebAclRules } from './web-acl';
+import { OUTPUTS } from '../../contracts/stack-outputs';
+import { output } from './outputs';
+import type { UrlSurface } from './url-surface';
 
 /** `cloudfront`: CloudFront + VPC origin + internal ALB; `alb`: internet-facing ALB; `internal`: internal ALB only. */
 export type EdgeMode = 'cloudfront' | 'alb' | 'internal';
@@ -40,6 +42,8 @@ export interface EdgeProps {
   readonly logs: LogSettings;
   /** Required in `cloudfront` mode: the us-east-1 web ACL and certificate, price class, geo restriction. */
   readonly cloudFront?: CloudFrontOptions;
+  /** The application's paths: what CloudFront may cache and which bodies WAF lets through large. */
+  readonly surface: UrlSurface;
 }
 
 /** How a service is routed: the port it listens on, its health check, and the paths it serves. */
@@ -51,13 +55,12 @@ export interface TargetOptions {
    * @default - none: the target becomes the default action (everything no rule matches)
    */
   readonly pathPatterns?: readonly string[];
-  /** The targets (for example an ECS service); more can be attached to the returned target group. */
-  readonly targets?: elbv2.IApplicationLoadBalancerTarget[];
   /**
-   * The service's security group side, so the load balancer may reach it on `port` and nothing else.
-   * @default - no rule: the caller opens the port itself
+   * The targets (for example an ECS service); more can be attached to the returned target group. The
+   * caller opens `port` from the load balancer to them before registering, so that the rule carries
+   * its own description and lives with the target.
    */
-  readonly connectable?: ec2.IConnectable;
+  readonly targets?: elbv2.IApplicationLoadBalancerTarget[];
 }
 
 /** A listener rule may hold at most five path patterns. */
@@ -153,13 +156,8 @@ export class Edge extends Construct {
 
     if (mode === 'cloudfront') {
       // Only CloudFront's origin-facing addresses may reach the ALB, on the one listener port.
-      const prefixList = new ManagedPrefixList(this, 'CloudFrontPrefixList', {
-        name: CLOUDFRONT_ORIGIN_FACING,
-        logGroupSuffix: 'cloudfront-prefix-list',
-        logs: props.logs,
-      });
       securityGroup.addIngressRule(
-        ec2.Peer.prefixList(prefixList.prefixListId),
+        ec2.Peer.prefixList(network.cloudFrontOriginPrefixListId),
         ec2.Port.tcp(this.listener.port),
         'CloudFront origin-facing addresses only',
       );
@@ -169,6 +167,7 @@ export class Edge extends Construct {
         domain,
         logBucket: props.logBucket,
         options: props.cloudFront!,
+        surface: props.surface,
       });
       this.url = `https://${domain?.name ?? this.cloudFront.distribution.distributionDomainName}`;
     } else {
@@ -192,6 +191,7 @@ export class Edge extends Construct {
         // Clients reach this ALB directly: nothing in between can overwrite the headers Dify trusts.
         refuseClientAddressHeaders: true,
         logs: props.logs,
+        largeBodyPaths: props.surface.largeBodyPaths,
       });
       new wafv2.CfnWebACLAssociation(this, 'WebAclAssociation', {
         resourceArn: this.loadBalancer.loadBalancerArn,
@@ -207,6 +207,10 @@ export class Edge extends Construct {
       this.url = `https://${domain!.name}`;
     }
     this.acknowledgeFindings(mode, props);
+    output(this, OUTPUTS.difyUrl, this.url);
+    output(this, OUTPUTS.loadBalancerArn, this.loadBalancer.loadBalancerArn);
+    if (this.cloudFront !== undefined)
+      output(this, OUTPUTS.distributionId, this.cloudFront.distribution.distributionId);
   }
 
   /**
@@ -224,9 +228,6 @@ export class Edge extends Construct {
       healthCheck: { path: options.healthCheckPath, healthyHttpCodes: '200-399', interval: Duration.seconds(30) },
       deregistrationDelay: Duration.seconds(30),
     });
-    if (options.connectable !== undefined) {
-      this.loadBalancer.connections.allowTo(options.connectable, ec2.Port.tcp(options.port), `Load balancer to ${id}`);
-    }
     const patterns = options.pathPatterns ?? [];
     if (patterns.length === 0) {
       if (this.hasDefault) throw new Error(`Edge.addTarget(${id}): a default target is already registered`);

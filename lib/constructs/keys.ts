@@ -2,6 +2,9 @@ import { ArnFormat, Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { OUTPUTS } from '../../contracts/stack-outputs';
+import { output } from './outputs';
+import { deploymentName } from './deployment-name';
 
 export interface KeysProps {
   /**
@@ -36,6 +39,7 @@ export class Keys extends Construct {
   constructor(scope: Construct, id: string, props: KeysProps) {
     super(scope, id);
     const stack = Stack.of(this);
+    const name = deploymentName(this);
     const common = {
       enableKeyRotation: true,
       removalPolicy: props.removalPolicy,
@@ -43,18 +47,36 @@ export class Keys extends Construct {
     };
     this.data = new kms.Key(this, 'Data', {
       ...common,
-      alias: `alias/${stack.stackName}/data`,
-      description: `${stack.stackName}: Aurora, ElastiCache and S3 encryption at rest`,
+      alias: `alias/${name}/data`,
+      description: `${name}: Aurora, ElastiCache and S3 encryption at rest`,
     });
     this.secrets = new kms.Key(this, 'Secrets', {
       ...common,
-      alias: `alias/${stack.stackName}/secrets`,
-      description: `${stack.stackName}: Secrets Manager secrets`,
+      alias: `alias/${name}/secrets`,
+      description: `${name}: Secrets Manager secrets`,
     });
+    // This account's principals may use it through Secrets Manager (what CDK adds for a secret it
+    // creates with a key of its own stack). Each reader still needs kms:Decrypt in its own policy
+    // (secret-access.ts); the key policy names no role, as roles live in stacks deployed later.
+    this.secrets.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.AccountPrincipal(stack.account)],
+        actions: [
+          'kms:CreateGrant',
+          'kms:Decrypt',
+          'kms:DescribeKey',
+          'kms:Encrypt',
+          'kms:GenerateDataKey*',
+          'kms:ReEncrypt*',
+        ],
+        resources: ['*'],
+        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` } },
+      }),
+    );
     this.logs = new kms.Key(this, 'Logs', {
       ...common,
-      alias: `alias/${stack.stackName}/logs`,
-      description: `${stack.stackName}: CloudWatch log groups and alarm notifications`,
+      alias: `alias/${name}/logs`,
+      description: `${name}: CloudWatch log groups and alarm notifications`,
     });
 
     allowLogGroups(this.logs, [props.logGroupPrefix, ...(props.extraLogGroupPrefixes ?? [])]);
@@ -69,6 +91,21 @@ export class Keys extends Construct {
         conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
       }),
     );
+    output(this, OUTPUTS.dataKeyArn, this.data.keyArn);
+    output(this, OUTPUTS.secretsKeyArn, this.secrets.keyArn);
+    output(this, OUTPUTS.logsKeyArn, this.logs.keyArn);
+  }
+
+  /**
+   * The secrets key, as every secret of the deployment is encrypted with it: a reference, so that
+   * granting a role read on a secret never writes that role into the key policy. A key policy cannot
+   * name roles of stacks deployed after it; each reader gets `kms:Decrypt` through Secrets Manager in
+   * its own policy instead (secret-access.ts), which the key policy's account statement admits.
+   */
+  public secretsKeyFor(scope: Construct): kms.IKey {
+    const stack = Stack.of(scope);
+    const id = 'SecretsKeyReference';
+    return (stack.node.tryFindChild(id) as kms.IKey | undefined) ?? kms.Key.fromKeyArn(stack, id, this.secrets.keyArn);
   }
 }
 

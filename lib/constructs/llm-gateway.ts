@@ -15,8 +15,10 @@ import { type Cache, CACHE_PORT } from './cache';
 import type { LogSettings } from './log-group';
 import type { Network } from './network';
 import { SERVICE_NAMESPACE } from './runtime/ecs-runtime';
-import type { EcsRuntime } from './runtime/ecs-runtime';
-import { DifyService } from './runtime/fargate-service';
+import { DifyService, type TaskPlatform } from './runtime/ecs-task';
+import { OUTPUTS } from '../../contracts/stack-outputs';
+import { output } from './outputs';
+import { grantSecretRead } from './secret-access';
 
 /** The gateway's name in `dify.internal` and its port. */
 export const GATEWAY_ENDPOINT = { name: 'llm-gateway', port: 8080 } as const;
@@ -24,14 +26,12 @@ export const GATEWAY_ENDPOINT = { name: 'llm-gateway', port: 8080 } as const;
 /** The empty documents the gateway starts from; the operator CLI adds keys and clients (contracts/gateway-documents.ts). */
 
 export interface LlmGatewayProps {
-  readonly runtime: EcsRuntime;
+  readonly runtime: TaskPlatform;
   readonly network: Network;
   readonly logs: LogSettings;
   readonly cache: Cache;
   readonly secretsKey: kms.IKey;
   readonly sizing: TaskSizing;
-  /** The only callers: Dify's api, worker and plugin daemon. Never the load balancer. */
-  readonly clients: readonly ec2.IConnectable[];
   readonly removalPolicy: RemovalPolicy;
   /**
    * Private IPv4 networks a provider base URL may resolve to (an in-VPC model server).
@@ -133,10 +133,10 @@ export class LlmGateway extends Construct {
             : {}),
         },
         secrets: {
-          CLIENT_KEY_PEPPER: ecs.Secret.fromSecretsManager(this.pepper),
+          CLIENT_KEY_PEPPER: { secret: this.pepper },
           // Its own ElastiCache user, which sees only the gateway's rate-limit keys (gw:rl:*).
-          REDIS_USERNAME: ecs.Secret.fromSecretsManager(props.cache.users.gateway.secret, 'username'),
-          REDIS_PASSWORD: ecs.Secret.fromSecretsManager(props.cache.users.gateway.secret, 'password'),
+          REDIS_USERNAME: { secret: props.cache.users.gateway.secret, field: 'username' },
+          REDIS_PASSWORD: { secret: props.cache.users.gateway.secret, field: 'password' },
         },
         healthCheck: {
           command: [
@@ -157,13 +157,12 @@ export class LlmGateway extends Construct {
     });
     // It reads its two documents itself (and again on every new version); the pepper and the Valkey
     // token are injected by ECS at start, through the execution role.
-    this.providerKeys.grantRead(this.service.taskRole);
-    this.clients.grantRead(this.service.taskRole);
+    grantSecretRead(this.providerKeys, this.service.taskRole);
+    grantSecretRead(this.clients, this.service.taskRole);
 
-    for (const client of props.clients) {
-      client.connections.allowTo(this.service, ec2.Port.tcp(GATEWAY_ENDPOINT.port), 'Dify to the LLM gateway');
-    }
-    props.cache.connections.allowDefaultPortFrom(this.service, 'LLM gateway to Valkey (shared rate limits)');
+    // Its callers (Dify's api, worker and plugin daemon, never the load balancer) are flows of the
+    // service catalogue (dify/catalog.ts), rendered with theirs.
+    this.service.connections.allowToDefaultPort(props.cache, 'LLM gateway to Valkey (shared rate limits)');
     this.service.connections.allowTo(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'LLM gateway to the LLM providers');
 
     const scaling = this.service.service.autoScaleTaskCount({
@@ -173,5 +172,11 @@ export class LlmGateway extends Construct {
     scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 60 });
     this.service.acknowledgeRolePolicies();
     this.url = `http://${GATEWAY_ENDPOINT.name}.${SERVICE_NAMESPACE}:${GATEWAY_ENDPOINT.port}/v1`;
+    output(this, OUTPUTS.gatewayUrl, this.url);
+    output(this, OUTPUTS.gatewayServiceName, this.service.service.serviceName);
+    output(this, OUTPUTS.gatewayLogGroupName, this.service.logGroup.logGroupName);
+    output(this, OUTPUTS.gatewayProviderKeysSecretArn, this.providerKeys.secretArn);
+    output(this, OUTPUTS.gatewayClientsSecretArn, this.clients.secretArn);
+    output(this, OUTPUTS.gatewayPepperSecretArn, this.pepper.secretArn);
   }
 }

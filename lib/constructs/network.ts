@@ -8,7 +8,9 @@ import type { NetworkSizing } from '../config/sizing';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { DnsFirewall } from './dns-firewall';
 import { encryptedLogGroup, type LogSettings } from './log-group';
-import { ManagedPrefixList } from './managed-prefix-list';
+import { CLOUDFRONT_ORIGIN_FACING, ManagedPrefixList } from './managed-prefix-list';
+import { OUTPUTS } from '../../contracts/stack-outputs';
+import { output } from './outputs';
 
 export interface NetworkProps {
   /** IPv4 range of the VPC (RFC 1918, /18 or larger). */
@@ -83,6 +85,7 @@ export class Network extends Construct {
   public readonly s3Endpoint: ec2.GatewayVpcEndpoint;
   private readonly props: NetworkProps;
   private s3Prefixes?: ManagedPrefixList;
+  private cloudFrontPrefixes?: ManagedPrefixList;
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
@@ -146,6 +149,8 @@ export class Network extends Construct {
     this.dnsFirewall = new DnsFirewall(this, 'DnsFirewall', { vpc: this.vpc, logs: props.logs });
     this.restrictIsolatedSubnets();
     this.acknowledgeFindings(flowLogRole);
+    output(this, OUTPUTS.vpcId, this.vpc.vpcId);
+    output(this, OUTPUTS.privateSubnetIds, Fn.join(',', this.vpc.selectSubnets(this.privateSubnets).subnetIds));
   }
 
   /**
@@ -264,8 +269,11 @@ export class Network extends Construct {
 
   /** Lets a workload reach the named interface endpoints on 443 (those that exist in this variant). */
   public allowEndpoints(client: ec2.IConnectable, description: string, names: readonly string[]): void {
+    // Written from the client's side, so that the rules live with the client (in a later stack).
     for (const name of names) {
-      this.interfaceEndpoints[name]?.connections.allowDefaultPortFrom(client, `${description} to the ${name} endpoint`);
+      const endpoint = this.interfaceEndpoints[name];
+      if (endpoint !== undefined)
+        client.connections.allowToDefaultPort(endpoint, `${description} to the ${name} endpoint`);
     }
   }
 
@@ -292,6 +300,16 @@ export class Network extends Construct {
       logs: this.props.logs,
     });
     return this.s3Prefixes.prefixListId;
+  }
+
+  /** The id of CloudFront's origin-facing prefix list, read at deploy time: who may reach an origin. */
+  public get cloudFrontOriginPrefixListId(): string {
+    this.cloudFrontPrefixes ??= new ManagedPrefixList(this, 'CloudFrontPrefixList', {
+      name: CLOUDFRONT_ORIGIN_FACING,
+      logGroupSuffix: 'cloudfront-prefix-list',
+      logs: this.props.logs,
+    });
+    return this.cloudFrontPrefixes.prefixListId;
   }
 }
 

@@ -5,6 +5,8 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { OUTPUTS } from '../../contracts/stack-outputs';
+import { output } from './outputs';
 
 export interface ObservabilityProps {
   /** Encrypts the alarm topic (the logs key, which admits CloudWatch alarms of this account). */
@@ -17,8 +19,8 @@ export interface ObservabilityProps {
 }
 
 /**
- * The alarm topic and the alarms on the data tier. Components hand their metrics to `alarm()`, so every
- * alarm notifies the same encrypted, TLS-only topic.
+ * The alarm topic. Each component creates its own alarms through `alarm()`, so every alarm notifies
+ * the same encrypted, TLS-only topic.
  */
 export class Observability extends Construct {
   public readonly topic: sns.Topic;
@@ -33,15 +35,17 @@ export class Observability extends Construct {
     if (props.alarmEmail !== undefined) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
     }
+    output(this, OUTPUTS.alarmTopicArn, this.topic.topicArn);
   }
 
-  /** An alarm that notifies the topic both when it fires and when it clears. */
+  /** An alarm of `scope`'s that notifies the topic both when it fires and when it clears. */
   public alarm(
+    scope: Construct,
     id: string,
     metric: cloudwatch.IMetric,
     options: { threshold: number; description: string; periods?: number },
   ): cloudwatch.Alarm {
-    const alarm = new cloudwatch.Alarm(this, id, {
+    const alarm = new cloudwatch.Alarm(scope, id, {
       metric,
       threshold: options.threshold,
       evaluationPeriods: options.periods ?? 3,

@@ -4,7 +4,9 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { StorageSizing } from '../config/sizing';
-import { acknowledge, nagResource, nistAndHipaa } from '../nag/acknowledge';
+import { acknowledge, acknowledgeGrantedResource, nistAndHipaa } from '../nag/acknowledge';
+import { OUTPUTS } from '../../contracts/stack-outputs';
+import { output } from './outputs';
 
 export interface StorageProps {
   readonly sizing: StorageSizing;
@@ -86,6 +88,9 @@ export class Storage extends Construct {
 
     this.bucket = this.dataBucket('Resource', 'dify-storage/', sizing);
     this.pluginBucket = this.dataBucket('PluginBucket', 'dify-plugins/', sizing);
+    output(this, OUTPUTS.storageBucketName, this.bucket.bucketName);
+    output(this, OUTPUTS.pluginBucketName, this.pluginBucket.bucketName);
+    output(this, OUTPUTS.logBucketName, this.logBucket.bucketName);
   }
 
   /** A bucket for data: SSE-KMS with the data key, versioned, TLS 1.2+, private, access-logged. */
@@ -162,10 +167,11 @@ export class Storage extends Construct {
         ? grantee.grantPrincipal.node.tryFindChild('DefaultPolicy')
         : undefined;
     if (policy !== undefined) {
-      acknowledge(policy.node.defaultChild!, {
-        id: `AwsSolutions-IAM5[Resource::${nagResource(this, objects)}]`,
-        reason: `Object keys are chosen at run time (${keysChosenBy}), so the grant covers the objects of this one bucket; named object actions only, and the bucket is KMS-encrypted and TLS-only.`,
-      });
+      acknowledgeGrantedResource(
+        policy.node.defaultChild!,
+        objects,
+        `Object keys are chosen at run time (${keysChosenBy}), so the grant covers the objects of this one bucket; named object actions only, and the bucket is KMS-encrypted and TLS-only.`,
+      );
     }
     return grant;
   }

@@ -2,6 +2,7 @@ import { ArnFormat, Stack } from 'aws-cdk-lib';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { encryptedLogGroup, type LogSettings } from './log-group';
+import { deploymentName } from './deployment-name';
 
 /** What the web ACL admits and blocks. */
 export interface WebAclRules {
@@ -27,26 +28,9 @@ export interface WebAclProps extends WebAclRules {
   readonly refuseClientAddressHeaders?: boolean;
   /** Where the WAF logs go; WAF requires log group names starting with `aws-waf-logs-`. */
   readonly logs: LogSettings;
+  /** Request paths whose bodies are large by design (UrlSurface.largeBodyPaths). */
+  readonly largeBodyPaths: readonly string[];
 }
-
-/**
- * Request paths whose bodies are large by design, so the common rule set's 8 KB body limit
- * (SizeRestrictions_BODY) must not apply to them. Every other path keeps the limit. Dify itself
- * enforces UPLOAD_FILE_SIZE_LIMIT on uploads.
- */
-export const LARGE_BODY_PATHS = [
-  // File uploads: console, web apps and the service API.
-  '^/(console/api|api|v1)/files/upload$',
-  // Plugin packages and bundles.
-  '^/console/api/workspaces/current/plugin/upload/(pkg|bundle)$',
-  // DSL (app definition) imports, and workflow drafts, which carry the whole graph.
-  '^/console/api/apps/imports$',
-  '^/console/api/apps/[0-9a-f-]{36}/workflows/draft$',
-  // Knowledge documents created or updated from text through the service API.
-  '^/v1/datasets/[0-9a-f-]{36}/(document/create[-_]by[-_]text|documents/[0-9a-f-]{36}/update[-_]by[-_]text)$',
-  // Prompts: chat, completion and workflow runs carry user input that often exceeds 8 KB.
-  '^/(console/api/apps/[0-9a-f-]{36}|api|v1)/(chat-messages|completion-messages|workflows/run)$',
-] as const;
 
 /**
  * The request headers Dify takes the client address from, in the order it reads them
@@ -113,7 +97,7 @@ export class WebAcl extends Construct {
   constructor(scope: Construct, id: string, props: WebAclProps) {
     super(scope, id);
     const stack = Stack.of(this);
-    const name = (suffix: string) => `${stack.stackName}-${suffix}`;
+    const name = (suffix: string) => `${deploymentName(this)}-${suffix}`;
 
     const ipv4 = new wafv2.CfnIPSet(this, 'AllowedIpv4', {
       scope: props.scope,
@@ -129,7 +113,7 @@ export class WebAcl extends Construct {
     });
     const largeBodyPaths = new wafv2.CfnRegexPatternSet(this, 'LargeBodyPaths', {
       scope: props.scope,
-      regularExpressionList: [...LARGE_BODY_PATHS],
+      regularExpressionList: [...props.largeBodyPaths],
       description: 'Dify paths whose request bodies are large by design - uploads, imports, prompts',
     });
 
@@ -234,7 +218,7 @@ export class WebAcl extends Construct {
 
     // A dot cannot occur in a stack name, so the logs key's prefix `aws-waf-logs-<stack>.` matches
     // this stack's groups and no other stack's.
-    const logGroupName = `aws-waf-logs-${stack.stackName}.${props.scope.toLowerCase()}`;
+    const logGroupName = `aws-waf-logs-${deploymentName(this)}.${props.scope.toLowerCase()}`;
     const logGroup = encryptedLogGroup(this, 'LogGroup', props.logs, { exact: logGroupName });
     const logging = new wafv2.CfnLoggingConfiguration(this, 'Logging', {
       resourceArn: this.acl.attrArn,

@@ -1,4 +1,4 @@
-import { Stack, Validations } from 'aws-cdk-lib';
+import { CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, type NagPack } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 
@@ -72,6 +72,8 @@ export function nagResource(scope: IConstruct, value: string): string {
       const object = node as Record<string, unknown>;
       if ('Ref' in object) return `<${String(object.Ref)}>`;
       if ('Fn::GetAtt' in object) return `<${(object['Fn::GetAtt'] as string[]).join('.')}>`;
+      // A reference to another stack's output, which cdk-nag spells as the intrinsic's JSON.
+      if ('Fn::GetStackOutput' in object) return JSON.stringify(object);
       if ('Fn::Join' in object) {
         const [separator, parts] = object['Fn::Join'] as [string, unknown[]];
         return parts.map(render).join(separator);
@@ -80,4 +82,32 @@ export function nagResource(scope: IConstruct, value: string): string {
     throw new Error(`nagResource(${scope.node.path}): cannot render ${JSON.stringify(node)}`);
   };
   return render(Stack.of(scope).resolve(value));
+}
+
+/**
+ * Acknowledges the wildcard finding (AwsSolutions-IAM5) on one resource a policy statement grants,
+ * spelled as cdk-nag reads it in the synthesized template.
+ *
+ * The id is rendered when the app is validated: by then CDK has turned references to other stacks
+ * into `Fn::GetStackOutput`, so the id names the resource as the template does, whichever stack the
+ * resource lives in. Validation runs after the aspects and before the templates are written, so the
+ * acknowledgement is also appended to the resource's `cdk_nag` template metadata here, where the
+ * packs' own aspect (which ran earlier) would have put it.
+ */
+export function acknowledgeGrantedResource(construct: IConstruct, resource: string, reason: string): void {
+  if (!CfnResource.isCfnResource(construct))
+    throw new Error(`${construct.node.path}: acknowledge on the policy resource`);
+  const policy: CfnResource = construct;
+  policy.node.addValidation({
+    validate: () => {
+      const id = `AwsSolutions-IAM5[Resource::${nagResource(policy, resource)}]`;
+      acknowledge(policy, { id, reason });
+      const recorded = (policy.getMetadata('cdk_nag') as { rules_to_suppress?: unknown[] } | undefined) ?? {};
+      policy.addMetadata('cdk_nag', {
+        ...recorded,
+        rules_to_suppress: [...(recorded.rules_to_suppress ?? []), { id, reason }],
+      });
+      return [];
+    },
+  });
 }

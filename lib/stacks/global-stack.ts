@@ -4,12 +4,14 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import type { Construct } from 'constructs';
 import type { Config } from '../config/schema';
-import { sizingFor } from '../config/sizing';
+import type { Sizing } from '../config/sizing';
 import { allowLogGroups } from '../constructs/keys';
+import { DIFY_URL_SURFACE } from '../constructs/dify/urls';
 import { WebAcl } from '../constructs/web-acl';
 
 export interface GlobalStackProps extends StackProps {
   readonly config: Config;
+  readonly sizing: Sizing;
 }
 
 /**
@@ -23,8 +25,7 @@ export class GlobalStack extends Stack {
 
   constructor(scope: Construct, id: string, props: GlobalStackProps) {
     super(scope, id, props);
-    const { config } = props;
-    const sizing = sizingFor(config);
+    const { config, sizing } = props;
     const logsKey = new kms.Key(this, 'LogsKey', {
       enableKeyRotation: true,
       removalPolicy: sizing.retention.removalPolicy,
@@ -39,6 +40,7 @@ export class GlobalStack extends Stack {
       allowedIpv6Cidrs: config.allowedIpv6Cidrs,
       rateLimit: config.wafRateLimit,
       anonymousIpList: config.wafAnonymousIpList,
+      largeBodyPaths: DIFY_URL_SURFACE.largeBodyPaths,
       logs: {
         prefix: `/dify/${this.stackName}/`,
         key: logsKey,

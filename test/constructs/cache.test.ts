@@ -1,5 +1,5 @@
 import { CACHE_USERS } from '../../lib/constructs/cache';
-import { build, VARIANTS } from '../helpers/synth';
+import { build, task, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
 describe('Cache', () => {
@@ -18,7 +18,7 @@ describe('Cache', () => {
   it('encrypts at rest with the data key and requires TLS in transit', () => {
     const props = group(dev);
     expect(props.AtRestEncryptionEnabled).toBe(true);
-    expect(references(props.KmsKeyId, logicalId(dev.stacks.main.keys.data))).toBe(true);
+    expect(references(props.KmsKeyId, logicalId(dev.stacks.keys.data))).toBe(true);
     expect(props.TransitEncryptionEnabled).toBe(true);
     expect(props.TransitEncryptionMode).toBe('required');
   });
@@ -47,7 +47,7 @@ describe('Cache', () => {
 
   it('takes each user’s password from its own secret as a dynamic reference, never as a literal', () => {
     // Why: a literal password would sit in the template, in CloudFormation's console and in cdk diff.
-    const { cache } = dev.stacks.main;
+    const { cache } = dev.stacks;
     for (const { secret, user } of Object.values(cache.users)) {
       const [, resource] = resources(dev.template, 'AWS::ElastiCache::User').find(([id]) => id === logicalId(user))!;
       const passwords = (resource.Properties?.AuthenticationMode as { Passwords: unknown[] }).Passwords;
@@ -60,17 +60,16 @@ describe('Cache', () => {
   it('accepts 6379 only from the security groups of the api image’s tasks, the plugin daemon and the LLM gateway', () => {
     // Why: Valkey holds sessions, locks and the Celery queue; only the services that use it may
     // connect, each through its own security group, never a CIDR.
-    const { dify } = dev.stacks.main;
-    const rules = ingressRulesOf(dev.template, logicalId(dev.stacks.main.cache.connections.securityGroups[0]));
+    const rules = ingressRulesOf(dev.template, logicalId(dev.stacks.cache.connections.securityGroups[0]));
     const clients = [
-      dify.api,
-      dify.worker,
-      dify.beat,
-      dify.pluginDaemon,
-      dify.migrationTask,
-      dev.stacks.main.gateway.service,
+      task(dev, 'api'),
+      task(dev, 'worker'),
+      task(dev, 'worker_beat'),
+      task(dev, 'plugin_daemon'),
+      task(dev, 'migration'),
+      dev.stacks.gateway.service,
     ].map((t) => logicalId(t.securityGroup));
-    expect(dev.stacks.main.cache.connections.defaultPort?.toString()).toBe('6379');
+    expect(dev.stacks.cache.connections.defaultPort?.toString()).toBe('6379');
     expect(rules).toHaveLength(clients.length);
     for (const rule of rules) {
       expect(rule).toMatchObject({ FromPort: 6379, ToPort: 6379 });
@@ -79,7 +78,7 @@ describe('Cache', () => {
   });
 
   it('lives in the isolated subnets', () => {
-    const isolated = dev.stacks.main.network.vpc.isolatedSubnets.map((s) => logicalId(s));
+    const isolated = dev.stacks.network.vpc.isolatedSubnets.map((s) => logicalId(s));
     const [[, subnets]] = resources(dev.template, 'AWS::ElastiCache::SubnetGroup');
     for (const id of isolated) expect(references(subnets.Properties?.SubnetIds, id)).toBe(true);
     expect((subnets.Properties?.SubnetIds as unknown[]).length).toBe(isolated.length);

@@ -22,7 +22,7 @@ describe('Database', () => {
   it('accepts 5432 only from the app’s security groups', () => {
     // Why: the database holds every conversation and credential Dify stores; no CIDR, and no port but 5432.
     for (const { template, stacks } of [dev, prod]) {
-      const group = stacks.main.database.connections.securityGroups[0];
+      const group = stacks.database.connections.securityGroups[0];
       const rules = ingressRulesOf(template, logicalId(group));
       expect(rules.length).toBeGreaterThan(0);
       for (const rule of rules) {
@@ -35,7 +35,7 @@ describe('Database', () => {
 
   it('lives in the isolated subnets', () => {
     const { template, stacks } = dev;
-    const isolated = stacks.main.network.vpc.isolatedSubnets.map((s) => logicalId(s));
+    const isolated = stacks.network.vpc.isolatedSubnets.map((s) => logicalId(s));
     const [[, group]] = resources(template, 'AWS::RDS::DBSubnetGroup');
     const ids = group.Properties?.SubnetIds as unknown[];
     expect(ids).toHaveLength(isolated.length);
@@ -79,12 +79,12 @@ describe('Database', () => {
 
   it('generates the master credentials into a secret under the secrets key, rotated every 30 days', () => {
     const { template, stacks } = dev;
-    const master = stacks.main.database.cluster.node.findChild('Secret');
+    const master = stacks.database.cluster.node.findChild('Secret');
     const secret = template.toJSON().Resources[logicalId(master)];
     expect(secret.Properties.GenerateSecretString.GenerateStringKey).toBe('password');
-    expect(references(secret.Properties.KmsKeyId, logicalId(stacks.main.keys.secrets))).toBe(true);
+    expect(references(secret.Properties.KmsKeyId, logicalId(stacks.keys.secrets))).toBe(true);
     template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
-      SecretId: { Ref: logicalId(stacks.main.database.cluster.secret!) },
+      SecretId: { Ref: logicalId(stacks.database.cluster.secret!) },
       RotationRules: { ScheduleExpression: 'rate(30 days)' },
       HostedRotationLambda: Match.objectLike({ RotationType: 'PostgreSQLSingleUser' }),
     });
@@ -95,11 +95,11 @@ describe('Database', () => {
     const [[, bootstrap]] = resources(template, 'Custom::DifyDatabaseBootstrap');
     const props = bootstrap.Properties as Record<string, any>;
     expect(props.Roles).toEqual([
-      { SecretArn: { Ref: logicalId(stacks.main.database.appSecret) }, Database: 'dify' },
-      { SecretArn: { Ref: logicalId(stacks.main.database.pluginSecret) }, Database: 'dify_plugin' },
+      { SecretArn: { Ref: logicalId(stacks.database.appSecret) }, Database: 'dify' },
+      { SecretArn: { Ref: logicalId(stacks.database.pluginSecret) }, Database: 'dify_plugin' },
     ]);
     expect(props.Extensions).toEqual([{ Database: 'dify', Name: 'vector' }]);
-    for (const secret of [stacks.main.database.appSecret, stacks.main.database.pluginSecret]) {
+    for (const secret of [stacks.database.appSecret, stacks.database.pluginSecret]) {
       const json = JSON.parse(
         template.toJSON().Resources[logicalId(secret)].Properties.GenerateSecretString.SecretStringTemplate,
       );
@@ -123,7 +123,7 @@ describe('Database', () => {
 
   it('lets the bootstrap read exactly the master and the two role secrets, with no Data API permission', () => {
     const { template, stacks } = dev;
-    const role = stacks.main.database.node.findChild('Bootstrap').node.findChild('FunctionRole').node.defaultChild!;
+    const role = stacks.database.node.findChild('Bootstrap').node.findChild('FunctionRole').node.defaultChild!;
     const [[, policy]] = resources(template, 'AWS::IAM::Policy').filter(([, p]) =>
       references(p.Properties?.Roles, logicalId(role)),
     );
@@ -134,9 +134,9 @@ describe('Database', () => {
     expect(new Set(readable.map((r) => JSON.stringify(r)))).toEqual(
       new Set(
         [
-          { Ref: logicalId(stacks.main.database.appSecret) },
-          { Ref: logicalId(stacks.main.database.pluginSecret) },
-          { Ref: logicalId(stacks.main.database.cluster.secret!) },
+          { Ref: logicalId(stacks.database.appSecret) },
+          { Ref: logicalId(stacks.database.pluginSecret) },
+          { Ref: logicalId(stacks.database.cluster.secret!) },
         ].map((r) => JSON.stringify(r)),
       ),
     );
@@ -146,14 +146,14 @@ describe('Database', () => {
 
   it('reaches Aurora only on 5432 from inside the VPC, and nothing on the internet', () => {
     const { template, stacks } = dev;
-    const bootstrap = stacks.main.database.node.findChild('Bootstrap').node.findChild('SecurityGroup');
+    const bootstrap = stacks.database.node.findChild('Bootstrap').node.findChild('SecurityGroup');
     const [, group] = resources(template, 'AWS::EC2::SecurityGroup').find(([id]) => id === logicalId(bootstrap))!;
     const egress = (group.Properties?.SecurityGroupEgress as Array<Record<string, unknown>>) ?? [];
     expect(egress.filter((rule) => rule.CidrIp === '0.0.0.0/0')).toEqual([]);
     const toDatabase = resources(template, 'AWS::EC2::SecurityGroupIngress').filter(
       ([, rule]) =>
         references(rule.Properties?.SourceSecurityGroupId, logicalId(bootstrap)) &&
-        references(rule.Properties?.GroupId, logicalId(stacks.main.database.connections.securityGroups[0])),
+        references(rule.Properties?.GroupId, logicalId(stacks.database.connections.securityGroups[0])),
     );
     expect(toDatabase.map(([, rule]) => [rule.Properties?.FromPort, rule.Properties?.ToPort])).toEqual([[5432, 5432]]);
     // And the rotation function lost its redundant internet rule.

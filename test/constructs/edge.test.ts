@@ -3,9 +3,10 @@ import { App } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { createApp } from '../../lib/app';
 import { parseConfig } from '../../lib/config/load';
-import { API_PATHS, VIEWER_IP_FUNCTION_FILE } from '../../lib/constructs/cloudfront-front';
-import { CLIENT_ADDRESS_HEADERS, LARGE_BODY_PATHS, RULE_ORDER } from '../../lib/constructs/web-acl';
-import { build, CDK_JSON_CONTEXT, VARIANTS } from '../helpers/synth';
+import { VIEWER_IP_FUNCTION_FILE } from '../../lib/constructs/cloudfront-front';
+import { LARGE_BODY_PATHS, UNCACHED_PATHS as API_PATHS } from '../../lib/constructs/dify/urls';
+import { CLIENT_ADDRESS_HEADERS, RULE_ORDER } from '../../lib/constructs/web-acl';
+import { task, build, CDK_JSON_CONTEXT, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
 const CACHING_DISABLED = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
@@ -29,7 +30,7 @@ describe('Edge', () => {
     // in alb mode the ALB itself.
     for (const built of [dev, cfDomain, internal]) expect(loadBalancer(built).Properties?.Scheme).toBe('internal');
     expect(loadBalancer(albZone).Properties?.Scheme).toBe('internet-facing');
-    const privateSubnets = dev.stacks.main.network.vpc.privateSubnets.map((s) => logicalId(s));
+    const privateSubnets = dev.stacks.network.vpc.privateSubnets.map((s) => logicalId(s));
     for (const id of privateSubnets) expect(references(loadBalancer(dev).Properties?.Subnets, id)).toBe(true);
   });
 
@@ -38,7 +39,7 @@ describe('Edge', () => {
       [dev, 80],
       [cfDomain, 443],
     ] as const) {
-      const group = built.stacks.main.edge.loadBalancer.connections.securityGroups[0];
+      const group = built.stacks.edge.loadBalancer.connections.securityGroups[0];
       const rules = ingressRulesOf(built.template, logicalId(group));
       expect(rules).toHaveLength(1);
       expect(rules[0]).toMatchObject({ FromPort: port, ToPort: port, IpProtocol: 'tcp' });
@@ -51,7 +52,7 @@ describe('Edge', () => {
   });
 
   it('admits exactly the allow-listed networks on 80 and 443 in alb mode, and nobody when the list is empty', () => {
-    const group = albZone.stacks.main.edge.loadBalancer.connections.securityGroups[0];
+    const group = albZone.stacks.edge.loadBalancer.connections.securityGroups[0];
     const rules = ingressRulesOf(albZone.template, logicalId(group));
     expect(rules.map((r) => `${r.CidrIp}:${r.FromPort}`).sort()).toEqual([
       '198.51.100.0/24:443',
@@ -60,7 +61,7 @@ describe('Edge', () => {
       '203.0.113.0/24:80',
     ]);
     const closed = build({ ...VARIANTS['alb-zone'], allowedIpv4Cidrs: '' });
-    const closedGroup = closed.stacks.main.edge.loadBalancer.connections.securityGroups[0];
+    const closedGroup = closed.stacks.edge.loadBalancer.connections.securityGroups[0];
     expect(ingressRulesOf(closed.template, logicalId(closedGroup))).toEqual([]);
   });
 
@@ -168,9 +169,7 @@ describe('Edge', () => {
       dev.template.hasResourceProperties('AWS::CloudFront::VpcOrigin', {
         VpcOriginEndpointConfig: Match.objectLike({ OriginProtocolPolicy: 'http-only' }),
       });
-      expect(dev.template.toJSON().Resources[logicalId(dev.stacks.main.edge.listener)].Properties.Protocol).toBe(
-        'HTTP',
-      );
+      expect(dev.template.toJSON().Resources[logicalId(dev.stacks.edge.listener)].Properties.Protocol).toBe('HTTP');
     });
 
     it('issues CloudFront’s certificate in us-east-1 and the ALB’s in the stack’s region, both by DNS', () => {
@@ -389,7 +388,7 @@ describe('Edge', () => {
       for (const built of [albZone, internal]) {
         expect(webAclOf(built).Scope).toBe('REGIONAL');
         built.template.hasResourceProperties('AWS::WAFv2::WebACLAssociation', {
-          ResourceArn: { Ref: logicalId(built.stacks.main.edge.loadBalancer) },
+          ResourceArn: { Ref: logicalId(built.stacks.edge.loadBalancer) },
         });
       }
     });
@@ -401,7 +400,7 @@ describe('Edge', () => {
     // console API calls to the web front end, or plugin webhooks nowhere.
     it('mirrors Dify’s nginx: API paths to the api, /e/ to the plugin daemon, everything else to web, in that order', () => {
       const built = build({ profile: 'dev' });
-      const { edge } = built.stacks.main;
+      const { edge } = built.stacks;
       expect(edge.routes).toEqual([
         { id: 'Api', priority: 10, patterns: ['/console/api/*', '/api/*', '/v1/*', '/files/*', '/mcp/*'] },
         { id: 'Api', priority: 20, patterns: ['/triggers/*'] },
@@ -439,23 +438,23 @@ describe('Edge', () => {
 
     it('keeps the fixed 404 as the listener default and refuses a second default target', () => {
       const { stacks, template } = build({ profile: 'dev' });
-      const listener = template.toJSON().Resources[logicalId(stacks.main.edge.listener)];
+      const listener = template.toJSON().Resources[logicalId(stacks.edge.listener)];
       expect(listener.Properties.DefaultActions[0].Type).toBe('fixed-response');
       const context = { ...CDK_JSON_CONTEXT };
       const fresh = createApp(new App({ context }), parseConfig(context));
-      expect(() => fresh.main.edge.addTarget('Other', { port: 8080, healthCheckPath: '/' })).toThrow(
+      expect(() => fresh.edge.addTarget('Other', { port: 8080, healthCheckPath: '/' })).toThrow(
         /default target is already registered/,
       );
     });
 
     it('opens only each service’s own port from the load balancer', () => {
-      const { stacks, template } = build({ profile: 'dev' });
-      const lb = logicalId(stacks.main.edge.loadBalancer.connections.securityGroups[0]);
-      const { dify } = stacks.main;
+      const built = build({ profile: 'dev' });
+      const { stacks, template } = built;
+      const lb = logicalId(stacks.edge.loadBalancer.connections.securityGroups[0]);
       for (const [service, port] of [
-        [dify.api, 5001],
-        [dify.pluginDaemon, 5002],
-        [dify.web, 3000],
+        [task(built, 'api'), 5001],
+        [task(built, 'plugin_daemon'), 5002],
+        [task(built, 'web'), 3000],
       ] as const) {
         const fromLb = ingressRulesOf(template, logicalId(service.securityGroup)).filter((rule) =>
           JSON.stringify(rule.SourceSecurityGroupId ?? '').includes(lb),

@@ -3,7 +3,7 @@ import { logicalId, references, resources } from '../helpers/template';
 
 describe('Keys', () => {
   const { template, stacks } = build({ profile: 'dev' });
-  const keys = stacks.main.keys;
+  const keys = stacks.keys;
   const ids = { data: logicalId(keys.data), secrets: logicalId(keys.secrets), logs: logicalId(keys.logs) };
 
   it('has one customer-managed key per purpose, each rotating', () => {
@@ -39,7 +39,7 @@ describe('Keys', () => {
     expect(references(cluster.Properties?.PerformanceInsightsKmsKeyId, ids.data)).toBe(true);
     const [[, cache]] = resources(template, 'AWS::ElastiCache::ReplicationGroup');
     expect(references(cache.Properties?.KmsKeyId, ids.data)).toBe(true);
-    const bucket = json[logicalId(stacks.main.storage.bucket)];
+    const bucket = json[logicalId(stacks.storage.bucket)];
     expect(references(bucket.Properties.BucketEncryption, ids.data)).toBe(true);
     for (const [id, secret] of resources(template, 'AWS::SecretsManager::Secret')) {
       expect({ id, encrypted: references(secret.Properties?.KmsKeyId, ids.secrets) }).toEqual({ id, encrypted: true });

@@ -11,7 +11,7 @@ import {
   UNINITIALIZED_TEMPLATE,
 } from '../../contracts/gateway-documents';
 import { repoPath } from '../../lib/paths';
-import { build, type Built, VARIANTS } from '../helpers/synth';
+import { build, task, type Built, VARIANTS } from '../helpers/synth';
 import { ingressRulesOf, logicalId, references, resources } from '../helpers/template';
 
 /**
@@ -21,7 +21,7 @@ import { ingressRulesOf, logicalId, references, resources } from '../helpers/tem
 describe('LLM gateway on ECS', () => {
   const dev = build({ profile: 'dev' });
   const prod = build(VARIANTS.prod);
-  const { gateway, dify, edge } = dev.stacks.main;
+  const { gateway, edge } = dev.stacks;
   const json = dev.template.toJSON();
   const taskDefinition = () => {
     const found = resources(dev.template, 'AWS::ECS::TaskDefinition').find(
@@ -38,7 +38,11 @@ describe('LLM gateway on ECS', () => {
       rule.FromPort,
       rule.ToPort,
     ]);
-    const expected = [dify.api, dify.worker, dify.pluginDaemon].map((s) => [logicalId(s.securityGroup), 8080, 8080]);
+    const expected = [task(dev, 'api'), task(dev, 'worker'), task(dev, 'plugin_daemon')].map((s) => [
+      logicalId(s.securityGroup),
+      8080,
+      8080,
+    ]);
     expect(sources.sort()).toEqual(expected.sort());
     const lb = logicalId(edge.loadBalancer.connections.securityGroups[0]);
     expect(sources.some(([source]) => source === lb)).toBe(false);
@@ -53,7 +57,7 @@ describe('LLM gateway on ECS', () => {
     )!;
     const network = (service.Properties?.NetworkConfiguration as any).AwsvpcConfiguration;
     expect(network.AssignPublicIp).toBe('DISABLED');
-    const privateSubnets = dev.stacks.main.network.vpc.privateSubnets.map((s) => logicalId(s));
+    const privateSubnets = dev.stacks.network.vpc.privateSubnets.map((s) => logicalId(s));
     for (const subnet of network.Subnets) expect(privateSubnets).toContain(subnet.Ref);
   });
 
@@ -74,7 +78,7 @@ describe('LLM gateway on ECS', () => {
       [logicalId(gateway.clients), logicalId(gateway.providerKeys)].sort(),
     );
     expect([...new Set(readableSecrets(dev, executionRole))]).toEqual(
-      [logicalId(gateway.pepper), logicalId(dev.stacks.main.cache.users.gateway.secret)].sort(),
+      [logicalId(gateway.pepper), logicalId(dev.stacks.cache.users.gateway.secret)].sort(),
     );
   });
 

@@ -9,8 +9,8 @@ describe('Network', () => {
 
   it('spreads over 2 zones with 1 NAT gateway in dev, and 3 zones with a NAT gateway each in prod', () => {
     // Why: prod must survive the loss of a zone, including its egress; dev stays cheap.
-    expect(dev.stacks.main.network.vpc.availabilityZones).toHaveLength(2);
-    expect(prod.stacks.main.network.vpc.availabilityZones).toHaveLength(3);
+    expect(dev.stacks.network.vpc.availabilityZones).toHaveLength(2);
+    expect(prod.stacks.network.vpc.availabilityZones).toHaveLength(3);
     dev.template.resourceCountIs('AWS::EC2::NatGateway', 1);
     prod.template.resourceCountIs('AWS::EC2::NatGateway', 3);
     // Three tiers in each zone.
@@ -31,7 +31,7 @@ describe('Network', () => {
   it('puts nothing but NAT gateways in a public subnet', () => {
     // Why: a public subnet is reachable from the internet; only the front door and NAT belong there.
     for (const { template, stacks } of [dev, prod]) {
-      const publicSubnets = stacks.main.network.vpc.publicSubnets.map((subnet) => logicalId(subnet));
+      const publicSubnets = stacks.network.vpc.publicSubnets.map((subnet) => logicalId(subnet));
       const allowed = new Set(['AWS::EC2::NatGateway', 'AWS::EC2::SubnetRouteTableAssociation', 'AWS::EC2::Subnet']);
       const offenders = resources(template)
         .filter(([, resource]) => !allowed.has(resource.Type))
@@ -64,7 +64,7 @@ describe('Network', () => {
   it('strips every rule from the default security group', () => {
     // Why: anything attached to the default group could otherwise talk to everything else on it.
     dev.template.hasResourceProperties('Custom::VpcRestrictDefaultSG', {
-      DefaultSecurityGroupId: { 'Fn::GetAtt': [logicalId(dev.stacks.main.network.vpc), 'DefaultSecurityGroup'] },
+      DefaultSecurityGroupId: { 'Fn::GetAtt': [logicalId(dev.stacks.network.vpc), 'DefaultSecurityGroup'] },
     });
   });
 
@@ -139,7 +139,7 @@ describe('Network', () => {
       'EcrImageLayers',
       'CloudFormationResponses',
     ]);
-    for (const bucket of [prod.stacks.main.storage.bucket, prod.stacks.main.storage.pluginBucket]) {
+    for (const bucket of [prod.stacks.storage.bucket, prod.stacks.storage.pluginBucket]) {
       expect(references(statements[0].Resource, logicalId(bucket))).toBe(true);
     }
     expect(statements[0].Condition).toEqual({ StringEquals: { 'aws:PrincipalAccount': { Ref: 'AWS::AccountId' } } });
@@ -157,8 +157,8 @@ describe('Network', () => {
       .filter(([, a]) => references(a.Properties?.NetworkAclId, aclId))
       .map(([, a]) => (a.Properties?.SubnetId as { Ref: string }).Ref)
       .sort();
-    expect(associated).toEqual(prod.stacks.main.network.vpc.isolatedSubnets.map((s) => logicalId(s)).sort());
-    const isolated = prod.stacks.main.network.vpc.isolatedSubnets.map((s) => s.ipv4CidrBlock);
+    expect(associated).toEqual(prod.stacks.network.vpc.isolatedSubnets.map((s) => logicalId(s)).sort());
+    const isolated = prod.stacks.network.vpc.isolatedSubnets.map((s) => s.ipv4CidrBlock);
     const entries = resources(prod.template, 'AWS::EC2::NetworkAclEntry')
       .filter(([, e]) => references(e.Properties?.NetworkAclId, aclId))
       .map(([, e]) => e.Properties!)
@@ -200,7 +200,7 @@ describe('Network', () => {
     );
     const [[, association]] = resources(prod.template, 'AWS::Route53Resolver::FirewallRuleGroupAssociation');
     expect(references(association.Properties?.FirewallRuleGroupId, groupId)).toBe(true);
-    expect(references(association.Properties?.VpcId, logicalId(prod.stacks.main.network.vpc))).toBe(true);
+    expect(references(association.Properties?.VpcId, logicalId(prod.stacks.network.vpc))).toBe(true);
     const [[, lookup]] = resources(prod.template, 'Custom::DifyFirewallDomainLists');
     expect(lookup.Properties?.Names).toEqual(MANAGED_THREAT_LISTS);
   });
@@ -209,7 +209,7 @@ describe('Network', () => {
     const [[configId, config]] = resources(prod.template, 'AWS::Route53Resolver::ResolverQueryLoggingConfig');
     const [[, association]] = resources(prod.template, 'AWS::Route53Resolver::ResolverQueryLoggingConfigAssociation');
     expect(references(association.Properties?.ResolverQueryLogConfigId, configId)).toBe(true);
-    expect(references(association.Properties?.ResourceId, logicalId(prod.stacks.main.network.vpc))).toBe(true);
+    expect(references(association.Properties?.ResourceId, logicalId(prod.stacks.network.vpc))).toBe(true);
     const groupId = (config.Properties?.DestinationArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
     const [, group] = resources(prod.template, 'AWS::Logs::LogGroup').find(([id]) => id === groupId)!;
     expect(group.Properties?.KmsKeyId).toBeDefined();
@@ -220,7 +220,7 @@ describe('Network', () => {
     // Why: an endpoint open to the VPC CIDR lets any workload, even one we never registered, use the
     // AWS APIs through it with whatever credentials it steals.
     const { stacks, template } = prod;
-    const endpoints = Object.values(stacks.main.network.interfaceEndpoints);
+    const endpoints = Object.values(stacks.network.interfaceEndpoints);
     expect(endpoints).toHaveLength(services.length);
     for (const endpoint of endpoints) {
       for (const group of endpoint.connections.securityGroups) {
@@ -237,7 +237,7 @@ describe('Network', () => {
 
   it('opens no security group of the app to a CIDR, but the internet-facing load balancer’s to the allow-list', () => {
     for (const { template, stacks } of [dev, prod, build(VARIANTS['alb-zone'])]) {
-      const frontDoor = logicalId(stacks.main.edge.loadBalancer.connections.securityGroups[0]);
+      const frontDoor = logicalId(stacks.edge.loadBalancer.connections.securityGroups[0]);
       for (const [id] of resources(template, 'AWS::EC2::SecurityGroup').filter(([id]) => id !== frontDoor)) {
         for (const rule of ingressRulesOf(template, id)) {
           expect({ id, cidr: rule.CidrIp ?? rule.CidrIpv6 }).toEqual({ id, cidr: undefined });

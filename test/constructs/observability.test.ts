@@ -8,19 +8,19 @@ describe('Observability', () => {
     resources(built.template, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties!);
 
   it('notifies the encrypted alarm topic when an alarm fires and when it clears', () => {
-    const topic = logicalId(dev.stacks.main.observability.topic);
+    const topic = logicalId(dev.stacks.observability.topic);
     expect(alarms(dev).length).toBeGreaterThanOrEqual(4);
     for (const alarm of alarms(dev)) {
       expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
       expect(alarm.OKActions).toEqual([{ Ref: topic }]);
     }
     const [[, topicResource]] = resources(dev.template, 'AWS::SNS::Topic');
-    expect(references(topicResource.Properties?.KmsMasterKeyId, logicalId(dev.stacks.main.keys.logs))).toBe(true);
+    expect(references(topicResource.Properties?.KmsMasterKeyId, logicalId(dev.stacks.keys.logs))).toBe(true);
   });
 
   it('watches every Valkey node by its cache cluster id, the dimension ElastiCache publishes', () => {
     // Why: a ReplicationGroupId dimension has no data, so such an alarm would stay OK forever.
-    const group = logicalId(prod.stacks.main.cache.replicationGroup);
+    const group = logicalId(prod.stacks.cache.replicationGroup);
     const cacheAlarms = alarms(prod).filter((a) => a.Namespace === 'AWS/ElastiCache');
     expect(cacheAlarms).toHaveLength(4);
     const ids = cacheAlarms.map((a) => JSON.stringify((a.Dimensions as Array<{ Name: string; Value: unknown }>)[0]));

@@ -9,20 +9,18 @@ describe('Storage', () => {
     built.template.toJSON().Resources[logicalId(construct)];
 
   it('encrypts Dify’s files and the plugin daemon’s with the data key and a bucket key', () => {
-    for (const construct of [dev.stacks.main.storage.bucket, dev.stacks.main.storage.pluginBucket]) {
+    for (const construct of [dev.stacks.storage.bucket, dev.stacks.storage.pluginBucket]) {
       const bucket = json(dev, construct);
       const rule = bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0];
       expect(rule.ServerSideEncryptionByDefault.SSEAlgorithm).toBe('aws:kms');
-      expect(references(rule.ServerSideEncryptionByDefault.KMSMasterKeyID, logicalId(dev.stacks.main.keys.data))).toBe(
-        true,
-      );
+      expect(references(rule.ServerSideEncryptionByDefault.KMSMasterKeyID, logicalId(dev.stacks.keys.data))).toBe(true);
       expect(rule.BucketKeyEnabled).toBe(true);
       expect(bucket.Properties.VersioningConfiguration.Status).toBe('Enabled');
     }
   });
 
   it('versions, blocks public access, expires noncurrent versions and logs access to the log bucket', () => {
-    const { storage } = dev.stacks.main;
+    const { storage } = dev.stacks;
     const bucket = json(dev, storage.bucket).Properties;
     expect(bucket.VersioningConfiguration.Status).toBe('Enabled');
     expect(bucket.PublicAccessBlockConfiguration).toEqual({
@@ -36,7 +34,7 @@ describe('Storage', () => {
   });
 
   it('denies every request that is not over TLS 1.2 or later, on both buckets', () => {
-    const { storage } = dev.stacks.main;
+    const { storage } = dev.stacks;
     for (const bucket of [storage.bucket, storage.pluginBucket, storage.logBucket]) {
       dev.template.hasResourceProperties('AWS::S3::BucketPolicy', {
         Bucket: { Ref: logicalId(bucket) },
@@ -51,14 +49,14 @@ describe('Storage', () => {
   });
 
   it('locks the log bucket down too, and lets only the S3 log service write to it', () => {
-    const { storage } = dev.stacks.main;
+    const { storage } = dev.stacks;
     const logBucket = json(dev, storage.logBucket).Properties;
     expect(logBucket.PublicAccessBlockConfiguration.BlockPublicPolicy).toBe(true);
     // CloudFront's standard logs are written with ACLs, so ACLs stay enabled (owner preferred) only
     // when CloudFront logs here; otherwise they are disabled.
     expect(logBucket.OwnershipControls.Rules[0].ObjectOwnership).toBe('BucketOwnerPreferred');
     const alb = build(VARIANTS['alb-zone']);
-    expect(json(alb, alb.stacks.main.storage.logBucket).Properties.OwnershipControls.Rules[0].ObjectOwnership).toBe(
+    expect(json(alb, alb.stacks.storage.logBucket).Properties.OwnershipControls.Rules[0].ObjectOwnership).toBe(
       'BucketOwnerEnforced',
     );
     dev.template.hasResourceProperties('AWS::S3::BucketPolicy', {
@@ -82,7 +80,7 @@ describe('Storage', () => {
       const [[, policy]] = Object.entries(variant.template.toJSON().Resources as Record<string, any>).filter(
         ([, r]) =>
           r.Type === 'AWS::S3::BucketPolicy' &&
-          references(r.Properties.Bucket, logicalId(variant.stacks.main.storage.logBucket)),
+          references(r.Properties.Bucket, logicalId(variant.stacks.storage.logBucket)),
       );
       const services = (policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>).filter(
         (s) => s.Effect === 'Allow' && s.Principal?.Service !== undefined,
@@ -101,9 +99,9 @@ describe('Storage', () => {
   });
 
   it('keeps both buckets on destroy in prod, and lets dev be destroyed', () => {
-    for (const bucket of [prod.stacks.main.storage.bucket, prod.stacks.main.storage.logBucket]) {
+    for (const bucket of [prod.stacks.storage.bucket, prod.stacks.storage.logBucket]) {
       expect(json(prod, bucket).DeletionPolicy).toBe('Retain');
     }
-    expect(json(dev, dev.stacks.main.storage.bucket).DeletionPolicy).toBe('Delete');
+    expect(json(dev, dev.stacks.storage.bucket).DeletionPolicy).toBe('Delete');
   });
 });

@@ -1,7 +1,7 @@
 import { SECRETS, type SecretEntry } from '../../contracts/secrets';
 import { OUTPUTS, SERVICES, type ServiceId } from '../../contracts/stack-outputs';
-import type { DifyTask } from '../../lib/constructs/runtime/fargate-service';
-import { build, VARIANTS } from '../helpers/synth';
+import type { DifyTask } from '../../lib/constructs/runtime/ecs-task';
+import { build, task, VARIANTS } from '../helpers/synth';
 import { logicalId, resources } from '../helpers/template';
 
 /**
@@ -13,17 +13,17 @@ import { logicalId, resources } from '../helpers/template';
  */
 describe('the secret catalogue', () => {
   const built = build(VARIANTS['dev-options']);
-  const { dify, gateway } = built.stacks.main;
+  const { gateway } = built.stacks;
   const tasks: Record<ServiceId | 'MigrationTask', DifyTask> = {
-    Api: dify.api,
-    Worker: dify.worker,
-    Beat: dify.beat,
-    Web: dify.web,
-    Sandbox: dify.sandbox,
-    PluginDaemon: dify.pluginDaemon,
-    SsrfProxy: dify.ssrfProxy,
+    Api: task(built, 'api'),
+    Worker: task(built, 'worker'),
+    Beat: task(built, 'worker_beat'),
+    Web: task(built, 'web'),
+    Sandbox: task(built, 'sandbox'),
+    PluginDaemon: task(built, 'plugin_daemon'),
+    SsrfProxy: task(built, 'ssrf_proxy'),
     Gateway: gateway.service,
-    MigrationTask: dify.migrationTask,
+    MigrationTask: task(built, 'migration'),
   };
   const template = built.template.toJSON();
   /** The logical ids of the secrets a role's policies let it read. */

@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { createApp, type DifyApp } from '../../lib/app';
+import type { DifyServiceName } from '../../lib/constructs/dify/catalog';
+import type { DifyService, DifyTask } from '../../lib/constructs/runtime/ecs-task';
 import { parseConfig } from '../../lib/config/load';
 import { nagPacks } from '../../lib/nag/acknowledge';
 import { repoPath } from '../../lib/paths';
+import { mergeDeployment, type TemplateJson } from './deployment-template';
 
 /** cdk.json's context (feature flags and CLI settings), as the CLI would hand it to the app. */
 export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(repoPath('cdk.json'), 'utf8')).context;
@@ -66,46 +69,91 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     pipMirrorUrl: 'https://pypi.example.com/simple',
     gatewayProviderPrivateCidrs: '10.20.0.0/16',
   },
+  // Every option on at once, in the profile that creates the most: the variant that sizes the stacks.
+  'prod-everything': {
+    profile: 'prod',
+    account: '123456789012',
+    region: 'eu-west-1',
+    alarmEmail: 'ops@example.com',
+    ...ZONE,
+    allowedIpv4Cidrs: '203.0.113.0/24',
+    allowedIpv6Cidrs: '2001:db8::/32',
+    cloudFrontGeoAllowlist: 'DE,FR',
+    wafAnonymousIpList: 'true',
+    vpcInterfaceEndpoints: 'true',
+    enableExec: 'true',
+    bedrockModels: 'anthropic.claude-3-5-sonnet-20240620-v1:0,us.anthropic.claude-3-7-sonnet-20250219-v1:0',
+    pipMirrorUrl: 'https://pypi.example.com/simple',
+    gatewayProviderPrivateCidrs: '10.20.0.0/16',
+  },
 };
 
 export interface Built {
   readonly app: App;
   readonly stacks: DifyApp;
-  /** The main stack's template. */
+  /**
+   * The deployment as one template: every stack but the us-east-1 one, merged, with each reference
+   * to another stack's output (`Fn::GetStackOutput`) replaced by the value that output carries. What
+   * the stacks create together, so that a test of a property reads the same whichever stack holds it.
+   */
   readonly template: Template;
-  /** Every stack's template, by stack name (the main stack and, with CloudFront, the us-east-1 one). */
+  /** Every stack's template as synthesized, by stack name (with CloudFront, the us-east-1 one too). */
   readonly templates: Record<string, Template>;
 }
 
 const cache = new Map<string, Built>();
+
+export interface BuildOptions {
+  /** Everything in one stack (createApp's singleStack), for the test that the split changes nothing. */
+  readonly singleStack?: boolean;
+  /** Register the nag packs' acknowledgement writer, as `bin/` does. @default true */
+  readonly nag?: boolean;
+}
 
 /**
  * Builds the app exactly as `bin/dify.ts` does (context -> config -> createApp, nag packs registered),
  * with the same context values a user would pass with `-c`. Results are cached per context, since
  * a synth takes seconds.
  */
-export function build(context: Record<string, string> = {}): Built {
-  const key = JSON.stringify(context);
+export function build(context: Record<string, string> = {}, options: BuildOptions = {}): Built {
+  const key = JSON.stringify([context, options]);
   const cached = cache.get(key);
   if (cached) return cached;
-  const app = new App({ context: { ...CDK_JSON_CONTEXT, ...context } });
-  const stacks = createApp(app, parseConfig({ ...CDK_JSON_CONTEXT, ...context }));
+  const fullContext = {
+    ...CDK_JSON_CONTEXT,
+    ...context,
+    // One stack of everything exceeds CloudFormation's 500 resources with every option on; the
+    // single-stack build exists only to be compared with the split.
+    ...(options.singleStack ? { '@aws-cdk/core:stackResourceLimit': 0 } : {}),
+  };
+  const app = new App({ context: fullContext });
+  const stacks = createApp(app, parseConfig(fullContext), { singleStack: options.singleStack });
+  if (options.singleStack) {
+    Validations.of(stacks.main).acknowledge({
+      id: 'CloudFormation-Validate::F0007',
+      reason: 'The single-stack build is never deployed; it exists to be compared with the split.',
+    });
+  }
   // The packs' aspects write each acknowledgement into the template, as in `bin/`; the findings
   // themselves are collected by nagFindings() instead of failing the synth, so a test can list them.
-  nagPacks(app);
+  if (options.nag !== false) nagPacks(app);
   // Synthesis prints the validation report (our own synth warnings) through console.error; the
   // warnings are asserted where they matter (test/config.test.ts), so keep test output readable.
   const printError = console.error;
   console.error = () => undefined;
-  let templates: Record<string, Template>;
+  let json: Record<string, TemplateJson>;
   try {
-    templates = Object.fromEntries(
-      [stacks.main, stacks.global].flatMap((stack) => (stack ? [[stack.stackName, Template.fromStack(stack)]] : [])),
-    );
+    json = Object.fromEntries(stacks.stacks.map((stack) => [stack.stackName, Template.fromStack(stack).toJSON()]));
   } finally {
     console.error = printError;
   }
-  const built = { app, stacks, template: templates[stacks.main.stackName], templates };
+  const deployment = stacks.stacks.filter((stack) => stack !== stacks.global).map((stack) => stack.stackName);
+  const built: Built = {
+    app,
+    stacks,
+    template: Template.fromJSON(mergeDeployment(json, deployment)),
+    templates: Object.fromEntries(Object.entries(json).map(([name, template]) => [name, Template.fromJSON(template)])),
+  };
   cache.set(key, built);
   return built;
 }
@@ -119,4 +167,14 @@ export function nagFindings(app: App): string[] {
         violation.violatingResources.map((resource) => `${violation.ruleName} @ ${resource.constructPath}`),
       ),
   );
+}
+
+/** The ECS task definition (and security group, roles, log group) a Dify service renders to. */
+export function task(built: Built, service: DifyServiceName): DifyTask {
+  return built.stacks.platform.taskOf(built.stacks.services[service]);
+}
+
+/** The ECS service of a long-running Dify service. */
+export function ecsService(built: Built, service: DifyServiceName): DifyService {
+  return built.stacks.platform.serviceOf(built.stacks.services[service]);
 }

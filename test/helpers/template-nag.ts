@@ -7,8 +7,9 @@ import type { IConstruct } from 'constructs';
 import { nagPacks } from '../../lib/nag/acknowledge';
 import type { Built } from './synth';
 
-/** A CloudFormation template as JSON. */
-export type TemplateJson = { Resources?: Record<string, unknown> } & Record<string, unknown>;
+import type { TemplateJson } from './deployment-template';
+
+export type { TemplateJson };
 
 /**
  * Every stack's template exactly as `cdk synth` wrote it to the cloud assembly, by stack name: what
@@ -18,16 +19,10 @@ export type TemplateJson = { Resources?: Record<string, unknown> } & Record<stri
 export function synthesizedTemplates(built: Built): Record<string, TemplateJson> {
   const assembly = built.app.synth();
   return Object.fromEntries(
-    [built.stacks.main, built.stacks.global].flatMap((stack) =>
-      stack
-        ? [
-            [
-              stack.stackName,
-              JSON.parse(readFileSync(assembly.getStackArtifact(stack.artifactId).templateFullPath, 'utf8')),
-            ],
-          ]
-        : [],
-    ),
+    built.stacks.stacks.map((stack) => [
+      stack.stackName,
+      JSON.parse(readFileSync(assembly.getStackArtifact(stack.artifactId).templateFullPath, 'utf8')),
+    ]),
   );
 }
 
@@ -49,6 +44,14 @@ function includable(value: unknown): unknown {
   return Object.fromEntries(Object.entries(object).map(([key, item]) => [key, includable(item)]));
 }
 
+/** An acknowledged id as it reads once its template went through `includable`. */
+function includableId(id: string): string {
+  return id.replace(
+    /\{"Fn::GetStackOutput":\{"StackName":"([^"]+)","Region":"([^"]+)","OutputName":"([^"]+)"\}\}/g,
+    (_all, stack: string, region: string, output: string) => `${region}:${stack}:${output}`,
+  );
+}
+
 /**
  * Turns each included resource's `Metadata.cdk_nag.rules_to_suppress` (what
  * `writeSuppressionsToCloudFormation` writes) into the acknowledged-rules metadata cdk-nag reads.
@@ -66,7 +69,7 @@ export function acknowledgeFromTemplateMetadata(scope: IConstruct): void {
     if (rules.length === 0) continue;
     construct.node.addMetadata(
       Validations.ACKNOWLEDGED_RULES_METADATA_KEY,
-      Object.fromEntries(rules.map((rule) => [rule.id, rule.reason])),
+      Object.fromEntries(rules.map((rule) => [includableId(rule.id), rule.reason])),
     );
   }
 }

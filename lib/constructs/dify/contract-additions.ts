@@ -1,4 +1,4 @@
-import type { DifyServiceName } from './environment';
+import type { DifyServiceName } from './catalog';
 
 /**
  * Variables we set that contracts/dify/services.json does not list, each with what reads it in the

@@ -3,13 +3,10 @@ import { RDS_CA_IMAGE_PATH } from '../../rds-ca';
 /**
  * What each Dify container is told, as plain data: non-secret `environment`, `secrets` injected by
  * ECS from Secrets Manager, and the few values the container assembles at start from those secrets.
- * The ECS constructs map this onto task definitions; test/dify/environment.test.ts holds it to the
- * pinned release's contract in contracts/dify/services.json.
+ * Each row of the service catalogue (catalog.ts) names the builder here that gives its environment;
+ * the platform's runtime maps the result onto its own objects. test/dify/environment.test.ts holds it
+ * to the pinned release's contract in contracts/dify/services.json.
  */
-
-/** Dify's services, named as in the release's docker-compose.yaml. */
-export type DifyServiceName =
-  'api' | 'worker' | 'worker_beat' | 'migration' | 'web' | 'sandbox' | 'plugin_daemon' | 'ssrf_proxy';
 
 /** The secrets of the stack, one per purpose. */
 export type SecretName =
@@ -29,22 +26,6 @@ export interface SecretRef {
   readonly field?: 'username' | 'password';
 }
 
-/** The private DNS namespace the services register in (see lib/constructs/runtime/ecs-runtime.ts). */
-export const SERVICE_NAMESPACE = 'dify.internal';
-
-/** Names (`<name>.dify.internal`) and ports: how the services find each other inside the VPC. */
-export const ENDPOINTS = {
-  api: { name: 'api', port: 5001 },
-  web: { name: 'web', port: 3000 },
-  sandbox: { name: 'sandbox', port: 8194 },
-  pluginDaemon: { name: 'plugin-daemon', port: 5002 },
-  ssrfProxy: { name: 'ssrf-proxy', port: 3128 },
-} as const;
-
-/** `http://<name>.dify.internal:<port>`: a service's in-VPC address. */
-export const url = (endpoint: { name: string; port: number }) =>
-  `http://${endpoint.name}.${SERVICE_NAMESPACE}:${endpoint.port}`;
-
 /**
  * What the environment-trusting clients of a container (httpx and requests with their defaults,
  * botocore, Go's net/http in the plugin daemon) reach directly, and nothing more: the services' own
@@ -55,10 +36,22 @@ export const url = (endpoint: { name: string; port: number }) =>
  * `SSRF_PROXY_ALL_URL` sends every URL it fetches through the proxy (see `SSRF_PROXY_ALL_URL` in
  * contracts/dify/services.json).
  */
-export function noProxy(region: string): string {
-  return [`.${SERVICE_NAMESPACE}`, `s3.${region}.amazonaws.com`, `.s3.${region}.amazonaws.com`, '169.254.170.2'].join(
-    ',',
-  );
+export function noProxy(wiring: Pick<Wiring, 'region' | 'serviceDomain'>): string {
+  const { region } = wiring;
+  return [
+    `.${wiring.serviceDomain}`,
+    `s3.${region}.amazonaws.com`,
+    `.s3.${region}.amazonaws.com`,
+    '169.254.170.2',
+  ].join(',');
+}
+
+/** The in-VPC base URLs of the services others call (`http://<name>.<serviceDomain>:<port>`). */
+export interface ServiceUrls {
+  readonly api: string;
+  readonly sandbox: string;
+  readonly pluginDaemon: string;
+  readonly ssrfProxy: string;
 }
 
 /** Everything the environment depends on that the stack knows. */
@@ -66,6 +59,10 @@ export interface Wiring {
   /** Dify's public base URL, e.g. `https://dify.example.com`. */
   readonly publicUrl: string;
   readonly region: string;
+  /** The private DNS domain the platform registers the services under, e.g. `dify.internal`. */
+  readonly serviceDomain: string;
+  /** Where the services others call answer, from the catalogue's names and ports. */
+  readonly urls: ServiceUrls;
   readonly databaseHost: string;
   readonly databasePort: number;
   readonly appDatabase: string;
@@ -90,18 +87,14 @@ export interface ServiceEnvironment {
   readonly assembledAtStart: readonly string[];
 }
 
-const API_FAMILY_MODE: Record<string, string> = {
-  api: 'api',
-  worker: 'worker',
-  worker_beat: 'beat',
-  migration: 'migration',
-};
+/** The services the api image runs as, each in its own `MODE`. */
+export type ApiImageService = 'api' | 'worker' | 'worker_beat' | 'migration';
 
 /** The api image's environment, shared by api, worker, beat and the migration task. */
-function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment {
-  const proxy = url(ENDPOINTS.ssrfProxy);
+export function apiFamily(service: ApiImageService, mode: string, wiring: Wiring): ServiceEnvironment {
+  const proxy = wiring.urls.ssrfProxy;
   const environment: Record<string, string> = {
-    MODE: API_FAMILY_MODE[service],
+    MODE: mode,
     // Only the one-off migration task migrates; replicas racing `flask upgrade-db` corrupt it.
     MIGRATION_ENABLED: service === 'migration' ? 'true' : 'false',
     DEPLOY_ENV: 'PRODUCTION',
@@ -113,7 +106,7 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     APP_API_URL: wiring.publicUrl,
     APP_WEB_URL: wiring.publicUrl,
     FILES_URL: wiring.publicUrl,
-    INTERNAL_FILES_URL: url(ENDPOINTS.api),
+    INTERNAL_FILES_URL: wiring.urls.api,
     ENDPOINT_URL_TEMPLATE: `${wiring.publicUrl}/e/{hook_id}`,
     CONSOLE_CORS_ALLOW_ORIGINS: wiring.publicUrl,
     WEB_API_CORS_ALLOW_ORIGINS: wiring.publicUrl,
@@ -145,8 +138,8 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     S3_REGION: wiring.region,
     // The task role, never access keys.
     S3_USE_AWS_MANAGED_IAM: 'true',
-    CODE_EXECUTION_ENDPOINT: url(ENDPOINTS.sandbox),
-    PLUGIN_DAEMON_URL: url(ENDPOINTS.pluginDaemon),
+    CODE_EXECUTION_ENDPOINT: wiring.urls.sandbox,
+    PLUGIN_DAEMON_URL: wiring.urls.pluginDaemon,
     // SSRF_PROXY_ALL_URL makes Dify's SSRF-protected client (HTTP request nodes, remote files,
     // tools) proxy every URL and ignore NO_PROXY; the two per-scheme settings alone would let
     // NO_PROXY's hosts (the services, S3, the credentials address) go direct.
@@ -159,7 +152,7 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
     // contract (lib/constructs/dify/contract-additions.ts).
     HTTP_PROXY: proxy,
     HTTPS_PROXY: proxy,
-    NO_PROXY: noProxy(wiring.region),
+    NO_PROXY: noProxy(wiring),
     AWS_S3_US_EAST_1_REGIONAL_ENDPOINT: 'regional',
   };
   const secrets: Record<string, SecretRef> = {
@@ -198,91 +191,92 @@ function apiFamily(service: DifyServiceName, wiring: Wiring): ServiceEnvironment
   return { environment, secrets, assembledAtStart: service === 'migration' ? [] : ['CELERY_BROKER_URL'] };
 }
 
-/** The environment of one Dify service. */
-export function difyEnvironment(service: DifyServiceName, wiring: Wiring): ServiceEnvironment {
-  switch (service) {
-    case 'api':
-    case 'worker':
-    case 'worker_beat':
-    case 'migration':
-      return apiFamily(service, wiring);
-    case 'web':
-      return {
-        // Empty API URLs make the browser use the same origin, which the front door routes.
-        environment: {
-          CONSOLE_API_URL: wiring.publicUrl,
-          APP_API_URL: wiring.publicUrl,
-          NEXT_TELEMETRY_DISABLED: '1',
-          ALLOW_EMBED: 'false',
-          PORT: String(ENDPOINTS.web.port),
-          HOSTNAME: '0.0.0.0',
-        },
-        secrets: {},
-        assembledAtStart: [],
-      };
-    case 'sandbox':
-      return {
-        environment: {
-          GIN_MODE: 'release',
-          SANDBOX_PORT: String(ENDPOINTS.sandbox.port),
-          WORKER_TIMEOUT: '15',
-          // User code reaches the network only through the SSRF proxy.
-          ENABLE_NETWORK: 'true',
-          HTTP_PROXY: url(ENDPOINTS.ssrfProxy),
-          HTTPS_PROXY: url(ENDPOINTS.ssrfProxy),
-          ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
-        },
-        secrets: { API_KEY: { secret: 'sandboxApiKey' } },
-        assembledAtStart: [],
-      };
-    case 'plugin_daemon':
-      return {
-        environment: {
-          SERVER_PORT: String(ENDPOINTS.pluginDaemon.port),
-          DIFY_INNER_API_URL: url(ENDPOINTS.api),
-          DB_TYPE: 'postgresql',
-          DB_HOST: wiring.databaseHost,
-          DB_PORT: String(wiring.databasePort),
-          DB_DATABASE: wiring.pluginDatabase,
-          // The daemon accepts only disable or require (pitfall 2); the server forces TLS anyway.
-          DB_SSL_MODE: 'require',
-          REDIS_HOST: wiring.cacheHost,
-          REDIS_PORT: String(wiring.cachePort),
-          REDIS_USE_SSL: 'true',
-          REDIS_SSL_CERT_REQS: 'CERT_REQUIRED',
-          PLUGIN_STORAGE_TYPE: 'aws_s3',
-          PLUGIN_STORAGE_OSS_BUCKET: wiring.pluginBucketName,
-          S3_USE_AWS_MANAGED_IAM: 'true',
-          S3_USE_AWS: 'true',
-          AWS_REGION: wiring.region,
-          // Plugins unpack and run from local disk even with S3 storage (pitfall 3).
-          PLUGIN_WORKING_PATH: '/app/storage/cwd',
-          PLUGIN_INSTALLED_PATH: 'plugin',
-          PLUGIN_PACKAGE_CACHE_PATH: 'plugin_packages',
-          PLUGIN_MAX_EXECUTION_TIMEOUT: '600',
-          MAX_PLUGIN_PACKAGE_SIZE: String(52_428_800),
-          PYTHON_ENV_INIT_TIMEOUT: '120',
-          PLUGIN_REMOTE_INSTALLING_ENABLED: 'false',
-          FORCE_VERIFYING_SIGNATURE: 'true',
-          // Plugin installs reach PyPI through the SSRF proxy, or use the mirror; the api stays direct.
-          HTTP_PROXY: url(ENDPOINTS.ssrfProxy),
-          HTTPS_PROXY: url(ENDPOINTS.ssrfProxy),
-          NO_PROXY: noProxy(wiring.region),
-          ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
-        },
-        secrets: {
-          SERVER_KEY: { secret: 'pluginDaemonKey' },
-          DIFY_INNER_API_KEY: { secret: 'pluginInnerApiKey' },
-          DB_USERNAME: { secret: 'pluginDatabase', field: 'username' },
-          DB_PASSWORD: { secret: 'pluginDatabase', field: 'password' },
-          REDIS_USERNAME: { secret: 'cachePluginDaemon', field: 'username' },
-          REDIS_PASSWORD: { secret: 'cachePluginDaemon', field: 'password' },
-        },
-        assembledAtStart: [],
-      };
-    case 'ssrf_proxy':
-      return { environment: { HTTP_PORT: String(ENDPOINTS.ssrfProxy.port) }, secrets: {}, assembledAtStart: [] };
-  }
+/** The web front end's environment; it listens on `port`. */
+export function webEnvironment(wiring: Wiring, port: number): ServiceEnvironment {
+  return {
+    // Empty API URLs make the browser use the same origin, which the front door routes.
+    environment: {
+      CONSOLE_API_URL: wiring.publicUrl,
+      APP_API_URL: wiring.publicUrl,
+      NEXT_TELEMETRY_DISABLED: '1',
+      ALLOW_EMBED: 'false',
+      PORT: String(port),
+      HOSTNAME: '0.0.0.0',
+    },
+    secrets: {},
+    assembledAtStart: [],
+  };
+}
+
+/** The sandbox's environment; it listens on `port`. */
+export function sandboxEnvironment(wiring: Wiring, port: number): ServiceEnvironment {
+  return {
+    environment: {
+      GIN_MODE: 'release',
+      SANDBOX_PORT: String(port),
+      WORKER_TIMEOUT: '15',
+      // User code reaches the network only through the SSRF proxy.
+      ENABLE_NETWORK: 'true',
+      HTTP_PROXY: wiring.urls.ssrfProxy,
+      HTTPS_PROXY: wiring.urls.ssrfProxy,
+      ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
+    },
+    secrets: { API_KEY: { secret: 'sandboxApiKey' } },
+    assembledAtStart: [],
+  };
+}
+
+/** The plugin daemon's environment; it listens on `port`. */
+export function pluginDaemonEnvironment(wiring: Wiring, port: number): ServiceEnvironment {
+  return {
+    environment: {
+      SERVER_PORT: String(port),
+      DIFY_INNER_API_URL: wiring.urls.api,
+      DB_TYPE: 'postgresql',
+      DB_HOST: wiring.databaseHost,
+      DB_PORT: String(wiring.databasePort),
+      DB_DATABASE: wiring.pluginDatabase,
+      // The daemon accepts only disable or require (pitfall 2); the server forces TLS anyway.
+      DB_SSL_MODE: 'require',
+      REDIS_HOST: wiring.cacheHost,
+      REDIS_PORT: String(wiring.cachePort),
+      REDIS_USE_SSL: 'true',
+      REDIS_SSL_CERT_REQS: 'CERT_REQUIRED',
+      PLUGIN_STORAGE_TYPE: 'aws_s3',
+      PLUGIN_STORAGE_OSS_BUCKET: wiring.pluginBucketName,
+      S3_USE_AWS_MANAGED_IAM: 'true',
+      S3_USE_AWS: 'true',
+      AWS_REGION: wiring.region,
+      // Plugins unpack and run from local disk even with S3 storage (pitfall 3).
+      PLUGIN_WORKING_PATH: '/app/storage/cwd',
+      PLUGIN_INSTALLED_PATH: 'plugin',
+      PLUGIN_PACKAGE_CACHE_PATH: 'plugin_packages',
+      PLUGIN_MAX_EXECUTION_TIMEOUT: '600',
+      MAX_PLUGIN_PACKAGE_SIZE: String(52_428_800),
+      PYTHON_ENV_INIT_TIMEOUT: '120',
+      PLUGIN_REMOTE_INSTALLING_ENABLED: 'false',
+      FORCE_VERIFYING_SIGNATURE: 'true',
+      // Plugin installs reach PyPI through the SSRF proxy, or use the mirror; the api stays direct.
+      HTTP_PROXY: wiring.urls.ssrfProxy,
+      HTTPS_PROXY: wiring.urls.ssrfProxy,
+      NO_PROXY: noProxy(wiring),
+      ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
+    },
+    secrets: {
+      SERVER_KEY: { secret: 'pluginDaemonKey' },
+      DIFY_INNER_API_KEY: { secret: 'pluginInnerApiKey' },
+      DB_USERNAME: { secret: 'pluginDatabase', field: 'username' },
+      DB_PASSWORD: { secret: 'pluginDatabase', field: 'password' },
+      REDIS_USERNAME: { secret: 'cachePluginDaemon', field: 'username' },
+      REDIS_PASSWORD: { secret: 'cachePluginDaemon', field: 'password' },
+    },
+    assembledAtStart: [],
+  };
+}
+
+/** The SSRF proxy's environment; it listens on `port`. */
+export function ssrfProxyEnvironment(port: number): ServiceEnvironment {
+  return { environment: { HTTP_PORT: String(port) }, secrets: {}, assembledAtStart: [] };
 }
 
 /**
@@ -294,7 +288,7 @@ export function difyEnvironment(service: DifyServiceName, wiring: Wiring): Servi
  * would write its schedule file on the read-only root filesystem, so beat runs the same command with
  * the schedule file in /tmp (keep it in step with the image's /entrypoint.sh on upgrades).
  */
-export function apiStartScript(service: 'api' | 'worker' | 'worker_beat' | 'migration'): string {
+export function apiStartScript(service: ApiImageService): string {
   return [
     'set -eu',
     ...(service === 'migration'

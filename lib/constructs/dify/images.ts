@@ -1,7 +1,6 @@
 import { Annotations } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { Construct } from 'constructs';
 import { repoPath } from '../../paths';
 import { rdsCaBundle } from '../../rds-ca';
@@ -64,35 +63,34 @@ export type ImageName = keyof ReturnType<typeof upstreamImages>;
  */
 export class DifyImages extends Construct {
   public readonly upstream: ReturnType<typeof upstreamImages>;
-  private readonly images = new Map<ImageName, ecs.ContainerImage>();
+  private readonly images = new Map<ImageName, ecrAssets.DockerImageAsset>();
 
   constructor(scope: Construct, id: string, versions: DifyVersions) {
     super(scope, id);
     this.upstream = upstreamImages(versions);
-    // Refuses to stage a trust anchor whose SHA-256 is not the pinned one.
-    rdsCaBundle();
-    for (const [name, reference] of Object.entries(this.upstream)) {
+  }
+
+  /** The mirrored image, staged on first use; synth warns when its reference has no digest. */
+  public image(name: ImageName): ecrAssets.DockerImageAsset {
+    let asset = this.images.get(name);
+    if (asset === undefined) {
+      const reference = this.upstream[name];
       if (!reference.includes('@sha256:')) {
         Annotations.of(this).addWarningV2(
           `dify:image-not-digest-pinned:${name}`,
           `Image ${reference} is pinned by tag only: add its index digest to IMAGE_DIGESTS in lib/constructs/dify/images.ts (docker buildx imagetools inspect ${reference}) so that a moved tag cannot change what runs.`,
         );
       }
-    }
-  }
-
-  public image(name: ImageName): ecs.ContainerImage {
-    let image = this.images.get(name);
-    if (image === undefined) {
-      const asset = new ecrAssets.DockerImageAsset(this, name, {
+      // Refuses to stage a trust anchor whose SHA-256 is not the pinned one.
+      if (name === 'api') rdsCaBundle();
+      asset = new ecrAssets.DockerImageAsset(this, name, {
         directory: repoPath(name === 'api' ? 'images/api' : 'images/mirror'),
-        buildArgs: { IMAGE: this.upstream[name] },
+        buildArgs: { IMAGE: reference },
         platform: Platform.LINUX_ARM64,
         displayName: `dify-${name}`,
       });
-      image = ecs.ContainerImage.fromDockerImageAsset(asset);
-      this.images.set(name, image);
+      this.images.set(name, asset);
     }
-    return image;
+    return asset;
   }
 }

@@ -3,9 +3,18 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
-import { Construct } from 'constructs';
+import { Construct, type IDependable } from 'constructs';
+import type { TaskSizing } from '../../config/sizing';
+import type { DifyServiceRow } from '../dify/catalog';
+import { healthCommand } from '../dify/health-checks';
+import type { Edge } from '../edge';
 import { encryptedLogGroup, type LogSettings } from '../log-group';
 import type { Network } from '../network';
+import { Migration } from './ecs-migration';
+import { type ContainerSpec, DifyService, DifyTask, type DifyTaskProps } from './ecs-task';
+import type { DifyRuntime, RunningService, RunSpec } from './runtime';
+import { logGroupOutput, OUTPUTS, type OutputName, serviceNameOutput } from '../../../contracts/stack-outputs';
+import { output } from '../outputs';
 
 /** The private DNS namespace the services register in: `api.dify.internal`, `sandbox.dify.internal`… */
 export const SERVICE_NAMESPACE = 'dify.internal';
@@ -28,15 +37,24 @@ export interface EcsRuntimeProps {
  * must reach the SSRF proxy by name too, and the LLM gateway must see its callers' own addresses
  * (Service Connect's proxy would replace them with its own) to enforce per-client source networks.
  */
-export class EcsRuntime extends Construct {
+export class EcsRuntime extends Construct implements DifyRuntime {
+  public readonly serviceDomain = SERVICE_NAMESPACE;
   public readonly cluster: ecs.Cluster;
   public readonly namespace: servicediscovery.PrivateDnsNamespace;
   public readonly execEnabled: boolean;
   /** Where ECS Exec sessions are recorded, when Exec is on. */
   public readonly execLogGroup?: logs.LogGroup;
 
+  private readonly network: Network;
+  private readonly logs: LogSettings;
+  /** The task behind each running service, and its scaling target once it scales. */
+  private readonly tasks = new Map<RunningService, DifyTask>();
+  private readonly scaling = new Map<RunningService, ecs.ScalableTaskCount>();
+
   constructor(scope: Construct, id: string, props: EcsRuntimeProps) {
     super(scope, id);
+    this.network = props.network;
+    this.logs = props.logs;
     this.execEnabled = props.execKey !== undefined;
     this.execLogGroup =
       props.execKey === undefined
@@ -58,6 +76,7 @@ export class EcsRuntime extends Construct {
               },
             },
     });
+    output(this, OUTPUTS.clusterName, this.cluster.clusterName);
     this.namespace = new servicediscovery.PrivateDnsNamespace(this, 'Namespace', {
       name: SERVICE_NAMESPACE,
       vpc: props.network.vpc,
@@ -65,6 +84,121 @@ export class EcsRuntime extends Construct {
     });
   }
 
-  /** How long a task's DNS record may be cached: short, so a replaced task stops receiving calls quickly. */
-  public static readonly DNS_TTL = Duration.seconds(10);
+  /** A Fargate service per long-running row (a task definition only for a one-off row). */
+  public run(scope: Construct, row: DifyServiceRow, spec: RunSpec): RunningService {
+    const container: ContainerSpec = {
+      image: ecs.ContainerImage.fromDockerImageAsset(spec.image),
+      port: row.port,
+      ...spec.start,
+      environment: spec.environment,
+      secrets: spec.secrets,
+      healthCheck: {
+        command: ['CMD', ...healthCommand(row.health, row.port)],
+        startPeriod: Duration.seconds(row.startPeriodSeconds),
+      },
+      hardening: row.hardening,
+    };
+    const common: DifyTaskProps = {
+      runtime: this,
+      network: this.network,
+      logs: this.logs,
+      name: row.name,
+      description: row.description,
+      sizing: spec.sizing,
+      container,
+      ephemeralStorageGiB: row.ephemeralStorageGiB,
+    };
+    const task =
+      row.deployment === 'one-off'
+        ? new DifyTask(scope, row.id, common)
+        : new DifyService(scope, row.id, {
+            ...common,
+            discoverable: row.discoverable,
+            deployment: row.deployment,
+            spot: row.interruptible === true && spec.interruptible,
+          });
+    output(task, logGroupOutput(row.id), task.logGroup.logGroupName);
+    if (task instanceof DifyService) output(task, serviceNameOutput(row.id), task.service.serviceName);
+    else {
+      // For one-off operator tasks (dify-aws revoke-sessions runs the migration's: the api image with Valkey access).
+      output(task, `${row.id}Family` as OutputName, task.taskDefinition.family);
+      output(task, `${row.id}SecurityGroupId` as OutputName, task.securityGroup.securityGroupId);
+    }
+    const running: RunningService = { row, connections: task.connections, grantPrincipal: task.grantPrincipal };
+    this.tasks.set(running, task);
+    if (row.scales && task instanceof DifyService) {
+      const target = task.service.autoScaleTaskCount({
+        minCapacity: spec.sizing.minTasks,
+        maxCapacity: spec.sizing.maxTasks,
+      });
+      target.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 60 });
+      this.scaling.set(running, target);
+    }
+    return running;
+  }
+
+  /** The task definition (and service) behind a running service: for ECS-specific wiring and outputs. */
+  public taskOf(service: RunningService): DifyTask {
+    const task = this.tasks.get(service);
+    if (task === undefined) throw new Error(`${service.row.service} was not rendered by this runtime`);
+    return task;
+  }
+
+  public serviceOf(service: RunningService): DifyService {
+    const task = this.taskOf(service);
+    if (!(task instanceof DifyService)) throw new Error(`${service.row.service} is a one-off task, not a service`);
+    return task;
+  }
+
+  public route(edge: Edge, service: RunningService, _sizing: TaskSizing): void {
+    const { row } = service;
+    if (row.edge === undefined || row.port === undefined || row.health.kind !== 'http') {
+      throw new Error(`${row.service}: only a row with an edge route, a port and an HTTP health check is routed`);
+    }
+    const group = edge.addTarget(row.id, {
+      port: row.port,
+      healthCheckPath: row.health.path,
+      pathPatterns: row.edge.paths,
+      targets: [this.serviceOf(service).service],
+    });
+    const scaling = this.scaling.get(service);
+    if (scaling !== undefined && row.edge.requestsPerTarget !== undefined) {
+      scaling.scaleOnRequestCount('Requests', { requestsPerTarget: row.edge.requestsPerTarget, targetGroup: group });
+    }
+  }
+
+  public runAtDeploy(
+    scope: Construct,
+    id: string,
+    task: RunningService,
+    after: ReadonlyArray<IDependable | RunningService>,
+  ): IDependable {
+    const migration = new Migration(scope, id, {
+      cluster: this.cluster,
+      network: this.network,
+      logs: this.logs,
+      task: this.taskOf(task),
+    });
+    migration.resource.node.addDependency(...after.map((dependency) => this.dependable(dependency)));
+    return migration;
+  }
+
+  public startAfter(service: RunningService, ...dependencies: Array<IDependable | RunningService>): void {
+    this.serviceOf(service).service.node.addDependency(
+      ...dependencies.map((dependency) => this.dependable(dependency)),
+    );
+  }
+
+  public seal(scope: Construct): void {
+    for (const task of this.tasks.values()) {
+      if (task.node.scopes.includes(scope)) task.acknowledgeRolePolicies();
+    }
+  }
+
+  /** A running service stands for its ECS service: what a dependant must wait for. */
+  private dependable(dependency: IDependable | RunningService): IDependable {
+    const task = this.tasks.get(dependency as RunningService);
+    if (task === undefined) return dependency as IDependable;
+    return task instanceof DifyService ? task.service : task;
+  }
 }

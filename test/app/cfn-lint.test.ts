@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build, VARIANTS } from './helpers/synth';
+import { build, VARIANTS } from '../helpers/synth';
 
 function cfnLintVersion(): string | undefined {
   try {

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { repoPath } from '../../lib/paths';
-import { build, ZONE } from '../helpers/synth';
-import { resources } from '../helpers/template';
+import { repoPath } from '../../../lib/paths';
+import { build, ZONE } from '../../helpers/synth';
+import { resources } from '../../helpers/template';
 
 /**
  * Where each container's HTTP clients really send a URL, as httpx decides it under the container's
  * exact environment from the synthesized template (Debian's python3-httpx; see
- * test/dify/python/proxy_routes.py). The SSRF-protected client is what workflow HTTP nodes, remote
+ * test/constructs/dify/python/proxy_routes.py). The SSRF-protected client is what workflow HTTP nodes, remote
  * file uploads and tools use, so a URL it fetches directly is an SSRF hole: it must go to the proxy
  * whatever the host. The other clients may reach only the few names that must be direct.
  */
@@ -41,7 +41,7 @@ interface Routes {
 }
 
 function routes(environment: Record<string, string>): Routes {
-  const out = execFileSync(PYTHON, [repoPath('test/dify/python/proxy_routes.py')], {
+  const out = execFileSync(PYTHON, [repoPath('test/constructs/dify/python/proxy_routes.py')], {
     input: JSON.stringify({ environment, urls: HOSTILE }),
     encoding: 'utf8',
   });

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import * as vm from 'node:vm';
-import { VIEWER_IP_FUNCTION_FILE } from '../lib/constructs/cloudfront-front';
-import { CLIENT_ADDRESS_HEADERS } from '../lib/constructs/web-acl';
-import { build, VARIANTS } from './helpers/synth';
-import { resources } from './helpers/template';
+import { VIEWER_IP_FUNCTION_FILE } from '../../../lib/constructs/cloudfront-front';
+import { CLIENT_ADDRESS_HEADERS } from '../../../lib/constructs/web-acl';
+import { build, VARIANTS } from '../../helpers/synth';
+import { resources } from '../../helpers/template';
 
 // Why: Dify records and rate-limits by the address extract_remote_ip (api/libs/helper.py) returns:
 // CF-Connecting-IP if set, else the whole first X-Forwarded-For header, else the socket peer. If a

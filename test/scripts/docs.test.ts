@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { CONFIG_KEYS } from '../lib/config/schema';
-import { repoPath } from '../lib/paths';
-import { PARAMETERS_END, PARAMETERS_START, parameterTable } from '../scripts/doc-tables';
+import { CONFIG_KEYS } from '../../lib/config/schema';
+import { repoPath } from '../../lib/paths';
+import { PARAMETERS_END, PARAMETERS_START, parameterTable } from '../../scripts/doc-tables';
 
 describe('the README parameter table', () => {
   const readme = readFileSync(repoPath('README.md'), 'utf8');

@@ -1,6 +1,6 @@
-import { build, VARIANTS } from './helpers/synth';
-import { logicalId, references, resources, strings } from './helpers/template';
-import { scanForSecrets } from './helpers/secret-scan';
+import { build, VARIANTS } from '../helpers/synth';
+import { logicalId, references, resources, strings } from '../helpers/template';
+import { scanForSecrets } from '../helpers/secret-scan';
 
 describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_name, context) => {
   const { template, templates, stacks } = build(context);
@@ -40,12 +40,12 @@ describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_n
     for (const [id, secret] of secrets) {
       expect({ id, generated: secret.Properties?.GenerateSecretString !== undefined }).toEqual({ id, generated: true });
       expect(secret.Properties?.SecretString).toBeUndefined();
-      expect(references(secret.Properties?.KmsKeyId, logicalId(stacks.main.keys.secrets))).toBe(true);
+      expect(references(secret.Properties?.KmsKeyId, logicalId(stacks.keys.secrets))).toBe(true);
     }
   });
 
   it('generates a SECRET_KEY of at least 42 characters', () => {
-    const secret = json.Resources[logicalId(stacks.main.secrets.secretKey)];
+    const secret = json.Resources[logicalId(stacks.secrets.secretKey)];
     expect(secret.Properties.GenerateSecretString.PasswordLength).toBeGreaterThanOrEqual(42);
   });
 
@@ -69,10 +69,7 @@ describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_n
     );
     // Only the cluster's master password and the Valkey users' passwords are resolved by CloudFormation.
     expect(new Set(dynamic)).toEqual(
-      new Set([
-        logicalId(stacks.main.database.cluster),
-        ...Object.values(stacks.main.cache.users).map((u) => logicalId(u.user)),
-      ]),
+      new Set([logicalId(stacks.database.cluster), ...Object.values(stacks.cache.users).map((u) => logicalId(u.user))]),
     );
     for (const value of strings(json.Outputs)) expect(value).not.toContain('{{resolve:');
   });

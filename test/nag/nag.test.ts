@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { App, CfnResource, Stack } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { acknowledge, registerNagPacks } from '../lib/nag/acknowledge';
-import { repoPath } from '../lib/paths';
-import { acknowledgementDocument, acknowledgementsOf } from '../scripts/doc-tables';
-import { build, nagFindings, VARIANTS } from './helpers/synth';
-import { resources } from './helpers/template';
+import { acknowledge, registerNagPacks } from '../../lib/nag/acknowledge';
+import { repoPath } from '../../lib/paths';
+import { acknowledgementDocument, acknowledgementsOf } from '../../scripts/doc-tables';
+import { build, nagFindings, VARIANTS } from '../helpers/synth';
+import { resources } from '../helpers/template';
 
 describe.each(Object.entries(VARIANTS))('cdk-nag on variant %s', (_name, context) => {
   const { app, template } = build(context);

@@ -1,8 +1,8 @@
 import type { IConstruct } from 'constructs';
-import type { Flow } from './helpers/sg-matrix';
-import { renderEgress, renderMatrix } from './helpers/sg-matrix';
-import { build, VARIANTS } from './helpers/synth';
-import { logicalId } from './helpers/template';
+import type { Flow } from '../helpers/sg-matrix';
+import { renderEgress, renderMatrix } from '../helpers/sg-matrix';
+import { build, task, VARIANTS } from '../helpers/synth';
+import { logicalId } from '../helpers/template';
 
 /**
  * The whole security-group matrix, rendered from the template and compared with the tables below.
@@ -31,19 +31,19 @@ describe('the security-group matrix', () => {
   const sortEgress = (flows: Flow[]) =>
     [...flows].sort((a, b) => `${a.from} ${a.to} ${a.port}`.localeCompare(`${b.from} ${b.to} ${b.port}`));
 
-  const { template, stacks } = build(VARIANTS.prod);
-  const main = stacks.main;
-  const { dify } = main;
+  const built = build(VARIANTS.prod);
+  const { template, stacks } = built;
+  const main = stacks;
   const sg = (construct: IConstruct) => logicalId(construct);
   const tasks = {
-    api: dify.api,
-    worker: dify.worker,
-    beat: dify.beat,
-    web: dify.web,
-    sandbox: dify.sandbox,
-    'plugin daemon': dify.pluginDaemon,
-    'ssrf proxy': dify.ssrfProxy,
-    'migration task': dify.migrationTask,
+    api: task(built, 'api'),
+    worker: task(built, 'worker'),
+    beat: task(built, 'worker_beat'),
+    web: task(built, 'web'),
+    sandbox: task(built, 'sandbox'),
+    'plugin daemon': task(built, 'plugin_daemon'),
+    'ssrf proxy': task(built, 'ssrf_proxy'),
+    'migration task': task(built, 'migration'),
     'llm gateway': main.gateway.service,
   };
   const names: Record<string, string> = {
@@ -52,7 +52,8 @@ describe('the security-group matrix', () => {
     [sg(main.edge.loadBalancer.connections.securityGroups[0])]: 'load balancer',
     [sg(main.database.node.findChild('RotationSecurityGroup'))]: 'secret rotation',
     [sg(main.database.node.findChild('Bootstrap').node.findChild('SecurityGroup'))]: 'database bootstrap',
-    [sg(dify.migration.node.findChild('SecurityGroup'))]: 'migration runner',
+    [sg(stacks.main.node.findChild('Dify').node.findChild('Migration').node.findChild('SecurityGroup'))]:
+      'migration runner',
     ...Object.fromEntries(Object.entries(tasks).map(([name, task]) => [sg(task.securityGroup), name])),
   };
   for (const [name, endpoint] of Object.entries(main.network.interfaceEndpoints)) {

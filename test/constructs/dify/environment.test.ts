@@ -2,18 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIFY_RELEASE } from '../../contracts/dify-release';
-import { parseConfig } from '../../lib/config/load';
-import {
-  apiStartScript,
-  type DifyServiceName,
-  difyEnvironment,
-  type SecretRef,
-  type Wiring,
-} from '../../lib/constructs/dify/environment';
-import { CONTRACT_ADDITIONS, NOT_READ_BY } from '../../lib/constructs/dify/contract-additions';
-import { repoPath } from '../../lib/paths';
-import { RDS_CA_IMAGE_PATH } from '../../lib/rds-ca';
+import { DIFY_RELEASE } from '../../../contracts/dify-release';
+import { parseConfig } from '../../../lib/config/load';
+import { type DifyServiceName, environmentOf } from '../../../lib/constructs/dify/catalog';
+import { apiStartScript, type SecretRef, type Wiring } from '../../../lib/constructs/dify/environment';
+import { CONTRACT_ADDITIONS, NOT_READ_BY } from '../../../lib/constructs/dify/contract-additions';
+import { repoPath } from '../../../lib/paths';
+import { RDS_CA_IMAGE_PATH } from '../../../lib/rds-ca';
 
 const SERVICES: DifyServiceName[] = [
   'api',
@@ -25,9 +20,10 @@ const SERVICES: DifyServiceName[] = [
   'plugin_daemon',
   'ssrf_proxy',
 ];
-const WIRING: Wiring = {
+const WIRING: Omit<Wiring, 'urls'> = {
   publicUrl: 'https://dify.example.com',
   region: 'eu-west-1',
+  serviceDomain: 'dify.internal',
   databaseHost: 'db.example.internal',
   databasePort: 5432,
   appDatabase: 'dify',
@@ -48,7 +44,7 @@ describe('the Dify environment contract', () => {
 
   describe.each(SERVICES)('service %s', (service) => {
     const env = () => contract.services[service].env;
-    const given = difyEnvironment(service, WIRING);
+    const given = environmentOf(service, WIRING);
     const names = [...Object.keys(given.environment), ...Object.keys(given.secrets), ...given.assembledAtStart];
 
     it('sets only variables the pinned release reads (or a documented addition says what reads it)', () => {
@@ -86,7 +82,7 @@ describe('the Dify environment contract', () => {
 
   it('feeds each pair of keys that must match from the same secret', () => {
     const sources = (service: string, variable: string): SecretRef | undefined =>
-      difyEnvironment(service as DifyServiceName, WIRING).secrets[variable];
+      environmentOf(service as DifyServiceName, WIRING).secrets[variable];
     expect(contract.sharedSecretsMustMatch.length).toBeGreaterThanOrEqual(4);
     for (const pair of contract.sharedSecretsMustMatch) {
       const refs = pair.flatMap((entry) => {
@@ -101,12 +97,12 @@ describe('the Dify environment contract', () => {
 
   it('gives the api, worker and beat their own database role, and the plugin daemon another', () => {
     for (const service of ['api', 'worker', 'worker_beat'] as const) {
-      expect(difyEnvironment(service, WIRING).secrets.DB_PASSWORD).toEqual({
+      expect(environmentOf(service, WIRING).secrets.DB_PASSWORD).toEqual({
         secret: 'appDatabase',
         field: 'password',
       });
     }
-    expect(difyEnvironment('plugin_daemon', WIRING).secrets.DB_PASSWORD).toEqual({
+    expect(environmentOf('plugin_daemon', WIRING).secrets.DB_PASSWORD).toEqual({
       secret: 'pluginDatabase',
       field: 'password',
     });
@@ -114,14 +110,14 @@ describe('the Dify environment contract', () => {
 
   it('gates /install with INIT_PASSWORD from its own secret, in the api only', () => {
     // Why: without it the first allow-listed visitor to /install becomes the owner of the instance.
-    expect(difyEnvironment('api', WIRING).secrets.INIT_PASSWORD).toEqual({ secret: 'initPassword' });
+    expect(environmentOf('api', WIRING).secrets.INIT_PASSWORD).toEqual({ secret: 'initPassword' });
     for (const service of ['worker', 'worker_beat', 'migration', 'plugin_daemon'] as const) {
-      expect(difyEnvironment(service, WIRING).secrets.INIT_PASSWORD).toBeUndefined();
+      expect(environmentOf(service, WIRING).secrets.INIT_PASSWORD).toBeUndefined();
     }
   });
 
   it('gives beat neither the sandbox’s nor the plugin daemon’s keys, which it never uses', () => {
-    const beat = difyEnvironment('worker_beat', WIRING);
+    const beat = environmentOf('worker_beat', WIRING);
     for (const name of [
       'CODE_EXECUTION_API_KEY',
       'PLUGIN_DAEMON_KEY',
@@ -136,26 +132,26 @@ describe('the Dify environment contract', () => {
 
   it('migrates only in the migration task', () => {
     for (const service of ['api', 'worker', 'worker_beat'] as const) {
-      expect(difyEnvironment(service, WIRING).environment.MIGRATION_ENABLED).toBe('false');
+      expect(environmentOf(service, WIRING).environment.MIGRATION_ENABLED).toBe('false');
     }
-    expect(difyEnvironment('migration', WIRING).environment).toMatchObject({
+    expect(environmentOf('migration', WIRING).environment).toMatchObject({
       MODE: 'migration',
       MIGRATION_ENABLED: 'true',
     });
   });
 
   it('connects over TLS with verification everywhere', () => {
-    const api = difyEnvironment('api', WIRING).environment;
+    const api = environmentOf('api', WIRING).environment;
     expect(api.DB_EXTRAS).toBe(`sslmode=verify-full&sslrootcert=${RDS_CA_IMAGE_PATH}`);
     // pgvector's own pool reads no DB_EXTRAS: libpq takes verify-full from the environment.
     for (const service of ['api', 'worker', 'worker_beat', 'migration'] as const) {
-      expect(difyEnvironment(service, WIRING).environment).toMatchObject({
+      expect(environmentOf(service, WIRING).environment).toMatchObject({
         PGSSLMODE: 'verify-full',
         PGSSLROOTCERT: RDS_CA_IMAGE_PATH,
       });
     }
     expect(api).toMatchObject({ REDIS_USE_SSL: 'true', REDIS_SSL_CERT_REQS: 'CERT_REQUIRED', PGVECTOR_PORT: '5432' });
-    expect(difyEnvironment('plugin_daemon', WIRING).environment).toMatchObject({
+    expect(environmentOf('plugin_daemon', WIRING).environment).toMatchObject({
       DB_SSL_MODE: 'require',
       REDIS_USE_SSL: 'true',
       REDIS_SSL_CERT_REQS: 'CERT_REQUIRED',
@@ -163,7 +159,7 @@ describe('the Dify environment contract', () => {
   });
 
   it('uses the public URL for browsers and the in-VPC name for internal file fetches; CORS allows only the domain', () => {
-    const api = difyEnvironment('api', WIRING).environment;
+    const api = environmentOf('api', WIRING).environment;
     expect(api.FILES_URL).toBe('https://dify.example.com');
     expect(api.INTERNAL_FILES_URL).toBe('http://api.dify.internal:5001');
     expect(api.CONSOLE_CORS_ALLOW_ORIGINS).toBe('https://dify.example.com');
@@ -174,18 +170,18 @@ describe('the Dify environment contract', () => {
   it('sends every outbound HTTP of the api image, the sandbox and the plugin daemon through the SSRF proxy', () => {
     const proxy = 'http://ssrf-proxy.dify.internal:3128';
     for (const service of ['api', 'worker', 'worker_beat', 'migration', 'sandbox', 'plugin_daemon'] as const) {
-      expect({ service, ...difyEnvironment(service, WIRING).environment }).toMatchObject({
+      expect({ service, ...environmentOf(service, WIRING).environment }).toMatchObject({
         service,
         HTTP_PROXY: proxy,
         HTTPS_PROXY: proxy,
       });
     }
-    expect(difyEnvironment('api', WIRING).environment.SSRF_PROXY_HTTP_URL).toBe(proxy);
+    expect(environmentOf('api', WIRING).environment.SSRF_PROXY_HTTP_URL).toBe(proxy);
   });
 
   it('keeps direct only the services, S3 in the region and the credentials address (never AWS at large or loopback)', () => {
     for (const service of ['api', 'worker', 'worker_beat', 'migration', 'plugin_daemon'] as const) {
-      expect(difyEnvironment(service, WIRING).environment.NO_PROXY.split(',')).toEqual([
+      expect(environmentOf(service, WIRING).environment.NO_PROXY.split(',')).toEqual([
         '.dify.internal',
         's3.eu-west-1.amazonaws.com',
         '.s3.eu-west-1.amazonaws.com',
@@ -196,7 +192,7 @@ describe('the Dify environment contract', () => {
 
   it('pins Dify’s SSRF-protected client to the proxy for every scheme, so NO_PROXY never applies to it', () => {
     for (const service of ['api', 'worker', 'worker_beat', 'migration'] as const) {
-      expect(difyEnvironment(service, WIRING).environment.SSRF_PROXY_ALL_URL).toBe(
+      expect(environmentOf(service, WIRING).environment.SSRF_PROXY_ALL_URL).toBe(
         'http://ssrf-proxy.dify.internal:3128',
       );
     }

@@ -4,8 +4,8 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DENIED_DESTINATIONS, squidConfig } from '../../lib/constructs/dify/squid-config';
-import { freeLoopbackPort } from '../helpers/free-port';
+import { DENIED_DESTINATIONS, squidConfig } from '../../../lib/constructs/dify/squid-config';
+import { freeLoopbackPort } from '../../helpers/free-port';
 
 const squid = (() => {
   try {

@@ -1,7 +1,7 @@
-import { ConfigError, parseConfig } from '../lib/config/load';
-import { CONFIG_KEYS } from '../lib/config/schema';
-import { sizingFor } from '../lib/config/sizing';
-import { configWarnings } from '../lib/config/warnings';
+import { ConfigError, parseConfig } from '../../lib/config/load';
+import { CONFIG_KEYS } from '../../lib/config/schema';
+import { sizingFor } from '../../lib/config/sizing';
+import { configWarnings } from '../../lib/config/warnings';
 
 /** The message a context (as `-c key=value` delivers it) is refused with. */
 function refusal(context: Record<string, unknown>): string {

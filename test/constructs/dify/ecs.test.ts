@@ -1,10 +1,10 @@
-import { CONTRACT_ADDITIONS, NOT_READ_BY } from '../../lib/constructs/dify/contract-additions';
-import { HARDENING } from '../../lib/constructs/dify/containers';
-import { type DifyServiceName, difyEnvironment } from '../../lib/constructs/dify/environment';
-import { DEFAULT_CAPABILITIES } from '../../lib/constructs/runtime/fargate-service';
-import { build, type Built, VARIANTS } from '../helpers/synth';
-import { logicalId, references, resources, strings } from '../helpers/template';
-import { DIFY_RELEASE } from '../../contracts/dify-release';
+import { Stack } from 'aws-cdk-lib';
+import { CONTRACT_ADDITIONS, NOT_READ_BY } from '../../../lib/constructs/dify/contract-additions';
+import { DIFY_SERVICES, type DifyServiceName, environmentOf } from '../../../lib/constructs/dify/catalog';
+import { DEFAULT_CAPABILITIES } from '../../../lib/constructs/runtime/ecs-task';
+import { build, type Built, ecsService, VARIANTS } from '../../helpers/synth';
+import { logicalId, references, resources, strings } from '../../helpers/template';
+import { DIFY_RELEASE } from '../../../contracts/dify-release';
 
 /**
  * Dify's services as the synthesized template has them: what each container is given, what each
@@ -93,7 +93,7 @@ describe('every Dify task definition, against the pinned release’s contract', 
     });
 
     it('injects exactly the secrets the service’s environment asks for, each from its own secret', () => {
-      expect(secrets.sort()).toEqual(Object.keys(difyEnvironment(service, WIRING_PLACEHOLDER).secrets).sort());
+      expect(secrets.sort()).toEqual(Object.keys(environmentOf(service, WIRING_PLACEHOLDER).secrets).sort());
     });
   });
 
@@ -133,10 +133,11 @@ describe('every Dify task definition, against the pinned release’s contract', 
   });
 });
 
-/** difyEnvironment's secret names do not depend on the wiring values; any wiring will do. */
+/** A service's secret names do not depend on the wiring values; any wiring will do. */
 const WIRING_PLACEHOLDER = {
   publicUrl: 'https://x',
   region: 'r',
+  serviceDomain: 'dify.internal',
   databaseHost: 'd',
   databasePort: 5432,
   appDatabase: 'dify',
@@ -150,12 +151,13 @@ const WIRING_PLACEHOLDER = {
 
 describe('hardening of every container', () => {
   // Why: a container escape starts from root, a writable root filesystem or a kept capability; each
-  // exception is written down in HARDENING with its reason and must match what is deployed.
+  // exception is written down in the catalogue row's hardening with its reason and must match what
+  // is deployed.
   const all = containers(dev);
 
-  it.each(Object.entries(SERVICES))('%s is locked down as HARDENING claims', (name, service) => {
+  it.each(Object.entries(SERVICES))('%s is locked down as its catalogue row claims', (name, service) => {
     const { container, taskDefinition } = all[name];
-    const claim = HARDENING[service];
+    const claim = DIFY_SERVICES[service].hardening;
     expect(container.Privileged).toBe(false);
     expect(container.User).toBe(claim.user);
     if (claim.user === undefined) expect(claim.runsAsRootBecause?.length).toBeGreaterThan(40);
@@ -289,12 +291,12 @@ describe('task and execution roles', () => {
   it('lets only the api and worker use Dify’s storage bucket, and only the plugin daemon its own', () => {
     // Why: the plugin daemon runs third-party plugin code as root; Dify's bucket holds every
     // tenant's RSA private key (privkeys/<tenant>/private.pem), which it must never read.
-    expect(usersOf(dev.stacks.main.storage.bucket)).toEqual(['api task', 'worker task']);
-    expect(usersOf(dev.stacks.main.storage.pluginBucket)).toEqual(['plugin-daemon task']);
-    expect(usersOf(dev.stacks.main.keys.data)).toEqual(['api task', 'plugin-daemon task', 'worker task']);
+    expect(usersOf(dev.stacks.storage.bucket)).toEqual(['api task', 'worker task']);
+    expect(usersOf(dev.stacks.storage.pluginBucket)).toEqual(['plugin-daemon task']);
+    expect(usersOf(dev.stacks.keys.data)).toEqual(['api task', 'plugin-daemon task', 'worker task']);
     const daemon = containers(dev)['plugin-daemon'].container.Environment as Array<{ Name: string; Value: unknown }>;
     expect(daemon.find((e) => e.Name === 'PLUGIN_STORAGE_OSS_BUCKET')?.Value).toEqual({
-      Ref: logicalId(dev.stacks.main.storage.pluginBucket),
+      Ref: logicalId(dev.stacks.storage.pluginBucket),
     });
   });
 
@@ -377,7 +379,9 @@ describe('deployment and capacity', () => {
   });
 
   it('runs the migration task before the api, worker and beat roll, with its newest revision', () => {
-    const migration = logicalId(dev.stacks.main.dify.migration.resource);
+    const migration = logicalId(
+      dev.stacks.main.node.findChild('Dify').node.findChild('Migration').node.findChild('Resource'),
+    );
     const resource = dev.template.toJSON().Resources[migration];
     expect(resource.Type).toBe('Custom::DifyMigration');
     expect(references(resource.Properties.TaskDefinition, containers(dev).migration.taskDefinitionId)).toBe(true);
@@ -387,9 +391,12 @@ describe('deployment and capacity', () => {
         dependsOn: expect.arrayContaining([migration]),
       });
     }
-    // The migration fetches the RDS CA through the proxy and connects as the bootstrap's role.
-    const proxy = logicalId(dev.stacks.main.dify.ssrfProxy.service);
-    expect(resource.DependsOn).toEqual(expect.arrayContaining([proxy]));
+    // The migration fetches the RDS CA through the proxy: it starts once the proxy's service is up,
+    // through the stack order when the proxy lives in an earlier stack.
+    const proxy = ecsService(dev, 'ssrf_proxy').service;
+    const runner = Stack.of(dev.stacks.main.node.findChild('Dify'));
+    if (Stack.of(proxy) === runner) expect(resource.DependsOn).toEqual(expect.arrayContaining([logicalId(proxy)]));
+    else expect(runner.dependencies).toContain(Stack.of(proxy));
   });
 
   it('registers the api, sandbox, plugin daemon, SSRF proxy and LLM gateway in dify.internal, and nothing else', () => {
@@ -421,7 +428,7 @@ describe('deployment and capacity', () => {
 describe('INIT_PASSWORD', () => {
   it('is generated as its own secret of exactly the 30 characters Dify’s /install accepts, and read by the api alone', () => {
     const { template, stacks } = build({ profile: 'dev' });
-    const secret = logicalId(stacks.main.secrets.initPassword);
+    const secret = logicalId(stacks.secrets.initPassword);
     const [, resource] = resources(template, 'AWS::SecretsManager::Secret').find(([id]) => id === secret)!;
     expect(resource.Properties?.GenerateSecretString).toMatchObject({ PasswordLength: 30, ExcludePunctuation: true });
     const readers = resources(template, 'AWS::ECS::TaskDefinition').filter(([, task]) =>

@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
-import { startRedis, type RedisServer } from '../gateway/test/helpers/redis';
-import { connect } from '../gateway/src/ratelimit/redis';
-import { CACHE_USERS, type CacheUserName } from '../lib/constructs/cache';
+import { startRedis, type RedisServer } from '../../gateway/test/helpers/redis';
+import { connect } from '../../gateway/src/ratelimit/redis';
+import { CACHE_USERS, type CacheUserName } from '../../lib/constructs/cache';
 
 /**
  * The ElastiCache users' access strings (lib/constructs/cache.ts), applied as ACL rules to a real

@@ -6,56 +6,34 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
 import { Construct } from 'constructs';
 import type { TaskSizing } from '../../config/sizing';
-import { acknowledge, nagResource, nistAndHipaa } from '../../nag/acknowledge';
+import type { ContainerHardening, LinuxCapability } from '../dify/catalog';
+import { allowSecretsDecrypt } from '../secret-access';
+import type { SecretSource } from './runtime';
+import { acknowledge, acknowledgeGrantedResource, nistAndHipaa } from '../../nag/acknowledge';
 import { encryptedLogGroup, type LogSettings } from '../log-group';
 import type { Network } from '../network';
-import { EcsRuntime } from './ecs-runtime';
-
-/** A path the container may write although its root filesystem is read-only, and why it must. */
-export interface WritablePath {
-  readonly path: string;
-  readonly why: string;
-}
-
-/** A Linux capability kept from the container runtime's default set, and why the container needs it. */
-export interface KeptCapability {
-  readonly capability: ecs.Capability;
-  readonly why: string;
-}
-
-/** How far one container is locked down. Every exception carries its reason, which the tests print. */
-export interface ContainerHardening {
-  /**
-   * `uid` or `uid:gid` to run as.
-   * @default - the image's own user; then `runsAsRootBecause` must say why that is root
-   */
-  readonly user?: string;
-  readonly runsAsRootBecause?: string;
-  /** False only with `writableRootBecause`. ECS Exec, when on, turns it off for every container. */
-  readonly readonlyRootFilesystem: boolean;
-  readonly writableRootBecause?: string;
-  readonly writablePaths: readonly WritablePath[];
-  /** Capabilities kept from the default set; every other one is dropped. Empty: all dropped. */
-  readonly keepCapabilities: readonly KeptCapability[];
-}
+import { deploymentName } from '../deployment-name';
 
 /** The container runtime's default capability set on Fargate; anything not kept is dropped. */
-export const DEFAULT_CAPABILITIES: readonly ecs.Capability[] = [
-  ecs.Capability.AUDIT_WRITE,
-  ecs.Capability.CHOWN,
-  ecs.Capability.DAC_OVERRIDE,
-  ecs.Capability.FOWNER,
-  ecs.Capability.FSETID,
-  ecs.Capability.KILL,
-  ecs.Capability.MKNOD,
-  ecs.Capability.NET_BIND_SERVICE,
-  ecs.Capability.NET_RAW,
-  ecs.Capability.SETFCAP,
-  ecs.Capability.SETGID,
-  ecs.Capability.SETPCAP,
-  ecs.Capability.SETUID,
-  ecs.Capability.SYS_CHROOT,
+export const DEFAULT_CAPABILITIES: readonly LinuxCapability[] = [
+  'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'MKNOD',
+  'NET_BIND_SERVICE',
+  'NET_RAW',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
 ];
+
+/** ECS names capabilities as the kernel does, without `CAP_`; so does the catalogue. */
+const ecsCapability = (name: LinuxCapability) => ecs.Capability[name];
 
 export interface ContainerSpec {
   readonly image: ecs.ContainerImage;
@@ -68,13 +46,26 @@ export interface ContainerSpec {
   /** Non-secret settings only; the tests refuse a secret-marked name here. */
   readonly environment: Record<string, string>;
   /** Injected by ECS from Secrets Manager at start; never in the task definition's text. */
-  readonly secrets: Record<string, ecs.Secret>;
+  readonly secrets: Record<string, SecretSource>;
   readonly healthCheck: { readonly command: string[]; readonly startPeriod: Duration };
   readonly hardening: ContainerHardening;
 }
 
+/** What a task needs of the ECS platform it runs on (ecs-runtime.ts provides it). */
+export interface TaskPlatform {
+  readonly cluster: ecs.ICluster;
+  /** The private DNS namespace discoverable services register in. */
+  readonly namespace: servicediscovery.INamespace;
+  readonly execEnabled: boolean;
+  /** Where ECS Exec sessions are recorded, when Exec is on. */
+  readonly execLogGroup?: logs.ILogGroup;
+}
+
+/** How long a task's DNS record may be cached: short, so a replaced task stops receiving calls quickly. */
+export const DNS_TTL = Duration.seconds(10);
+
 export interface DifyTaskProps {
-  readonly runtime: EcsRuntime;
+  readonly runtime: TaskPlatform;
   readonly network: Network;
   readonly logs: LogSettings;
   /** Short kebab-case name: the container, the log group suffix, the task family and the DNS name. */
@@ -111,7 +102,7 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
   public readonly port?: number;
   /** Whether the root filesystem is read-only in this deployment (ECS Exec turns it off). */
   public readonly readonlyRootFilesystem: boolean;
-  private readonly runtime: EcsRuntime;
+  private readonly runtime: TaskPlatform;
 
   constructor(scope: Construct, id: string, props: DifyTaskProps) {
     super(scope, id);
@@ -138,7 +129,7 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
       description: `Dify ${props.name}: image pull, log delivery and this task's secrets only`,
     });
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family: `${Stack.of(this).stackName}-${props.name}`,
+      family: `${deploymentName(this)}-${props.name}`,
       cpu: props.sizing.cpu,
       memoryLimitMiB: props.sizing.memoryMiB,
       runtimePlatform: {
@@ -153,7 +144,7 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
     const linuxParameters = new ecs.LinuxParameters(this, 'LinuxParameters', { initProcessEnabled: true });
     const kept = new Set(hardening.keepCapabilities.map((k) => k.capability));
     if (kept.size === 0) linuxParameters.dropCapabilities(ecs.Capability.ALL);
-    else linuxParameters.dropCapabilities(...DEFAULT_CAPABILITIES.filter((c) => !kept.has(c)));
+    else linuxParameters.dropCapabilities(...DEFAULT_CAPABILITIES.filter((c) => !kept.has(c)).map(ecsCapability));
 
     this.container = this.taskDefinition.addContainer(props.name, {
       containerName: props.name,
@@ -161,7 +152,12 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
       entryPoint: spec.entryPoint,
       command: spec.command,
       environment: spec.environment,
-      secrets: spec.secrets,
+      secrets: Object.fromEntries(
+        Object.entries(spec.secrets).map(([name, source]) => [
+          name,
+          ecs.Secret.fromSecretsManager(source.secret, source.field),
+        ]),
+      ),
       user: hardening.user,
       readonlyRootFilesystem: this.readonlyRootFilesystem,
       privileged: false,
@@ -179,6 +175,11 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: props.name }),
       stopTimeout: Duration.seconds(30),
     });
+    // ECS reads the injected secrets with the execution role, through Secrets Manager.
+    allowSecretsDecrypt(
+      executionRole,
+      Object.values(spec.secrets).map((source) => source.secret),
+    );
     for (const writable of hardening.writablePaths) {
       const volume = writable.path.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
       this.taskDefinition.addVolume({ name: volume });
@@ -216,26 +217,20 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
     }
     const taskPolicy = this.taskRole.node.tryFindChild('DefaultPolicy')?.node.defaultChild;
     if (this.runtime.execLogGroup !== undefined && taskPolicy !== undefined) {
-      acknowledge(
+      acknowledge(taskPolicy, {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'ECS Exec (enableExec=true, for incidents): the ssmmessages channel actions and logs:DescribeLogGroups support no resource-level permission; sessions are KMS-encrypted and recorded in the exec log group, and ecs:ExecuteCommand stays with the operators IAM grants it to.',
+      });
+      acknowledgeGrantedResource(
         taskPolicy,
-        {
-          id: 'AwsSolutions-IAM5[Resource::*]',
-          reason:
-            'ECS Exec (enableExec=true, for incidents): the ssmmessages channel actions and logs:DescribeLogGroups support no resource-level permission; sessions are KMS-encrypted and recorded in the exec log group, and ecs:ExecuteCommand stays with the operators IAM grants it to.',
-        },
-        {
-          id: `AwsSolutions-IAM5[Resource::${nagResource(
-            this,
-            Stack.of(this).formatArn({
-              service: 'logs',
-              resource: 'log-group',
-              resourceName: `${this.runtime.execLogGroup.logGroupName}:*`,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          )}]`,
-          reason:
-            'ECS Exec writes one log stream per session, named at run time, into the one exec log group of this cluster (encrypted with the logs key).',
-        },
+        Stack.of(this).formatArn({
+          service: 'logs',
+          resource: 'log-group',
+          resourceName: `${this.runtime.execLogGroup.logGroupName}:*`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+        'ECS Exec writes one log stream per session, named at run time, into the one exec log group of this cluster (encrypted with the logs key).',
       );
     }
     const execution = this.taskDefinition.obtainExecutionRole().node.tryFindChild('DefaultPolicy')?.node.defaultChild;
@@ -287,7 +282,7 @@ export class DifyService extends DifyTask {
               cloudMapNamespace: props.runtime.namespace,
               name: props.name,
               dnsRecordType: servicediscovery.DnsRecordType.A,
-              dnsTtl: EcsRuntime.DNS_TTL,
+              dnsTtl: DNS_TTL,
             }
           : undefined,
     });

@@ -1,0 +1,70 @@
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type { Network } from '../network';
+import type { DifyServiceName, Flow, Peer } from './catalog';
+
+/** An end of a flow that has a security group: a service, Aurora, Valkey, the gateway, the load balancer. */
+export type FlowEnd = DifyServiceName | Exclude<Peer, 'internet' | 'bedrock'>;
+
+/**
+ * Renders the catalogue's flows as security-group rules, each as soon as both of its ends exist.
+ *
+ * A rule is always written from the end added last, with that end's own `connections`: CDK places
+ * the ingress and egress rules of a pair that spans two stacks in the stack of the group whose
+ * `connections` was called, so writing from the later end keeps every reference pointing at a stack
+ * deployed earlier. Within one stack either direction yields the same two rules.
+ */
+export class SecurityGroupFlows {
+  private readonly ends = new Map<FlowEnd, ec2.IConnectable>();
+  private readonly rendered = new Set<Flow>();
+
+  constructor(
+    private readonly flows: readonly Flow[],
+    private readonly network: Network,
+  ) {}
+
+  /** Adds an end and renders every flow whose other end is already here. */
+  public add(end: FlowEnd, connectable: ec2.IConnectable): void {
+    if (this.ends.has(end)) throw new Error(`flow end ${end} was added twice`);
+    this.ends.set(end, connectable);
+    for (const flow of this.flows) {
+      if (this.rendered.has(flow) || (flow.from !== end && flow.to !== end)) continue;
+      if (this.render(flow)) this.rendered.add(flow);
+    }
+  }
+
+  /** Flows not rendered yet, because one of their ends was never added. */
+  public get pending(): readonly Flow[] {
+    return this.flows.filter((flow) => !this.rendered.has(flow));
+  }
+
+  private render(flow: Flow): boolean {
+    if (flow.to === 'internet') {
+      const from = this.ends.get(flow.from as FlowEnd)!;
+      for (const port of flow.ports ?? []) {
+        from.connections.allowTo(ec2.Peer.anyIpv4(), ec2.Port.tcp(port), flow.description);
+      }
+      return true;
+    }
+    if (flow.to === 'bedrock') {
+      this.network.allowEndpoints(this.ends.get(flow.from as FlowEnd)!, flow.description, ['BedrockRuntime']);
+      return true;
+    }
+    const from = this.ends.get(flow.from as FlowEnd);
+    const to = this.ends.get(flow.to as FlowEnd);
+    if (from === undefined || to === undefined) return false;
+    const ports = flow.ports ?? [portOf(to, flow)];
+    // `to` was just added when it is the later end: write from it; otherwise from `from`.
+    const last = [...this.ends.keys()].pop();
+    for (const port of ports) {
+      if (last === flow.to) to.connections.allowFrom(from, ec2.Port.tcp(port), flow.description);
+      else from.connections.allowTo(to, ec2.Port.tcp(port), flow.description);
+    }
+    return true;
+  }
+}
+
+function portOf(to: ec2.IConnectable, flow: Flow): number {
+  const port = to.connections.defaultPort?.toRuleJson() as { fromPort?: number } | undefined;
+  if (port?.fromPort === undefined) throw new Error(`flow to ${flow.to}: it has no default port; name the ports`);
+  return port.fromPort;
+}
