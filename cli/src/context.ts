@@ -1,12 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { WAFV2Client } from '@aws-sdk/client-wafv2';
 import type { Io } from './io';
-import { loadStack, type StackOutputs } from './stack';
+import { loadDeployment, type StackOutputs } from './stack';
 
 export interface ContextOptions {
   readonly io: Io;
@@ -17,19 +23,29 @@ export interface ContextOptions {
   readonly now?: () => Date;
   readonly randomBytes?: (size: number) => Buffer;
   /** Test seams: clients built elsewhere (moto endpoints, mocks). */
-  readonly clients?: Partial<{
-    cloudFormation: CloudFormationClient;
-    secrets: SecretsManagerClient;
-    kms: KMSClient;
-    ecs: ECSClient;
-    elastiCache: ElastiCacheClient;
-    lambda: LambdaClient;
-  }>;
+  readonly clients?: Partial<AwsClients>;
   /** How long to sleep between polls of a long wait. */
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
-/** What every command gets: the stack's outputs, AWS clients for its region, and the user's terminal. */
+/** Every AWS client a command may use, each made on first use for the deployment's region. */
+export interface AwsClients {
+  cloudFormation: CloudFormationClient;
+  secrets: SecretsManagerClient;
+  kms: KMSClient;
+  ecs: ECSClient;
+  elastiCache: ElastiCacheClient;
+  lambda: LambdaClient;
+  scaling: ApplicationAutoScalingClient;
+  elb: ElasticLoadBalancingV2Client;
+  /** CloudFront is global; its API lives in us-east-1. */
+  cloudFront: CloudFrontClient;
+  waf: WAFV2Client;
+  rds: RDSClient;
+  sns: SNSClient;
+}
+
+/** What every command gets: the deployment's outputs, AWS clients for its region, and the user's terminal. */
 export class Context {
   readonly io: Io;
   readonly now: () => Date;
@@ -46,11 +62,11 @@ export class Context {
   }
 
   stack(): Promise<StackOutputs> {
-    this.outputs ??= loadStack(this.cloudFormation(), this.options.stackName);
+    this.outputs ??= loadDeployment(this.cloudFormation(), this.options.stackName);
     return this.outputs;
   }
 
-  private client<T>(name: keyof NonNullable<ContextOptions['clients']>, make: () => T): T {
+  private client<T>(name: keyof AwsClients, make: () => T): T {
     const given = this.options.clients?.[name] as T | undefined;
     if (given !== undefined) return given;
     if (!this.made.has(name)) this.made.set(name, make());
@@ -67,6 +83,12 @@ export class Context {
   ecs = () => this.client('ecs', () => new ECSClient(this.config));
   elastiCache = () => this.client('elastiCache', () => new ElastiCacheClient(this.config));
   lambda = () => this.client('lambda', () => new LambdaClient(this.config));
+  scaling = () => this.client('scaling', () => new ApplicationAutoScalingClient(this.config));
+  elb = () => this.client('elb', () => new ElasticLoadBalancingV2Client(this.config));
+  cloudFront = () => this.client('cloudFront', () => new CloudFrontClient({ region: 'us-east-1' }));
+  waf = () => this.client('waf', () => new WAFV2Client(this.config));
+  rds = () => this.client('rds', () => new RDSClient(this.config));
+  sns = () => this.client('sns', () => new SNSClient(this.config));
 
   /** The result: JSON with `--json`, text otherwise. */
   print(value: unknown, text: string): void {

@@ -1,9 +1,11 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { deploymentStacks } from '../../contracts/stack-outputs';
 import { awsError, CliError } from './errors';
 
-/** The deployed stack's outputs: every ARN and name a command needs, never pasted by the user. */
+/** The deployed outputs: every ARN and name a command needs, never pasted by the user. */
 export class StackOutputs {
   constructor(
+    /** The deployment's name: its main stack's. */
     readonly stackName: string,
     private readonly values: Record<string, string>,
   ) {}
@@ -12,7 +14,7 @@ export class StackOutputs {
     const value = this.values[key];
     if (value === undefined) {
       throw new CliError(
-        `stack ${this.stackName} has no output ${key}; is it a dify-aws stack deployed by this release?`,
+        `deployment ${this.stackName} has no output ${key}; is it a dify-aws deployment of this release?`,
       );
     }
     return value;
@@ -22,28 +24,39 @@ export class StackOutputs {
     return key in this.values;
   }
 
-  /** Every output whose name ends in SecretArn: the stack's secrets. */
+  /** Every output whose name ends in SecretArn: the deployment's secrets. */
   secretArns(): Record<string, string> {
     return Object.fromEntries(Object.entries(this.values).filter(([key]) => key.endsWith('SecretArn')));
   }
 }
 
-export async function loadStack(client: CloudFormationClient, stackName: string): Promise<StackOutputs> {
+/** A stack's outputs, or undefined when no stack of that name exists in the region. */
+async function outputsOf(client: CloudFormationClient, stackName: string): Promise<Record<string, string> | undefined> {
   let response;
   try {
     response = await client.send(new DescribeStacksCommand({ StackName: stackName }));
   } catch (error) {
-    if (/does not exist/i.test(String((error as Error)?.message))) {
-      throw new CliError(
-        `stack ${stackName} not found in this region; pass --stack NAME and --region REGION of a deployed stack`,
-      );
-    }
+    if (/does not exist/i.test(String((error as Error)?.message))) return undefined;
     throw awsError(`reading stack ${stackName}`, error);
   }
   const stack = response.Stacks?.[0];
-  if (stack === undefined) throw new CliError(`stack ${stackName} not found in this region`);
-  return new StackOutputs(
-    stackName,
-    Object.fromEntries((stack.Outputs ?? []).map((o) => [o.OutputKey!, o.OutputValue!])),
-  );
+  if (stack === undefined) return undefined;
+  return Object.fromEntries((stack.Outputs ?? []).map((o) => [o.OutputKey!, o.OutputValue!]));
+}
+
+/**
+ * The outputs of every stack of the deployment named `stackName`, merged (each name is unique across
+ * them). The main stack must exist; a stack of the others that does not (a deployment made before the
+ * split kept everything in the main stack) contributes nothing, and a command that needs one of its
+ * outputs says which is missing.
+ */
+export async function loadDeployment(client: CloudFormationClient, stackName: string): Promise<StackOutputs> {
+  const names = deploymentStacks(stackName);
+  const found = await Promise.all(names.map((name) => outputsOf(client, name)));
+  if (found[names.length - 1] === undefined) {
+    throw new CliError(
+      `stack ${stackName} not found in this region; pass --stack NAME and --region REGION of a deployed stack`,
+    );
+  }
+  return new StackOutputs(stackName, Object.assign({}, ...found.filter((outputs) => outputs !== undefined)));
 }

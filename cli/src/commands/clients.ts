@@ -6,6 +6,7 @@ import {
   clientsDocumentSchema,
   EMPTY_CLIENTS_DOCUMENT,
 } from '../../../contracts/gateway-documents';
+import type { Command } from '../command';
 import type { Context } from '../context';
 import { SecretDocument } from '../documents';
 import { awsError, CliError } from '../errors';
@@ -141,3 +142,11 @@ export async function clients(
       throw new CliError(`clients: expected create, list, rotate or revoke${action ? `, got '${action}'` : ''}`);
   }
 }
+
+export const CLIENTS: Command = {
+  name: 'clients',
+  usage: `  clients create --id ID --cidrs a,b [--models a,b] [--rpm N] [--tpm N]
+                               a gateway client; its key is printed once and stored only as a hash
+  clients list | rotate --id ID | revoke --id ID`,
+  run: (ctx, { action, options }) => clients(ctx, action, options),
+};

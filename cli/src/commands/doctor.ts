@@ -1,13 +1,13 @@
-import { CloudFrontClient, GetDistributionConfigCommand } from '@aws-sdk/client-cloudfront';
+import { GetDistributionConfigCommand } from '@aws-sdk/client-cloudfront';
 import {
   DescribeListenersCommand,
   DescribeLoadBalancerAttributesCommand,
-  ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { DescribeDBClustersCommand, RDSClient } from '@aws-sdk/client-rds';
+import { DescribeDBClustersCommand } from '@aws-sdk/client-rds';
 import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
-import { ListSubscriptionsByTopicCommand, SNSClient } from '@aws-sdk/client-sns';
-import { GetWebACLForResourceCommand, WAFV2Client } from '@aws-sdk/client-wafv2';
+import { ListSubscriptionsByTopicCommand } from '@aws-sdk/client-sns';
+import { GetWebACLForResourceCommand } from '@aws-sdk/client-wafv2';
+import type { Command, Options } from '../command';
 import type { Context } from '../context';
 import { CliError } from '../errors';
 import { table } from '../io';
@@ -40,14 +40,6 @@ const OPERATOR_ROTATED: Record<string, string> = Object.fromEntries(
   ),
 );
 
-export interface DoctorClients {
-  readonly elb: ElasticLoadBalancingV2Client;
-  readonly cloudFront: CloudFrontClient;
-  readonly waf: WAFV2Client;
-  readonly rds: RDSClient;
-  readonly sns: SNSClient;
-}
-
 const DAY = 86_400_000;
 
 /**
@@ -55,11 +47,7 @@ const DAY = 86_400_000;
  * deletion protection in prod, secret rotation and ages, and someone subscribed to the alarms.
  * Prints a table and exits non-zero on any FAIL; WARN does not fail.
  */
-export async function doctor(
-  ctx: Context,
-  options: Record<string, string | boolean | undefined>,
-  clients: DoctorClients,
-) {
+export async function doctor(ctx: Context, options: Options) {
   const stack = await ctx.stack();
   const findings: Finding[] = [];
   const add = (check: string, target: string, status: Finding['status'], detail: string) =>
@@ -79,7 +67,7 @@ export async function doctor(
   const distribution = stack.has(OUTPUTS.distributionId) ? stack.get(OUTPUTS.distributionId) : undefined;
 
   await guard('tls', 'load balancer', async () => {
-    const listeners = (await clients.elb.send(new DescribeListenersCommand({ LoadBalancerArn: lb }))).Listeners ?? [];
+    const listeners = (await ctx.elb().send(new DescribeListenersCommand({ LoadBalancerArn: lb }))).Listeners ?? [];
     for (const l of listeners) {
       if (l.Protocol === 'HTTPS') {
         const ok = APPROVED_ALB_POLICIES.test(l.SslPolicy ?? '');
@@ -103,7 +91,7 @@ export async function doctor(
   });
   if (distribution !== undefined) {
     await guard('tls', 'cloudfront', async () => {
-      const config = (await clients.cloudFront.send(new GetDistributionConfigCommand({ Id: distribution })))
+      const config = (await ctx.cloudFront().send(new GetDistributionConfigCommand({ Id: distribution })))
         .DistributionConfig;
       const certificate = config?.ViewerCertificate;
       if (certificate?.CloudFrontDefaultCertificate === true) {
@@ -133,7 +121,7 @@ export async function doctor(
     });
   } else {
     await guard('waf', 'load balancer', async () => {
-      const acl = (await clients.waf.send(new GetWebACLForResourceCommand({ ResourceArn: lb }))).WebACL;
+      const acl = (await ctx.waf().send(new GetWebACLForResourceCommand({ ResourceArn: lb }))).WebACL;
       add('waf', 'load balancer', acl ? 'PASS' : 'FAIL', acl ? `web ACL ${acl.Name}` : 'no web ACL');
     });
   }
@@ -141,9 +129,9 @@ export async function doctor(
   if (stack.get(OUTPUTS.profile) === 'prod') {
     await guard('deletion protection', 'aurora', async () => {
       const cluster = (
-        await clients.rds.send(
-          new DescribeDBClustersCommand({ DBClusterIdentifier: stack.get(OUTPUTS.databaseClusterArn) }),
-        )
+        await ctx
+          .rds()
+          .send(new DescribeDBClustersCommand({ DBClusterIdentifier: stack.get(OUTPUTS.databaseClusterArn) }))
       ).DBClusters?.[0];
       add(
         'deletion protection',
@@ -154,7 +142,7 @@ export async function doctor(
     });
     await guard('deletion protection', 'load balancer', async () => {
       const attributes =
-        (await clients.elb.send(new DescribeLoadBalancerAttributesCommand({ LoadBalancerArn: lb }))).Attributes ?? [];
+        (await ctx.elb().send(new DescribeLoadBalancerAttributesCommand({ LoadBalancerArn: lb }))).Attributes ?? [];
       const on = attributes.some((a) => a.Key === 'deletion_protection.enabled' && a.Value === 'true');
       add('deletion protection', 'load balancer', on ? 'PASS' : 'FAIL', on ? 'on' : 'off');
     });
@@ -196,7 +184,7 @@ export async function doctor(
 
   await guard('alarms', 'alarm topic', async () => {
     const subscriptions =
-      (await clients.sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: stack.get(OUTPUTS.alarmTopicArn) })))
+      (await ctx.sns().send(new ListSubscriptionsByTopicCommand({ TopicArn: stack.get(OUTPUTS.alarmTopicArn) })))
         .Subscriptions ?? [];
     const confirmed = subscriptions.filter(
       (s) => s.SubscriptionArn !== undefined && s.SubscriptionArn !== 'PendingConfirmation',
@@ -218,3 +206,10 @@ export async function doctor(
   );
   if (failed > 0) throw new CliError(`doctor: ${failed} check(s) failed`, 4);
 }
+
+export const DOCTOR: Command = {
+  name: 'doctor',
+  usage: `  doctor [--max-age-days N]    check the deployed posture: TLS, WAF, deletion protection (prod),
+                               rotation and secret ages, alarm subscribers; exits 4 on any failure`,
+  run: (ctx, { options }) => doctor(ctx, options),
+};

@@ -8,6 +8,7 @@ import {
   providerSchema,
   providerPoolSchema,
 } from '../../../contracts/gateway-documents';
+import type { Command } from '../command';
 import type { Context } from '../context';
 import { SecretDocument } from '../documents';
 import { CliError } from '../errors';
@@ -156,3 +157,12 @@ async function add(
     `added key ${id} (${fingerprint(key)}) to ${name} (new version ${version}); the gateway picks it up without a restart`,
   );
 }
+
+export const KEYS: Command = {
+  name: 'keys',
+  usage: `  keys add --provider P [--id ID] [--weight N] [--verify] [--base-url URL --models a,b]
+                               add a provider key to the gateway's pool (the key is read from stdin)
+  keys list                    ids, fingerprints, state and weight; never a key
+  keys enable|disable|remove --provider P --id ID`,
+  run: (ctx, { action, options }) => keys(ctx, action, options),
+};

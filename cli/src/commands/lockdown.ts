@@ -1,5 +1,4 @@
 import {
-  ApplicationAutoScalingClient,
   DescribeScalableTargetsCommand,
   RegisterScalableTargetCommand,
 } from '@aws-sdk/client-application-auto-scaling';
@@ -10,6 +9,7 @@ import {
   UntagResourceCommand,
   UpdateServiceCommand,
 } from '@aws-sdk/client-ecs';
+import type { Command, Options } from '../command';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
@@ -32,11 +32,8 @@ interface Saved {
  * it back), remembering each service's desired count and limits in a tag; `--undo` puts back exactly
  * what the tag says and removes it.
  */
-export async function lockdown(
-  ctx: Context,
-  options: Record<string, string | boolean | undefined>,
-  scaling: () => ApplicationAutoScalingClient,
-) {
+export async function lockdown(ctx: Context, options: Options) {
+  const scaling = ctx.scaling;
   const stack = await ctx.stack();
   const cluster = stack.get(OUTPUTS.clusterName);
   const names = SERVICES.filter((s) => stack.has(serviceNameOutput(s))).map((s) => stack.get(serviceNameOutput(s)));
@@ -138,3 +135,10 @@ export async function lockdown(
   }
   ctx.print({ lockedDown: true, services: rows }, table(rows));
 }
+
+export const LOCKDOWN: Command = {
+  name: 'lockdown',
+  usage: `  lockdown [--undo]            incident: scale every service to zero and hold autoscaling there;
+                               --undo restores each service's count and limits exactly`,
+  run: (ctx, { options }) => lockdown(ctx, options),
+};

@@ -9,6 +9,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { InvokeCommand } from '@aws-sdk/client-lambda';
+import type { Command } from '../command';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
@@ -39,7 +40,7 @@ export function newSecretValue(randomBytes: (n: number) => Buffer, length = 64):
 export async function secrets(
   ctx: Context,
   action: string | undefined,
-  args: string[],
+  args: readonly string[],
   options: Record<string, string | boolean | undefined>,
 ) {
   if (action === 'rotate') return rotate(ctx, args[0], options);
@@ -397,3 +398,14 @@ async function migrateKms(ctx: Context, options: Record<string, string | boolean
   }
   ctx.print({ moved: true, secrets: rows() }, table(rows()));
 }
+
+export const SECRETS_COMMAND: Command = {
+  name: 'secrets',
+  usage: `  secrets rotate NAME          sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password,
+                               cache-plugin-daemon-password, cache-gateway-password,
+                               app-db-password, plugin-db-password
+                               (secret-key is refused without --force-secret-key); redeploys its readers
+  secrets migrate-kms --to KEY [--dry-run]
+                               move every secret of the stack to another KMS key, rolling back on failure`,
+  run: (ctx, { action, rest, options }) => secrets(ctx, action, rest, options),
+};

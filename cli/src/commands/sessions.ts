@@ -1,4 +1,5 @@
 import { DescribeTasksCommand, RunTaskCommand } from '@aws-sdk/client-ecs';
+import type { Command } from '../command';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
@@ -85,3 +86,9 @@ export async function revokeSessions(
   }
   throw new CliError(`the revoke task ${taskArn} did not finish within ${timeoutS} s`);
 }
+
+export const REVOKE_SESSIONS: Command = {
+  name: 'revoke-sessions',
+  usage: `  revoke-sessions              delete every console refresh token (a one-off task in the VPC)`,
+  run: (ctx, { options }) => revokeSessions(ctx, options),
+};

@@ -10,9 +10,9 @@ import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secre
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { GetWebACLForResourceCommand, WAFV2Client } from '@aws-sdk/client-wafv2';
 import { mockClient } from 'aws-sdk-client-mock';
-import { MOTO_CREDENTIALS, type Moto, startMoto } from '../../gateway/test/helpers/moto';
-import type { Io } from '../src/io';
-import { run } from '../src/main';
+import { MOTO_CREDENTIALS, type Moto, startMoto } from '../../../gateway/test/helpers/moto';
+import type { Io } from '../../src/io';
+import { run } from '../../src/main';
 
 /**
  * doctor against a stack in moto_server (outputs, secrets and their ages, the alarm topic and its
@@ -96,15 +96,16 @@ describe('dify-aws doctor', () => {
       confirm: async () => false,
     };
     const code = await run(['doctor', '--stack', stack, '--region', REGION, '--json', ...extra], io, {
-      clients: { cloudFormation: cfn, secrets },
-      now: () => now,
-      doctor: {
+      clients: {
+        cloudFormation: cfn,
+        secrets,
         elb: new ElasticLoadBalancingV2Client({ region: REGION }),
         cloudFront: new CloudFrontClient({ region: REGION }),
         waf: new WAFV2Client({ region: REGION }),
         rds: new RDSClient({ region: REGION }),
         sns,
       },
+      now: () => now,
     });
     return {
       code,
@@ -117,6 +118,18 @@ describe('dify-aws doctor', () => {
       err: captured.err,
     };
   }
+  /** edge=cloudfront without a domain: a plain-HTTP internal listener, CloudFront's default certificate. */
+  const behindDefaultCertificate = () => {
+    elb
+      .on(DescribeListenersCommand)
+      .resolves({ Listeners: [{ Port: 80, Protocol: 'HTTP', DefaultActions: [{ Type: 'forward' }] }] });
+    cloudFront.on(GetDistributionConfigCommand).resolves({
+      DistributionConfig: {
+        WebACLId: 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/dify/1',
+        ViewerCertificate: { CloudFrontDefaultCertificate: true },
+      } as never,
+    });
+  };
   const status = (findings: Array<{ check: string; target: string; status: string }>) =>
     Object.fromEntries(findings.map((f) => [`${f.check} ${f.target}`, f.status]));
 
@@ -184,15 +197,7 @@ describe('dify-aws doctor', () => {
   });
 
   it('checks CloudFront instead of the load balancer’s WAF, skips deletion protection in dev, and names a silent alarm topic', async () => {
-    elb
-      .on(DescribeListenersCommand)
-      .resolves({ Listeners: [{ Port: 80, Protocol: 'HTTP', DefaultActions: [{ Type: 'forward' }] }] });
-    cloudFront.on(GetDistributionConfigCommand).resolves({
-      DistributionConfig: {
-        WebACLId: 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/dify/1',
-        ViewerCertificate: { CloudFrontDefaultCertificate: true },
-      } as never,
-    });
+    behindDefaultCertificate();
     const { findings } = await doctor('Dev');
     expect(status(findings)).toMatchObject({
       'tls listener 80': 'WARN',
@@ -205,15 +210,7 @@ describe('dify-aws doctor', () => {
   });
 
   it('fails a production stack that serves CloudFront’s default certificate, which accepts TLS 1.0', async () => {
-    elb
-      .on(DescribeListenersCommand)
-      .resolves({ Listeners: [{ Port: 80, Protocol: 'HTTP', DefaultActions: [{ Type: 'forward' }] }] });
-    cloudFront.on(GetDistributionConfigCommand).resolves({
-      DistributionConfig: {
-        WebACLId: 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/dify/1',
-        ViewerCertificate: { CloudFrontDefaultCertificate: true },
-      } as never,
-    });
+    behindDefaultCertificate();
     const { code, findings } = await doctor('ProdNoDomain');
     expect(status(findings)['tls cloudfront']).toBe('FAIL');
     expect(findings.find((f) => f.check === 'tls' && f.target === 'cloudfront')!.detail).toContain(

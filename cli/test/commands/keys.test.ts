@@ -1,0 +1,80 @@
+import { type Deployment, PLANTED, startDeployment } from '../helpers/deployment';
+
+/** dify-aws keys, end to end against a deployment in moto_server (helpers/deployment.ts). */
+describe('dify-aws keys against moto_server', () => {
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await startDeployment();
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  describe('keys', () => {
+    it('adds a key read from stdin, as a new secret version, and never prints it', async () => {
+      const added = await d.cli(
+        [
+          'keys',
+          'add',
+          '--provider',
+          'openai',
+          '--id',
+          'openai-1',
+          '--base-url',
+          'https://api.openai.com',
+          '--models',
+          'gpt-4o-mini',
+          '--json',
+        ],
+        PLANTED.openai,
+      );
+      expect(added.code).toBe(0);
+      expect(JSON.parse(added.out)).toMatchObject({
+        provider: 'openai',
+        id: 'openai-1',
+        fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{12}$/),
+      });
+      const pool = JSON.parse(await d.value(d.outputs.GatewayProviderKeysSecretArn));
+      expect(pool.providers.openai.keys[0]).toMatchObject({
+        id: 'openai-1',
+        key: PLANTED.openai,
+        weight: 1,
+        enabled: true,
+      });
+      const listed = await d.cli(['keys', 'list']);
+      expect(listed.out).toContain('openai-1');
+      expect(listed.out).toContain('enabled');
+    });
+
+    it('refuses a key of the wrong shape, a duplicate, and an unknown provider, saying what is expected', async () => {
+      const shape = await d.cli(
+        ['keys', 'add', '--provider', 'anthropic', '--base-url', 'https://api.anthropic.com', '--models', 'claude'],
+        'sk-not-anthropic-000000000000000',
+      );
+      expect([shape.code, shape.err]).toEqual([1, expect.stringContaining("'sk-ant-'")]);
+      const duplicate = await d.cli(['keys', 'add', '--provider', 'openai'], PLANTED.openai);
+      expect(duplicate.err).toContain("already in the pool as 'openai-1'");
+      const unknown = await d.cli(['keys', 'add', '--provider', 'gemini'], PLANTED.openai);
+      expect(unknown.err).toContain('--provider: expected one of openai, anthropic, azure-openai, custom');
+      // A provider key is never sent in clear: the gateway takes https base URLs only.
+      const clear = await d.cli(
+        ['keys', 'add', '--provider', 'custom', '--base-url', 'http://llm.example.com/v1', '--models', 'llama'],
+        'sk-custom-000000000000000000000',
+      );
+      expect([clear.code, clear.err]).toEqual([1, expect.stringContaining('--base-url: expected an https:// URL')]);
+    });
+
+    it('disables, enables and removes a key (removal asks, --yes answers)', async () => {
+      expect((await d.cli(['keys', 'disable', '--provider', 'openai', '--id', 'openai-1'])).code).toBe(0);
+      expect(JSON.parse(await d.value(d.outputs.GatewayProviderKeysSecretArn)).providers.openai.keys[0].enabled).toBe(
+        false,
+      );
+      expect((await d.cli(['keys', 'enable', '--provider', 'openai', '--id', 'openai-1'])).code).toBe(0);
+      const refused = await d.cli(['keys', 'remove', '--provider', 'openai', '--id', 'openai-1']);
+      expect([refused.code, refused.err.trim()]).toEqual([3, 'dify-aws: cancelled']);
+      expect(JSON.parse(await d.value(d.outputs.GatewayProviderKeysSecretArn)).providers.openai.keys).toHaveLength(1);
+      expect((await d.cli(['keys', 'remove', '--provider', 'openai', '--id', 'openai-1', '--yes'])).code).toBe(0);
+      expect(JSON.parse(await d.value(d.outputs.GatewayProviderKeysSecretArn)).providers.openai.keys).toHaveLength(0);
+    });
+  });
+});
