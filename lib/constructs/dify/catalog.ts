@@ -121,6 +121,13 @@ export interface DifyServiceRow {
   readonly startPeriodSeconds: number;
   /** @default - the image's entry point and command */
   readonly start?: (context: StartContext) => StartCommand;
+  /**
+   * What the image runs when `start` leaves it alone (its entry point and command), from the release
+   * contract's `command` (contracts/dify/services.json). A platform that must run something first
+   * (EKS exports the secrets from their files) runs this after it.
+   * @default - the row has a `start` of its own
+   */
+  readonly imageCommand?: readonly string[];
   /** `MODE` of the api image. */
   readonly mode?: string;
   readonly hardening: ContainerHardening;
@@ -221,6 +228,8 @@ export const DIFY_SERVICES: Readonly<Record<DifyServiceName, DifyServiceRow>> = 
     discoverable: true,
     health: { kind: 'http', path: '/health', client: 'curl' },
     startPeriodSeconds: 60,
+    // dify-sandbox's image: ENTRYPOINT ["/entrypoint.sh"], which unpacks Node.js and runs /main.
+    imageCommand: ['/entrypoint.sh'],
     hardening: {
       runsAsRootBecause:
         'dify-sandbox runs user code in a chroot under an unprivileged uid it switches to with setuid; only root can do either',
@@ -252,6 +261,9 @@ export const DIFY_SERVICES: Readonly<Record<DifyServiceName, DifyServiceRow>> = 
     discoverable: true,
     health: { kind: 'http', path: '/health/check', client: 'python3' },
     startPeriodSeconds: 180,
+    // The plugin daemon migrates its database, then serves (the contract's command, without tini:
+    // the platform provides an init process).
+    imageCommand: ['/bin/bash', '-c', '/app/commandline migrate && exec /app/main'],
     hardening: {
       runsAsRootBecause:
         'the dify-plugin-daemon image has no user of its own; it installs and runs plugins as root in its working path',
@@ -378,30 +390,37 @@ export const DIFY_SERVICES: Readonly<Record<DifyServiceName, DifyServiceRow>> = 
 /** Every row, in the order the platform creates them (the proxy and the services others call first). */
 export const SERVICE_ROWS: readonly DifyServiceRow[] = Object.values(DIFY_SERVICES);
 
-/** `http://<name>.<domain>:<port>`: a discoverable service's in-VPC address. */
-export function serviceUrl(service: DifyServiceName, domain: string): string {
+/** The host name a platform gives a discoverable service. @default `<name>.<serviceDomain>` */
+export type HostOf = (row: DifyServiceRow) => string;
+
+/** `http://<host>:<port>`: a discoverable service's in-VPC address. */
+export function serviceUrl(service: DifyServiceName, hostOf: HostOf): string {
   const row = DIFY_SERVICES[service];
   if (!row.discoverable || row.port === undefined) throw new Error(`${service} is not reachable by name`);
-  return `http://${row.name}.${domain}:${row.port}`;
+  return `http://${hostOf(row)}:${row.port}`;
 }
 
-/** The wiring a service's environment reads, completed with the services' addresses under `domain`. */
-export function wire(platform: Omit<Wiring, 'urls'>): Wiring {
-  const domain = platform.serviceDomain;
+/** The wiring a service's environment reads, completed with the services' addresses. */
+export function wire(platform: Omit<Wiring, 'urls'>, hostOf?: HostOf): Wiring {
+  const host = hostOf ?? ((row: DifyServiceRow) => `${row.name}.${platform.serviceDomain}`);
   return {
     ...platform,
     urls: {
-      api: serviceUrl('api', domain),
-      sandbox: serviceUrl('sandbox', domain),
-      pluginDaemon: serviceUrl('plugin_daemon', domain),
-      ssrfProxy: serviceUrl('ssrf_proxy', domain),
+      api: serviceUrl('api', host),
+      sandbox: serviceUrl('sandbox', host),
+      pluginDaemon: serviceUrl('plugin_daemon', host),
+      ssrfProxy: serviceUrl('ssrf_proxy', host),
     },
   };
 }
 
 /** The environment and secrets of one service under `wiring` (its row's `environment`). */
-export function environmentOf(service: DifyServiceName, wiring: Omit<Wiring, 'urls'>): ServiceEnvironment {
-  return DIFY_SERVICES[service].environment(wire(wiring));
+export function environmentOf(
+  service: DifyServiceName,
+  wiring: Omit<Wiring, 'urls'>,
+  hostOf?: HostOf,
+): ServiceEnvironment {
+  return DIFY_SERVICES[service].environment(wire(wiring, hostOf));
 }
 
 /** Everything a flow can name besides Dify's services. */

@@ -79,21 +79,26 @@ export class DifyServices extends Construct {
       appDatabase: database.appSecret,
       pluginDatabase: database.pluginSecret,
     };
-    const wiring: Wiring = wire({
-      publicUrl: props.publicUrl ?? NO_PUBLIC_URL,
-      region: Stack.of(this).region,
-      serviceDomain: this.runtime.serviceDomain,
-      databaseHost: database.cluster.clusterEndpoint.hostname,
-      databasePort: DATABASE_PORT,
-      appDatabase: Database.APP_DATABASE,
-      pluginDatabase: Database.PLUGIN_DATABASE,
-      cacheHost: cache.host,
-      cachePort: CACHE_PORT,
-      bucketName: props.storage.bucket.bucketName,
-      pluginBucketName: props.storage.pluginBucket.bucketName,
-      uploadFileSizeLimitMb: props.uploadFileSizeLimitMb,
-      pipMirrorUrl: props.pipMirrorUrl,
-    });
+    const runtime = this.runtime;
+    const wiring: Wiring = wire(
+      {
+        publicUrl: props.publicUrl ?? NO_PUBLIC_URL,
+        region: Stack.of(this).region,
+        serviceDomain: runtime.serviceDomain,
+        credentialsAddress: runtime.credentialsAddress,
+        databaseHost: database.cluster.clusterEndpoint.hostname,
+        databasePort: DATABASE_PORT,
+        appDatabase: Database.APP_DATABASE,
+        pluginDatabase: Database.PLUGIN_DATABASE,
+        cacheHost: cache.host,
+        cachePort: CACHE_PORT,
+        bucketName: props.storage.bucket.bucketName,
+        pluginBucketName: props.storage.pluginBucket.bucketName,
+        uploadFileSizeLimitMb: props.uploadFileSizeLimitMb,
+        pipMirrorUrl: props.pipMirrorUrl,
+      },
+      (row) => runtime.hostOf(row),
+    );
 
     for (const name of props.services) {
       const row = DIFY_SERVICES[name];

@@ -36,13 +36,13 @@ export interface SecretRef {
  * `SSRF_PROXY_ALL_URL` sends every URL it fetches through the proxy (see `SSRF_PROXY_ALL_URL` in
  * contracts/dify/services.json).
  */
-export function noProxy(wiring: Pick<Wiring, 'region' | 'serviceDomain'>): string {
+export function noProxy(wiring: Pick<Wiring, 'region' | 'serviceDomain' | 'credentialsAddress'>): string {
   const { region } = wiring;
   return [
     `.${wiring.serviceDomain}`,
     `s3.${region}.amazonaws.com`,
     `.s3.${region}.amazonaws.com`,
-    '169.254.170.2',
+    wiring.credentialsAddress,
   ].join(',');
 }
 
@@ -61,6 +61,8 @@ export interface Wiring {
   readonly region: string;
   /** The private DNS domain the platform registers the services under, e.g. `dify.internal`. */
   readonly serviceDomain: string;
+  /** Where the platform serves a container its IAM credentials (ECS: 169.254.170.2). */
+  readonly credentialsAddress: string;
   /** Where the services others call answer, from the catalogue's names and ports. */
   readonly urls: ServiceUrls;
   readonly databaseHost: string;

@@ -39,6 +39,13 @@ export interface EcsRuntimeProps {
  */
 export class EcsRuntime extends Construct implements DifyRuntime {
   public readonly serviceDomain = SERVICE_NAMESPACE;
+  /** The ECS task credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI). */
+  public readonly credentialsAddress = '169.254.170.2';
+
+  /** `<name>.dify.internal`: the A records Cloud Map keeps for each task. */
+  public hostOf(row: DifyServiceRow): string {
+    return `${row.name}.${this.serviceDomain}`;
+  }
   public readonly cluster: ecs.Cluster;
   public readonly namespace: servicediscovery.PrivateDnsNamespace;
   public readonly execEnabled: boolean;

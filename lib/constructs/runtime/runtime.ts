@@ -39,8 +39,12 @@ export interface RunningService extends ec2.IConnectable, iam.IGrantable {
 }
 
 export interface DifyRuntime {
-  /** The private DNS domain services are registered under (`<name>.<serviceDomain>`). */
+  /** The private DNS domain services are registered under. */
   readonly serviceDomain: string;
+  /** Where a container gets its IAM credentials from the platform (kept off the proxy). */
+  readonly credentialsAddress: string;
+  /** The name other services reach a discoverable row by. */
+  hostOf(row: DifyServiceRow): string;
   /** Renders one row under `scope`: a long-running service, or a one-off task for `runAtDeploy`. */
   run(scope: Construct, row: DifyServiceRow, spec: RunSpec): RunningService;
   /** Routes the front door to a service (the row's `edge`), health-checked on its HTTP health path. */

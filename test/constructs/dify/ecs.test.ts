@@ -138,6 +138,7 @@ const WIRING_PLACEHOLDER = {
   publicUrl: 'https://x',
   region: 'r',
   serviceDomain: 'dify.internal',
+  credentialsAddress: '169.254.170.2',
   databaseHost: 'd',
   databasePort: 5432,
   appDatabase: 'dify',

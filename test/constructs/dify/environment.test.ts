@@ -24,6 +24,7 @@ const WIRING: Omit<Wiring, 'urls'> = {
   publicUrl: 'https://dify.example.com',
   region: 'eu-west-1',
   serviceDomain: 'dify.internal',
+  credentialsAddress: '169.254.170.2',
   databaseHost: 'db.example.internal',
   databasePort: 5432,
   appDatabase: 'dify',

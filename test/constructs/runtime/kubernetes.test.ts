@@ -50,6 +50,7 @@ const WIRING: Omit<Wiring, 'urls'> = {
   publicUrl: 'https://dify.example.com',
   region: 'eu-west-1',
   serviceDomain: 'svc.cluster.local',
+  credentialsAddress: '169.254.170.23',
   databaseHost: 'db.example.internal',
   databasePort: 5432,
   appDatabase: 'dify',
@@ -70,7 +71,7 @@ const specOf = (service: DifyServiceName): WorkloadSpec => {
     image: `registry.example/${row.image}:test`,
     start,
     environment,
-    secrets: start.entryPoint === undefined ? undefined : { providerClass: row.name, variables: Object.keys(secrets) },
+    secrets: { providerClass: row.name, variables: Object.keys(secrets) },
     sizing: sizing.services[row.sizing],
   };
 };
@@ -204,12 +205,10 @@ describe('Dify on Kubernetes: workloads from the catalogue', () => {
       name: 'secrets',
       csi: { driver: 'secrets-store.csi.k8s.io', readOnly: true, volumeAttributes: { secretProviderClass: 'api' } },
     });
+    expect(TEMPLATES.sandbox.spec.containers[0].command![2].split('\n').at(-1)).toBe("exec '/entrypoint.sh'");
     expect(() =>
-      podTemplate(DIFY_SERVICES.sandbox, {
-        ...specOf('sandbox'),
-        secrets: { providerClass: 'sandbox', variables: ['API_KEY'] },
-      }),
-    ).toThrow(/sandbox: reads secrets, so its start must name the image's entry point/);
+      podTemplate(DIFY_SERVICES.web, { ...specOf('web'), secrets: { providerClass: 'web', variables: ['X'] } }),
+    ).toThrow(/web: reads secrets, so its row must name what the image runs/);
     expect(() =>
       podTemplate(DIFY_SERVICES.api, {
         ...specOf('api'),

@@ -127,6 +127,7 @@ export interface PodSpec {
   readonly runtimeClassName?: string;
   readonly restartPolicy?: 'Always' | 'Never' | 'OnFailure';
   readonly terminationGracePeriodSeconds?: number;
+  readonly shareProcessNamespace?: boolean;
 }
 
 export interface PodTemplate {

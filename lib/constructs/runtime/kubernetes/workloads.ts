@@ -109,10 +109,15 @@ function commandOf(row: DifyServiceRow, spec: WorkloadSpec): Pick<Container, 'co
       ...(spec.start.command === undefined ? {} : { args: spec.start.command }),
     };
   }
-  const argv = [...(spec.start.entryPoint ?? []), ...(spec.start.command ?? [])];
-  if (spec.start.entryPoint === undefined) {
+  const argv =
+    spec.start.entryPoint !== undefined
+      ? [...spec.start.entryPoint, ...(spec.start.command ?? [])]
+      : row.imageCommand !== undefined && spec.start.command === undefined
+        ? row.imageCommand
+        : undefined;
+  if (argv === undefined) {
     throw new Error(
-      `${row.service}: reads secrets, so its start must name the image's entry point (the catalogue row's start), to run it after the secrets are exported`,
+      `${row.service}: reads secrets, so its row must name what the image runs (a start with an entry point, or imageCommand), to run it after the secrets are exported`,
     );
   }
   const exports = variables.map((name) => {
@@ -175,6 +180,8 @@ export function podTemplate(row: DifyServiceRow, spec: WorkloadSpec): PodTemplat
           }
         : {}),
       terminationGracePeriodSeconds: 30,
+      // The pause container becomes PID 1 and reaps zombies, as ECS's init process does.
+      shareProcessNamespace: true,
     },
   };
 }
