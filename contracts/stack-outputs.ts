@@ -53,6 +53,8 @@ export const OUTPUTS = {
   migrationTaskSecurityGroupId: 'MigrationTaskSecurityGroupId',
   privateSubnetIds: 'PrivateSubnetIds',
   profile: 'Profile',
+  /** `ecs` or `eks`: where Dify's services run (the LLM gateway runs on ECS Fargate in both). */
+  platform: 'Platform',
   gatewayUrl: 'GatewayUrl',
   gatewayServiceName: 'GatewayServiceName',
   gatewayLogGroupName: 'GatewayLogGroupName',

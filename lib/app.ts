@@ -1,4 +1,5 @@
 import { Annotations, type App, type Stack } from 'aws-cdk-lib';
+import { KubectlV36Layer } from '@aws-cdk/lambda-layer-kubectl-v36';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import type { Construct } from 'constructs';
@@ -16,13 +17,14 @@ import { SecurityGroupFlows } from './constructs/dify/security-group-flows';
 import { DIFY_URL_SURFACE } from './constructs/dify/urls';
 import { Edge, type EdgeDomain } from './constructs/edge';
 import { Keys } from './constructs/keys';
-import { LlmGateway } from './constructs/llm-gateway';
+import { GATEWAY_ENDPOINT, LlmGateway } from './constructs/llm-gateway';
 import type { LogSettings } from './constructs/log-group';
 import { Network } from './constructs/network';
 import { Observability } from './constructs/observability';
 import { output } from './constructs/outputs';
 import { EcsRuntime } from './constructs/runtime/ecs-runtime';
-import type { RunningService } from './constructs/runtime/runtime';
+import { EksRuntime } from './constructs/runtime/eks-runtime';
+import type { DifyRuntime, RunningService } from './constructs/runtime/runtime';
 import { Storage } from './constructs/storage';
 import { acknowledgeCdkProviders } from './nag/cdk-providers';
 import { DeploymentStack } from './stacks/deployment-stack';
@@ -65,7 +67,10 @@ export interface DifyApp {
   readonly cache: Cache;
   readonly edge: Edge;
   readonly gateway: LlmGateway;
+  /** The ECS runtime: Dify's services with platform=ecs, and the LLM gateway on either platform. */
   readonly platform: EcsRuntime;
+  /** Dify's services with platform=eks. */
+  readonly eks?: EksRuntime;
   /** Every Dify service, whichever stack renders it. */
   readonly services: Readonly<Record<DifyServiceName, RunningService>>;
 }
@@ -150,7 +155,12 @@ function compose(
 
   const keys = new Keys(foundation, 'Keys', {
     logGroupPrefix: logPrefix,
-    extraLogGroupPrefixes: [`/aws/rds/cluster/${clusterIdentifier}/`, `aws-waf-logs-${config.stackName}.`],
+    extraLogGroupPrefixes: [
+      `/aws/rds/cluster/${clusterIdentifier}/`,
+      `aws-waf-logs-${config.stackName}.`,
+      // EKS writes its control-plane logs here (platform=eks), into the group the cluster pre-creates.
+      ...(config.platform === 'eks' ? [`/aws/eks/${config.stackName}/`] : []),
+    ],
     removalPolicy,
   });
   const logs: LogSettings = {
@@ -165,6 +175,7 @@ function compose(
     logs,
     bedrock: config.bedrockModels.length > 0,
     exec: config.enableExec,
+    eks: config.platform === 'eks',
   });
   const secrets = new AppSecrets(foundation, 'AppSecrets', { key: keys.secretsKeyFor(foundation), removalPolicy });
   const storage = new Storage(foundation, 'Storage', {
@@ -196,7 +207,7 @@ function compose(
     logs,
     alarms: observability,
   });
-  const flows = new SecurityGroupFlows(FLOWS, network);
+  const flows = new SecurityGroupFlows(FLOWS, network, [foundation, data, runtime, main]);
   flows.add('database', database);
   flows.add('cache', cache);
 
@@ -234,8 +245,26 @@ function compose(
     flows.add('edge', created.loadBalancer);
     return created;
   };
-  const platform = (scope: Construct) =>
+  const ecsRuntime = (scope: Construct) =>
     new EcsRuntime(scope, 'Runtime', { network, logs, execKey: config.enableExec ? keys.logs : undefined });
+  // The one place the platform is chosen. The LLM gateway runs on Fargate beside either.
+  const platform: DifyServicesProps['runtime'] =
+    config.platform === 'eks'
+      ? (scope: Construct) =>
+          new EksRuntime(scope, 'Eks', {
+            clusterName: config.stackName,
+            network,
+            vpcCidr: config.vpcCidr,
+            logs,
+            kubectlLayer: new KubectlV36Layer(scope, 'KubectlLayer'),
+            removalPolicy,
+            edgeSubnets: config.edge === 'alb' ? network.vpc.publicSubnets : network.vpc.privateSubnets,
+            gateway: { subnets: network.vpc.privateSubnets, port: GATEWAY_ENDPOINT.port },
+            isolatedSandbox: config.eksIsolatedSandbox,
+          })
+      : ecsRuntime;
+  const gatewayRuntime = (rendered: DifyRuntime): EcsRuntime =>
+    rendered instanceof EcsRuntime ? rendered : ecsRuntime(runtime);
   const gateway = (ecs: EcsRuntime): LlmGateway => {
     const created = new LlmGateway(runtime, 'LlmGateway', {
       runtime: ecs,
@@ -255,6 +284,7 @@ function compose(
   let front: Edge;
   let llm: LlmGateway;
   let ecs: EcsRuntime;
+  let difyRuntime: DifyRuntime;
   if (runtime === main) {
     front = edge();
     const all = new DifyServices(main, 'Dify', {
@@ -264,17 +294,19 @@ function compose(
       edge: front,
       publicUrl: front.url,
     });
-    ecs = all.runtime as EcsRuntime;
+    difyRuntime = all.runtime;
+    ecs = gatewayRuntime(all.runtime);
     llm = gateway(ecs);
     services = all.services;
   } else {
     const chokepoints = new DifyServices(runtime, 'Dify', { ...dify, runtime: platform, services: RUNTIME_SERVICES });
-    ecs = chokepoints.runtime as EcsRuntime;
+    difyRuntime = chokepoints.runtime;
+    ecs = gatewayRuntime(chokepoints.runtime);
     llm = gateway(ecs);
     front = edge();
     const behindTheFrontDoor = new DifyServices(main, 'Dify', {
       ...dify,
-      runtime: ecs,
+      runtime: chokepoints.runtime,
       services: SERVICE_ROWS.map((row) => row.service).filter((service) => !RUNTIME_SERVICES.includes(service)),
       edge: front,
       publicUrl: front.url,
@@ -287,6 +319,7 @@ function compose(
   }
   // The deployment's profile, which the CLI reports and some of its defaults follow.
   output(main, OUTPUTS.profile, sizing.edge.deletionProtection ? 'prod' : 'dev');
+  output(main, OUTPUTS.platform, config.platform);
   for (const warning of configWarnings(config)) Annotations.of(main).addWarningV2(warning.id, warning.message);
 
   return {
@@ -300,6 +333,7 @@ function compose(
     edge: front,
     gateway: llm,
     platform: ecs,
+    eks: difyRuntime instanceof EksRuntime ? difyRuntime : undefined,
     services: services as Record<DifyServiceName, RunningService>,
   };
 }

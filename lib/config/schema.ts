@@ -245,6 +245,11 @@ export const configSchema = z
       .describe(
         'Private networks the LLM gateway may send provider keys to (an in-VPC model server). Empty: public provider addresses only.',
       ),
+    eksIsolatedSandbox: bool()
+      .default(false)
+      .describe(
+        'platform=eks: run the sandbox and the plugin daemon in a VM per pod (EKS Nitro Sandboxes, runtime class isolated-sandbox), not only on their own tainted nodes.',
+      ),
     alarmEmail: z
       .email({ error: 'expected an e-mail address such as ops@example.com' })
       .optional()
@@ -253,10 +258,20 @@ export const configSchema = z
   .strict()
   .superRefine((config, ctx) => {
     if (config.platform === 'eks') {
+      // Settings of ECS's own machinery have no meaning on EKS: refuse them rather than ignore them.
+      for (const [key, why] of [
+        ['enableExec', 'ECS Exec; on EKS, use the break-glass role (BreakGlassRoleArn) for an incident'],
+        ['fargateSpotWorker', 'Fargate Spot; EKS Auto Mode chooses the worker nodes'],
+      ] as const) {
+        if (config[key])
+          ctx.addIssue({ code: 'custom', path: [key], message: `is ${why}; unset it with platform=eks` });
+      }
+    } else if (config.eksIsolatedSandbox) {
       ctx.addIssue({
         code: 'custom',
-        path: ['platform'],
-        message: "'eks' is not available yet: the EKS runtime has not landed in this release; use platform=ecs",
+        path: ['eksIsolatedSandbox'],
+        message:
+          'runs the sandbox in EKS Nitro Sandboxes; it needs platform=eks (ECS Fargate already gives every task its own VM)',
       });
     }
     if (config.profile === 'prod' && config.domainName === undefined) {

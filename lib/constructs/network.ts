@@ -27,7 +27,20 @@ export interface NetworkProps {
    * @default false - no ECS Exec channel
    */
   readonly exec?: boolean;
+  /**
+   * The endpoints a private EKS cluster's nodes and kubectl function need: EKS, EKS Auth (Pod
+   * Identity) and STS.
+   * @default false - no EKS cluster
+   */
+  readonly eks?: boolean;
 }
+
+/** Endpoints of a private EKS cluster (platform=eks): its API, Pod Identity's credentials, tokens. */
+export const EKS_ENDPOINTS = {
+  Eks: ec2.InterfaceVpcEndpointAwsService.EKS,
+  EksAuth: ec2.InterfaceVpcEndpointAwsService.EKS_AUTH,
+  Sts: ec2.InterfaceVpcEndpointAwsService.STS,
+} as const;
 
 /**
  * Interface endpoints every profile has. Dify's tasks have no route to the internet except through
@@ -64,6 +77,8 @@ const PRINCIPAL_ONLY: Partial<Record<string, string[]>> = {
   BedrockRuntime: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
   SsmMessages: ['ssmmessages:*'],
   EcrApi: ['ecr:GetAuthorizationToken'],
+  // Who am I: names no resource; `aws eks get-token` signs it for the cluster to check.
+  Sts: ['sts:GetCallerIdentity'],
 };
 
 /**
@@ -127,6 +142,7 @@ export class Network extends Construct {
       wanted.BedrockRuntime = ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME;
     }
     if (props.exec === true) wanted.SsmMessages = ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES;
+    if (props.eks === true) Object.assign(wanted, EKS_ENDPOINTS);
     const endpoints: Record<string, ec2.InterfaceVpcEndpoint> = {};
     for (const [name, service] of Object.entries(wanted)) {
       const securityGroup = new ec2.SecurityGroup(this, `${name}EndpointSecurityGroup`, {

@@ -16,11 +16,13 @@ describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_n
     }
   });
 
-  it('runs every Lambda, CDK’s own included, on Node 22 or later', () => {
+  it('runs every Lambda, CDK’s own included, on Node 22 or later (Python 3.13 or later for EKS’s kubectl)', () => {
     for (const [id, fn] of everyTemplate.flatMap((t) => resources(t, 'AWS::Lambda::Function'))) {
       const runtime = String(fn.Properties?.Runtime);
-      const major = Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1]);
-      expect({ id, runtime, supported: major >= 22 }).toEqual({ id, runtime, supported: true });
+      const node = Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1]);
+      // CDK's kubectl handler (platform=eks) is the one Python function: kubectl and helm are its layer.
+      const python = /KubectlProviderHandler/.test(id) ? Number(/^python3\.(\d+)$/.exec(runtime)?.[1]) : NaN;
+      expect({ id, runtime, supported: node >= 22 || python >= 13 }).toEqual({ id, runtime, supported: true });
     }
   });
 
@@ -50,9 +52,14 @@ describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_n
   });
 
   it('never writes a secret to an SSM parameter', () => {
-    // The only SSM parameters are CDK's cross-region references (ARNs of the web ACL and certificate).
+    // The only SSM parameters are CDK's cross-region references (ARNs of the web ACL and certificate)
+    // and, on EKS, the kubectl provider's readiness barrier, whose value is a constant.
     for (const t of everyTemplate) {
       for (const [id, parameter] of resources(t, 'AWS::SSM::Parameter')) {
+        if (/KubectlReadyBarrier/.test(id)) {
+          expect({ id, value: parameter.Properties?.Value }).toEqual({ id, value: 'aws:cdk:eks:kubectl-ready' });
+          continue;
+        }
         expect({ id, name: String(parameter.Properties?.Name) }).toEqual({
           id,
           name: expect.stringMatching(/^\/cdk\/exports\//),

@@ -62,9 +62,24 @@ describe('configuration: bad input is refused with a message naming the key and 
       ["context key 'platform'", 'got "k8s"', "expected one of 'ecs', 'eks'"],
     ],
     [
-      'eks before it exists',
-      { platform: 'eks' },
-      ["context key 'platform'", "'eks' is not available yet", 'use platform=ecs'],
+      'ECS Exec on EKS',
+      { platform: 'eks', enableExec: 'true' },
+      ["context key 'enableExec'", 'is ECS Exec', 'break-glass role', 'unset it with platform=eks'],
+    ],
+    [
+      'Fargate Spot on EKS',
+      { platform: 'eks', fargateSpotWorker: 'true' },
+      ["context key 'fargateSpotWorker'", 'is Fargate Spot', 'unset it with platform=eks'],
+    ],
+    [
+      'Nitro Sandboxes on ECS',
+      { eksIsolatedSandbox: 'true' },
+      ["context key 'eksIsolatedSandbox'", 'it needs platform=eks'],
+    ],
+    [
+      'Nitro Sandboxes as a word',
+      { platform: 'eks', eksIsolatedSandbox: 'vm' },
+      ["context key 'eksIsolatedSandbox'", 'expected true or false'],
     ],
     ['an unknown profile', { profile: 'production' }, ["context key 'profile'", "expected one of 'dev', 'prod'"]],
     ['a short account id', { account: '12345' }, ["context key 'account'", 'expected a 12-digit AWS account id']],
@@ -231,11 +246,17 @@ describe('configuration: defaults', () => {
       uploadFileSizeLimitMb: 15,
       cloudFrontPriceClass: 'PriceClass_100',
       cloudFrontGeoAllowlist: [],
+      eksIsolatedSandbox: false,
       enableExec: false,
       bedrockModels: [],
       fargateSpotWorker: false,
       gatewayProviderPrivateCidrs: [],
     });
+  });
+
+  it('accepts platform=eks, with the VM-per-pod sandbox off unless asked for', () => {
+    expect(parseConfig({ platform: 'eks' })).toMatchObject({ platform: 'eks', eksIsolatedSandbox: false });
+    expect(parseConfig({ platform: 'eks', eksIsolatedSandbox: 'true' }).eksIsolatedSandbox).toBe(true);
   });
 
   it('ignores CDK feature flags and CLI keys, which are not ours', () => {

@@ -86,7 +86,23 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     pipMirrorUrl: 'https://pypi.example.com/simple',
     gatewayProviderPrivateCidrs: '10.20.0.0/16',
   },
+  // Dify on EKS: both profiles, and the other edge modes with the VM-per-pod sandbox.
+  'eks-dev': { platform: 'eks', profile: 'dev' },
+  'eks-prod': { platform: 'eks', profile: 'prod', ...ZONE, alarmEmail: 'ops@example.com' },
+  'eks-alb': { platform: 'eks', edge: 'alb', ...ZONE, eksIsolatedSandbox: 'true' },
+  'eks-internal': {
+    platform: 'eks',
+    edge: 'internal',
+    domainName: 'dify.example.com',
+    certificateArn: CERTIFICATE,
+    allowedIpv4Cidrs: '198.51.100.0/24',
+  },
 };
+
+/** The ECS variants: the tests of ECS's own task definitions, services and roles read these. */
+export const ECS_VARIANTS = Object.fromEntries(
+  Object.entries(VARIANTS).filter(([, context]) => context.platform !== 'eks'),
+);
 
 export interface Built {
   readonly app: App;
@@ -125,6 +141,8 @@ export function build(context: Record<string, string> = {}, options: BuildOption
     // One stack of everything exceeds CloudFormation's 500 resources with every option on; the
     // single-stack build exists only to be compared with the split.
     ...(options.singleStack ? { '@aws-cdk/core:stackResourceLimit': 0 } : {}),
+    // The kubectl and AWS CLI layers are about 60 MB: the templates are the same without copying them.
+    ...(context.platform === 'eks' ? { 'aws:cdk:disable-asset-staging': true } : {}),
   };
   const app = new App({ context: fullContext });
   const stacks = createApp(app, parseConfig(fullContext), { singleStack: options.singleStack });

@@ -1,3 +1,4 @@
+import { Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Network } from '../network';
 import type { DifyServiceName, Flow, Peer } from './catalog';
@@ -8,10 +9,12 @@ export type FlowEnd = DifyServiceName | Exclude<Peer, 'internet' | 'bedrock'>;
 /**
  * Renders the catalogue's flows as security-group rules, each as soon as both of its ends exist.
  *
- * A rule is always written from the end added last, with that end's own `connections`: CDK places
- * the ingress and egress rules of a pair that spans two stacks in the stack of the group whose
- * `connections` was called, so writing from the later end keeps every reference pointing at a stack
- * deployed earlier. Within one stack either direction yields the same two rules.
+ * A rule is always written from the end whose security group is in the later stack (of `stacks`,
+ * in deploy order), and between two ends of one stack from the end added last, with that end's own
+ * `connections`: CDK places the ingress and egress rules of a pair that spans two stacks in the
+ * stack of the group whose `connections` was called, so this keeps every reference pointing at a
+ * stack deployed earlier (on EKS, a service in the main stack shares the cluster's group, which is
+ * in the runtime stack). Within one stack either direction yields the same two rules.
  */
 export class SecurityGroupFlows {
   private readonly ends = new Map<FlowEnd, ec2.IConnectable>();
@@ -20,6 +23,8 @@ export class SecurityGroupFlows {
   constructor(
     private readonly flows: readonly Flow[],
     private readonly network: Network,
+    /** The stacks in deploy order. @default - one stack */
+    private readonly stacks: readonly Stack[] = [],
   ) {}
 
   /** Adds an end and renders every flow whose other end is already here. */
@@ -53,10 +58,14 @@ export class SecurityGroupFlows {
     const to = this.ends.get(flow.to as FlowEnd);
     if (from === undefined || to === undefined) return false;
     const ports = flow.ports ?? [portOf(to, flow)];
+    const rank = (end: ec2.IConnectable) => {
+      const group = end.connections.securityGroups[0];
+      return group === undefined ? -1 : this.stacks.indexOf(Stack.of(group));
+    };
     // `to` was just added when it is the later end: write from it; otherwise from `from`.
-    const last = [...this.ends.keys()].pop();
+    const writeFromTo = rank(to) === rank(from) ? [...this.ends.keys()].pop() === flow.to : rank(to) > rank(from);
     for (const port of ports) {
-      if (last === flow.to) to.connections.allowFrom(from, ec2.Port.tcp(port), flow.description);
+      if (writeFromTo) to.connections.allowFrom(from, ec2.Port.tcp(port), flow.description);
       else from.connections.allowTo(to, ec2.Port.tcp(port), flow.description);
     }
     return true;

@@ -1,0 +1,346 @@
+import { spawnSync } from 'node:child_process';
+import { SECRETS, type SecretEntry } from '../../../contracts/secrets';
+import { DIFY_SERVICES, type DifyServiceName, SERVICE_ROWS } from '../../../lib/constructs/dify/catalog';
+import { DEFAULT_CAPABILITIES } from '../../../lib/constructs/runtime/ecs-task';
+import { CONTROL_PLANE_LOGS } from '../../../lib/constructs/runtime/eks-cluster';
+import { NAMESPACES, QUARANTINE_LABEL } from '../../../lib/constructs/runtime/kubernetes/placement';
+import { OPERATOR_RULES, RESPONDER_RULES } from '../../../lib/constructs/runtime/kubernetes/rbac';
+import { repoPath } from '../../../lib/paths';
+import { appliedManifests } from '../../helpers/kubernetes';
+import { allowed, type Cluster, matrix, type Pod } from '../../helpers/network-policy';
+import { evaluatePod } from '../../helpers/pod-security';
+import { renderMatrix } from '../../helpers/sg-matrix';
+import { build, task, VARIANTS } from '../../helpers/synth';
+import { logicalId, resources } from '../../helpers/template';
+
+/**
+ * Dify on EKS (platform=eks) as synthesized: the cluster, who may reach it, and every Kubernetes
+ * object the template applies, read back from the manifests the kubectl function receives.
+ */
+const eks = build(VARIANTS['eks-prod']);
+const ecs = build(VARIANTS.prod);
+const template = eks.template;
+const json = template.toJSON();
+const manifests = appliedManifests(template);
+const objects = manifests.flatMap((m) => m.objects);
+const find = (kind: string, name: string) => objects.filter((o) => o.kind === kind && o.metadata.name === name);
+const clusterResource = resources(template, 'AWS::EKS::Cluster')[0][1].Properties as Record<string, any>;
+const runtime = eks.stacks.eks!;
+
+describe('the EKS cluster', () => {
+  it('has a private API endpoint only, in the private subnets', () => {
+    expect(clusterResource.ResourcesVpcConfig).toMatchObject({
+      EndpointPublicAccess: false,
+      EndpointPrivateAccess: true,
+    });
+    const privateSubnets = eks.stacks.network.vpc.privateSubnets.map((s) => logicalId(s));
+    const subnets = JSON.stringify(clusterResource.ResourcesVpcConfig.SubnetIds);
+    for (const id of privateSubnets) expect(subnets).toContain(id);
+    for (const subnet of [...eks.stacks.network.vpc.publicSubnets, ...eks.stacks.network.vpc.isolatedSubnets])
+      expect(subnets).not.toContain(logicalId(subnet));
+  });
+
+  it('envelope-encrypts the Kubernetes API’s data with a rotating key of its own', () => {
+    const [config] = clusterResource.EncryptionConfig;
+    expect(config.Resources).toEqual(['secrets']);
+    expect(JSON.stringify(config.Provider.KeyArn)).toContain(logicalId(runtime.eks.key));
+    expect(
+      resources(template, 'AWS::KMS::Key').find(([id]) => id === logicalId(runtime.eks.key))![1].Properties,
+    ).toMatchObject({ EnableKeyRotation: true });
+  });
+
+  it('sends all five control-plane logs to a group it creates first, encrypted and with retention', () => {
+    expect(clusterResource.Logging.ClusterLogging.EnabledTypes.map((t: { Type: string }) => t.Type).sort()).toEqual(
+      CONTROL_PLANE_LOGS.map(String).sort(),
+    );
+    expect(CONTROL_PLANE_LOGS).toHaveLength(5);
+    const [[groupId, group]] = resources(template, 'AWS::Logs::LogGroup').filter(
+      ([, g]) => g.Properties?.LogGroupName === '/aws/eks/Dify/cluster',
+    );
+    expect(group.Properties).toMatchObject({ RetentionInDays: 365 });
+    expect(group.Properties?.KmsKeyId).toBeDefined();
+    expect(JSON.stringify(resources(template, 'AWS::EKS::Cluster')[0][1].DependsOn)).toContain(groupId);
+  });
+
+  it('grants access through access entries only: no creator admin, one break-glass admin, two groups', () => {
+    expect(clusterResource.AccessConfig).toMatchObject({
+      AuthenticationMode: 'API',
+      BootstrapClusterCreatorAdminPermissions: false,
+    });
+    const entries = resources(template, 'AWS::EKS::AccessEntry').map(([, e]) => e.Properties!);
+    const admin = entries.filter((e) => JSON.stringify(e.AccessPolicies ?? []).includes('AmazonEKSClusterAdminPolicy'));
+    // The break-glass role, and the role of the function that applies the manifests (CDK's kubectl
+    // handler, which only Lambda can assume and only CloudFormation invokes).
+    const handlerRole = runtime.eks.cluster.node
+      .findChild('KubectlProvider')
+      .node.findChild('Handler')
+      .node.findChild('ServiceRole');
+    expect(admin.map((e) => JSON.stringify(e.PrincipalArn)).sort()).toEqual(
+      [logicalId(runtime.eks.breakGlassRole), logicalId(handlerRole)]
+        .map((id) => JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] }))
+        .sort(),
+    );
+    const handlerTrust = json.Resources[logicalId(handlerRole)].Properties.AssumeRolePolicyDocument.Statement;
+    expect(handlerTrust).toEqual([expect.objectContaining({ Principal: { Service: 'lambda.amazonaws.com' } })]);
+    const groups = entries
+      .filter((e) => e.KubernetesGroups !== undefined)
+      .map((e) => e.KubernetesGroups)
+      .sort();
+    expect(groups).toEqual([['dify-operators'], ['dify-responders']]);
+    for (const role of [runtime.eks.breakGlassRole, runtime.eks.operatorRole, runtime.eks.responderRole]) {
+      const trust = json.Resources[logicalId(role)].Properties.AssumeRolePolicyDocument.Statement;
+      expect(trust).toEqual([
+        expect.objectContaining({ Condition: { Bool: { 'aws:MultiFactorAuthPresent': 'true' } } }),
+      ]);
+    }
+  });
+
+  it('runs Auto Mode nodes with their own minimal role, and reaches AWS through the endpoints', () => {
+    expect(clusterResource.ComputeConfig).toMatchObject({ Enabled: true, NodePools: ['system'] });
+    expect(JSON.stringify(clusterResource.ComputeConfig.NodeRoleArn)).toContain(logicalId(runtime.eks.nodeRole));
+    const endpoints = resources(template, 'AWS::EC2::VPCEndpoint').map(([, e]) =>
+      JSON.stringify(e.Properties?.ServiceName),
+    );
+    for (const service of ['.eks"', '.eks-auth"', '.sts"'])
+      expect(endpoints.some((e) => e.includes(service))).toBe(true);
+  });
+
+  it('keeps the kubectl function’s logs in encrypted groups of ours', () => {
+    const groups = resources(template, 'AWS::Logs::LogGroup')
+      .map(([, g]) => g.Properties!)
+      .filter((g) => String(g.LogGroupName).startsWith('/dify/Dify/eks/'));
+    expect(groups.map((g) => g.LogGroupName).sort()).toEqual([
+      '/dify/Dify/eks/kubectl',
+      '/dify/Dify/eks/kubectl-provider',
+    ]);
+    for (const g of groups) expect(g.KmsKeyId).toBeDefined();
+  });
+});
+
+describe('Dify on EKS: the objects the template applies', () => {
+  it('has no Kubernetes Secret, no secret reference and no ClusterRoleBinding', () => {
+    expect(objects.filter((o) => ['Secret', 'ClusterRoleBinding', 'ClusterRole'].includes(o.kind))).toEqual([]);
+    expect(JSON.stringify(objects)).not.toMatch(/secretKeyRef|"kind":"Secret"/);
+  });
+
+  it('keeps every manifest far below the kubectl function’s 256 KB payload', () => {
+    for (const m of manifests)
+      expect({ id: m.id, small: m.text.length < 200 * 1024 }).toEqual({ id: m.id, small: true });
+  });
+
+  it('validates every built-in object against the Kubernetes schemas; the rest are the add-ons’ and Auto Mode’s kinds', () => {
+    const run = spawnSync(process.execPath, [repoPath('scripts/validate-manifests.mjs')], {
+      input: JSON.stringify(objects),
+      encoding: 'utf8',
+      cwd: repoPath('.'),
+    });
+    const report = JSON.parse(run.stdout) as { valid: string[]; invalid: unknown[]; unknown: string[] };
+    expect(report.invalid).toEqual([]);
+    expect(new Set(report.unknown.map((id) => id.split('/')[0]))).toEqual(
+      new Set(['SecretProviderClass', 'TargetGroupBinding', 'NodeClass', 'NodePool', 'ApplicationNetworkPolicy']),
+    );
+    expect(report.valid.length).toBeGreaterThan(50);
+  });
+
+  it('runs every pod under its namespace’s Pod Security level, with the labels the namespace declares', () => {
+    const namespaces = Object.fromEntries(
+      find('Namespace', '').length
+        ? []
+        : objects.filter((o) => o.kind === 'Namespace').map((n) => [n.metadata.name, n.metadata.labels]),
+    );
+    expect(Object.keys(namespaces).sort()).toEqual(
+      Object.values(NAMESPACES)
+        .map((n) => n.name)
+        .sort(),
+    );
+    const pods = objects.filter((o) => ['Deployment', 'Job'].includes(o.kind));
+    expect(pods.map((p) => p.metadata.name.replace(/-[0-9a-f]{10}$/, '')).sort()).toEqual(
+      SERVICE_ROWS.map((r) => r.name).sort(),
+    );
+    for (const workload of pods) {
+      const level = namespaces[workload.metadata.namespace]['pod-security.kubernetes.io/enforce'];
+      expect({ pod: workload.metadata.name, findings: evaluatePod(workload.spec.template, level) }).toEqual({
+        pod: workload.metadata.name,
+        findings: [],
+      });
+    }
+  });
+
+  it('gives each pod the same user, read-only root, writable paths and capabilities as its ECS task definition', () => {
+    for (const row of SERVICE_ROWS) {
+      const workload = objects.find(
+        (o) =>
+          ['Deployment', 'Job'].includes(o.kind) &&
+          o.metadata.name.startsWith(row.name) &&
+          o.metadata.labels?.['app.kubernetes.io/name'] === row.name,
+      )!;
+      const container = workload.spec.template.spec.containers[0];
+      const definition =
+        ecs.template.toJSON().Resources[logicalId(task(ecs, row.service).taskDefinition)].Properties
+          .ContainerDefinitions[0];
+      const dropped: string[] = definition.LinuxParameters.Capabilities.Drop;
+      const effective = dropped.includes('ALL') ? [] : DEFAULT_CAPABILITIES.filter((c) => !dropped.includes(c));
+      expect({
+        service: row.service,
+        user:
+          container.securityContext.runAsUser === undefined ? undefined : String(container.securityContext.runAsUser),
+        readonlyRoot: container.securityContext.readOnlyRootFilesystem,
+        capabilities: [...(container.securityContext.capabilities.add ?? [])].sort(),
+        writable: container.volumeMounts
+          .filter((m: { readOnly?: boolean }) => !m.readOnly)
+          .map((m: { mountPath: string }) => m.mountPath)
+          .sort(),
+      }).toEqual({
+        service: row.service,
+        user: definition.User,
+        readonlyRoot: definition.ReadonlyRootFilesystem,
+        capabilities: [...effective].sort(),
+        writable: (definition.MountPoints ?? []).map((m: { ContainerPath: string }) => m.ContainerPath).sort(),
+      });
+    }
+  });
+
+  it('binds each service account to its own role through Pod Identity, and no pod mounts a token', () => {
+    const associations = resources(template, 'AWS::EKS::PodIdentityAssociation').map(([, a]) => a.Properties!);
+    expect(associations.map((a) => `${a.Namespace}/${a.ServiceAccount}`).sort()).toEqual(
+      SERVICE_ROWS.map(
+        (r) =>
+          `${objects.find((o) => o.kind === 'ServiceAccount' && o.metadata.name === r.name)!.metadata.namespace}/${r.name}`,
+      ).sort(),
+    );
+    expect(new Set(associations.map((a) => JSON.stringify(a.RoleArn))).size).toBe(associations.length);
+    for (const sa of objects.filter((o) => o.kind === 'ServiceAccount'))
+      expect(sa.automountServiceAccountToken).toBe(false);
+  });
+
+  it('lets each secret be read by exactly its catalogued consumers’ pod roles (the gateway’s stay on Fargate)', () => {
+    const ids = Object.fromEntries(SERVICE_ROWS.map((r) => [r.id, r.service])) as Record<string, DifyServiceName>;
+    for (const [name, entry] of Object.entries(SECRETS) as Array<[string, SecretEntry]>) {
+      const secret = (json.Outputs[entry.output]?.Value as { Ref?: string })?.Ref;
+      expect({ name, secret: typeof secret }).toEqual({ name, secret: 'string' });
+      const readers = SERVICE_ROWS.filter((row) => {
+        const role = logicalId(runtime.roleOf(eks.stacks.services[row.service]));
+        return resources(template, 'AWS::IAM::Policy').some(
+          ([, p]) =>
+            JSON.stringify(p.Properties?.Roles).includes(role) &&
+            (
+              p.Properties?.PolicyDocument as { Statement: Array<{ Action: unknown; Resource: unknown }> }
+            ).Statement.some(
+              (s) =>
+                JSON.stringify(s.Action).includes('secretsmanager:GetSecretValue') &&
+                JSON.stringify(s.Resource).includes(`"${secret}"`),
+            ),
+        );
+      }).map((row) => row.service);
+      const expected = [...entry.consumers, ...entry.tasks, ...(entry.readers ?? [])]
+        .filter((id) => id in ids)
+        .map((id) => ids[id]);
+      expect({ name, readers: readers.sort() }).toEqual({ name, readers: [...new Set(expected)].sort() });
+    }
+  });
+
+  it('runs the migration as a Job that must succeed before api, worker and beat roll', () => {
+    const [[valueId, value]] = resources(template, 'Custom::AWSCDK-EKS-KubernetesObjectValue');
+    expect(value.Properties).toMatchObject({
+      ObjectType: 'job',
+      JsonPath: '.status.succeeded',
+      ObjectNamespace: 'dify',
+    });
+    const job = objects.find((o) => o.kind === 'Job')!;
+    expect(value.Properties?.ObjectName).toBe(job.metadata.name);
+    expect(job.metadata.name).toMatch(/^migration-[0-9a-f]{10}$/);
+    for (const service of ['api', 'worker', 'worker_beat'] as const) {
+      const manifest = manifests.find((m) =>
+        m.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === DIFY_SERVICES[service].name),
+      )!;
+      expect(JSON.stringify(json.Resources[manifest.id].DependsOn)).toContain(valueId);
+    }
+  });
+
+  it('binds the edge’s target groups to the routed Services, tagged for Auto Mode to register pods', () => {
+    const bindings = objects.filter((o) => o.kind === 'TargetGroupBinding');
+    expect(bindings.map((b) => b.spec.serviceRef.name).sort()).toEqual(['api', 'plugin-daemon', 'web']);
+    for (const b of bindings) expect(b.spec.targetType).toBe('ip');
+    const groups = resources(template, 'AWS::ElasticLoadBalancingV2::TargetGroup');
+    expect(groups).toHaveLength(3);
+    for (const [, group] of groups) {
+      expect(group.Properties?.TargetType).toBe('ip');
+      expect(JSON.stringify(group.Properties?.Tags)).toContain('eks:eks-cluster-name');
+    }
+  });
+
+  it('applies the guide’s operator Role and the responder Role in every namespace, bound to groups', () => {
+    for (const ns of Object.values(NAMESPACES)) {
+      const roles = objects.filter((o) => o.kind === 'Role' && o.metadata.namespace === ns.name);
+      expect(Object.fromEntries(roles.map((r) => [r.metadata.name, r.rules]))).toEqual({
+        'dify-operator': OPERATOR_RULES,
+        'dify-incident-responder': RESPONDER_RULES,
+      });
+    }
+  });
+});
+
+describe('Dify on EKS: the NetworkPolicies the template applies', () => {
+  const namespaces = Object.fromEntries(
+    objects.filter((o) => o.kind === 'Namespace').map((n) => [n.metadata.name, n.metadata.labels]),
+  );
+  const cluster: Cluster = { namespaces, policies: objects.filter((o) => o.kind === 'NetworkPolicy') };
+  const pods: Pod[] = SERVICE_ROWS.map((row, i) => {
+    const workload = objects.find(
+      (o) =>
+        ['Deployment', 'Job'].includes(o.kind) &&
+        o.spec.template.metadata.labels['app.kubernetes.io/name'] === row.name,
+    )!;
+    // A pod address in the private subnets (data only; nothing is contacted).
+    return {
+      kind: 'pod',
+      name: row.service,
+      namespace: workload.metadata.namespace,
+      labels: workload.spec.template.metadata.labels,
+      address: `10.0.${100 + i}.10`,
+    };
+  });
+  const portsOf = (to: { kind: string; name: string }) => {
+    const port = to.kind === 'pod' ? DIFY_SERVICES[to.name as DifyServiceName].port : undefined;
+    return port === undefined ? [] : [port];
+  };
+
+  it('allows between the services exactly what the ECS security groups allow', () => {
+    const names = Object.fromEntries(
+      SERVICE_ROWS.map((row) => [logicalId(task(ecs, row.service).securityGroup), row.service]),
+    );
+    const sg = renderMatrix(ecs.template, names)
+      .filter((f) => f.from in DIFY_SERVICES && f.to in DIFY_SERVICES)
+      .map((f) => `${f.from} -> ${f.to} : ${f.port}`)
+      .sort();
+    expect(matrix(cluster, pods, portsOf)).toEqual(sg);
+  });
+
+  it('lets the sandbox reach the SSRF proxy only, the proxy the internet only on 80 and 443, and nobody the metadata', () => {
+    const internet = { kind: 'external' as const, name: 'internet', address: '192.0.2.1' };
+    const metadata = { kind: 'external' as const, name: 'metadata', address: '169.254.169.254' };
+    const sandbox = pods.find((p) => p.name === 'sandbox')!;
+    expect(
+      pods
+        .filter(
+          (p) => p !== sandbox && [3128, 8194, 5001, 5002, 3000].some((port) => allowed(cluster, sandbox, p, port)),
+        )
+        .map((p) => p.name),
+    ).toEqual(['ssrf_proxy']);
+    for (const pod of pods) {
+      expect({ pod: pod.name, metadata: allowed(cluster, pod, metadata, 80) }).toEqual({
+        pod: pod.name,
+        metadata: false,
+      });
+      expect({ pod: pod.name, web: allowed(cluster, pod, internet, 443) }).toEqual({
+        pod: pod.name,
+        web: pod.name === 'ssrf_proxy',
+      });
+    }
+  });
+
+  it('cuts a quarantined pod off entirely', () => {
+    const api = { ...pods[0], labels: { ...pods[0].labels, [QUARANTINE_LABEL]: 'true' } };
+    expect(matrix(cluster, [api, ...pods.slice(1)], portsOf).filter((e) => e.includes(`${api.name} `))).toEqual([]);
+  });
+});
