@@ -1,5 +1,5 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { deploymentStacks } from '../../contracts/stack-outputs';
+import { deploymentStacks, OUTPUTS } from '../../contracts/stack-outputs';
 import { awsError, CliError } from './errors';
 
 /** The deployed outputs: every ARN and name a command needs, never pasted by the user. */
@@ -12,6 +12,11 @@ export class StackOutputs {
 
   get(key: string): string {
     const value = this.values[key];
+    if (value === undefined && this.values[OUTPUTS.platform] === 'eks') {
+      throw new CliError(
+        `deployment ${this.stackName} runs Dify on EKS, and this command needs ${key}, which only an ECS deployment has; this release manages Dify's services on ECS only (the LLM gateway's keys and clients work on both); on EKS, use the incident-responder role with kubectl (README, "Dify on EKS")`,
+      );
+    }
     if (value === undefined) {
       throw new CliError(
         `deployment ${this.stackName} has no output ${key}; is it a dify-aws deployment of this release?`,
