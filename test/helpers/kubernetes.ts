@@ -9,11 +9,14 @@ export interface AppliedManifest {
   readonly text: string;
 }
 
-/** A CloudFormation value with its intrinsics (a reference, an attribute) shown as `«token»`. */
+/** A CloudFormation value with its intrinsics (a reference, an attribute, a substitution's variables) shown as `«token»`. */
 function render(value: unknown): string {
   if (typeof value === 'string') return value;
   const join = (value as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
   if (join !== undefined) return join[1].map(render).join(join[0]);
+  // A substitution keeps its literal parts, so that two spellings of one address compare equal.
+  const sub = (value as { 'Fn::Sub'?: unknown })['Fn::Sub'];
+  if (typeof sub === 'string') return sub.replace(/\$\{[^}]+\}/g, '«token»');
   return '«token»';
 }
 

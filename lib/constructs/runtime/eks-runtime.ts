@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Duration, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
+import { Duration, Lazy, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -13,6 +13,7 @@ import type { LogSettings } from '../log-group';
 import type { Network } from '../network';
 import { allowSecretsDecrypt } from '../secret-access';
 import { EksCluster } from './eks-cluster';
+import { admissionObjects } from './kubernetes/admission';
 import { networkPolicies, type NetworkPolicyProps } from './kubernetes/network-policies';
 import type { KubernetesObject } from './kubernetes/objects';
 import { namespaceObjects, namespaceOf, UNTRUSTED_TAINT } from './kubernetes/placement';
@@ -73,6 +74,8 @@ export class EksRuntime extends Construct implements DifyRuntime {
   public readonly platform: eks.KubernetesManifest;
   private readonly rendered = new Map<RunningService, Rendered>();
   private readonly untrustedRuntimeClass?: string;
+  /** The registry the images are mirrored to (the deployment's asset repository), from the first row run. */
+  private registry?: string;
 
   constructor(scope: Construct, id: string, props: EksRuntimeProps) {
     super(scope, id);
@@ -118,12 +121,22 @@ export class EksRuntime extends Construct implements DifyRuntime {
     );
     const region = Stack.of(this).region;
     const s3 = AWS_CALLERS.map((service) => s3EgressPolicy(service, region));
+    const admission = admissionObjects({
+      registry: Lazy.string({
+        produce: () => {
+          if (this.registry === undefined) throw new Error('EksRuntime: no service was run, so no registry is known');
+          return this.registry;
+        },
+      }),
+      untrustedRuntimeClass: this.untrustedRuntimeClass,
+    });
     this.platform = new eks.KubernetesManifest(this, 'Platform', {
       cluster,
       manifest: [
         ...namespaceObjects(),
         ...nodeObjects(this.eks.nodeRole.roleName),
         ...rbacObjects(),
+        ...admission,
         ...policies,
         ...s3,
       ],
@@ -139,6 +152,7 @@ export class EksRuntime extends Construct implements DifyRuntime {
   }
 
   public run(scope: Construct, row: DifyServiceRow, spec: RunSpec): RunningService {
+    this.registry ??= spec.image.repository.repositoryUri;
     const holder = new Construct(scope, row.id);
     const role = new iam.Role(holder, 'Role', {
       assumedBy: new iam.SessionTagsPrincipal(new iam.ServicePrincipal('pods.eks.amazonaws.com')),

@@ -269,6 +269,30 @@ describe('Dify on EKS: the objects the template applies', () => {
     }
   });
 
+  it('admits every pod it applies under its admission policies, evaluated as CEL, and binds a policy to every namespace', () => {
+    const pods = objects
+      .filter((o) => ['Deployment', 'Job'].includes(o.kind))
+      .map((w) => ({
+        namespace: w.metadata.namespace,
+        metadata: w.spec.template.metadata,
+        spec: w.spec.template.spec,
+      }));
+    const run = spawnSync(process.execPath, [repoPath('scripts/evaluate-admission.mjs')], {
+      input: JSON.stringify({ objects, pods }),
+      encoding: 'utf8',
+      cwd: repoPath('.'),
+    });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual(pods.map(() => []));
+    const bound = objects
+      .filter((o) => o.kind === 'ValidatingAdmissionPolicyBinding')
+      .flatMap((b) => b.spec.matchResources.namespaceSelector.matchExpressions[0].values as string[]);
+    for (const ns of Object.values(NAMESPACES)) expect(bound.filter((n) => n === ns.name)).toHaveLength(2);
+    // The images the pods run are the ones the policy trusts: the deployment's asset repository.
+    const images = pods.flatMap((p) => p.spec.containers.map((c: { image: string }) => c.image));
+    expect(new Set(images.map((i) => i.split(':')[0])).size).toBe(1);
+  });
+
   it('applies the guide’s operator Role and the responder Role in every namespace, bound to groups', () => {
     for (const ns of Object.values(NAMESPACES)) {
       const roles = objects.filter((o) => o.kind === 'Role' && o.metadata.namespace === ns.name);

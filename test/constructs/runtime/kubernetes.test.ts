@@ -11,6 +11,7 @@ import {
 } from '../../../lib/constructs/dify/catalog';
 import type { Wiring } from '../../../lib/constructs/dify/environment';
 import { DEFAULT_CAPABILITIES } from '../../../lib/constructs/runtime/ecs-task';
+import { admissionObjects, allowedCapabilities } from '../../../lib/constructs/runtime/kubernetes/admission';
 import { networkPolicies, type NetworkPolicyProps } from '../../../lib/constructs/runtime/kubernetes/network-policies';
 import type { KubernetesObject, PodTemplate } from '../../../lib/constructs/runtime/kubernetes/objects';
 import {
@@ -68,7 +69,8 @@ const specOf = (service: DifyServiceName): WorkloadSpec => {
   const { environment, secrets } = environmentOf(service, WIRING);
   const start = row.start?.({ vpcCidr: VPC_CIDR }) ?? {};
   return {
-    image: `registry.example/${row.image}:test`,
+    // One repository for every image, tagged per image, as CDK's asset repository is.
+    image: `registry.example/assets:${row.image}`,
     start,
     environment,
     secrets: { providerClass: row.name, variables: Object.keys(secrets) },
@@ -429,4 +431,85 @@ describe('Dify on Kubernetes: RBAC and objects', () => {
 // The service label is what both the Services and the policies select on.
 test('every workload selects its pods by the service label the policies use', () => {
   for (const row of SERVICE_ROWS) expect(TEMPLATES[row.service].metadata.labels[SERVICE_LABEL]).toBe(row.name);
+});
+
+describe('Dify on Kubernetes: admission policies', () => {
+  const REGISTRY = 'registry.example/assets';
+  const policies = admissionObjects({ registry: REGISTRY, untrustedRuntimeClass: 'isolated-sandbox' });
+  /** The messages of the validations each pod fails, evaluated by a CEL implementation. */
+  const admit = (pods: Array<{ namespace: string; spec: unknown }>): string[][] => {
+    const run = spawnSync(process.execPath, [repoPath('scripts/evaluate-admission.mjs')], {
+      input: JSON.stringify({ objects: policies, pods }),
+      encoding: 'utf8',
+      cwd: repoPath('.'),
+    });
+    expect(run.stderr).toBe('');
+    return JSON.parse(run.stdout);
+  };
+  const podOfRow = (service: DifyServiceName) => {
+    const row = DIFY_SERVICES[service];
+    const template = podTemplate(row, { ...specOf(service), untrustedRuntimeClass: 'isolated-sandbox' });
+    return { namespace: namespaceOf(service), spec: template.spec };
+  };
+
+  it('lets each namespace add only the capabilities its rows document', () => {
+    expect(allowedCapabilities('dify')).toEqual([]);
+    expect(allowedCapabilities('sandbox')).toEqual(
+      [...DIFY_SERVICES.sandbox.hardening.keepCapabilities.map((k) => k.capability)].sort(),
+    );
+    expect(allowedCapabilities('egress')).toEqual(['CHOWN', 'SETGID', 'SETUID']);
+  });
+
+  it('admits every pod of the catalogue as rendered', () => {
+    const results = admit(SERVICE_ROWS.map((row) => podOfRow(row.service)));
+    expect(Object.fromEntries(SERVICE_ROWS.map((row, i) => [row.service, results[i]]))).toEqual(
+      Object.fromEntries(SERVICE_ROWS.map((row) => [row.service, []])),
+    );
+  });
+
+  it('refuses a foreign image, an undocumented capability, escalation, privilege, and an untrusted pod off its pool or VM', () => {
+    const api = podOfRow('api');
+    const sandbox = podOfRow('sandbox');
+    const withContainer = (pod: { namespace: string; spec: any }, change: (c: any) => void) => {
+      const copy = structuredClone(pod);
+      change(copy.spec.containers[0]);
+      return copy;
+    };
+    const hostile = [
+      withContainer(api, (c) => (c.image = 'docker.io/library/busybox:latest')),
+      withContainer(api, (c) => (c.image = `${REGISTRY}.evil.example/x:1`)),
+      withContainer(api, (c) => (c.securityContext.capabilities.add = ['NET_RAW'])),
+      withContainer(sandbox, (c) => c.securityContext.capabilities.add.push('SYS_ADMIN')),
+      withContainer(api, (c) => (c.securityContext.allowPrivilegeEscalation = true)),
+      withContainer(api, (c) => (c.securityContext.privileged = true)),
+      withContainer(api, (c) => (c.securityContext.capabilities.drop = [])),
+      { ...sandbox, spec: { ...(sandbox.spec as object), tolerations: [] } },
+      { ...sandbox, spec: { ...(sandbox.spec as object), runtimeClassName: undefined } },
+      {
+        ...api,
+        spec: {
+          ...(api.spec as object),
+          initContainers: [
+            { name: 'i', image: 'docker.io/x:1', securityContext: (api.spec as any).containers[0].securityContext },
+          ],
+        },
+      },
+    ];
+    const results = admit(hostile);
+    expect(results.map((r) => r.length > 0)).toEqual(hostile.map(() => true));
+    expect(results[0]).toEqual([`dify-trusted-images: images in Dify's namespaces come only from ${REGISTRY}`]);
+    expect(results[2]).toEqual([
+      'dify-containers-dify: containers in dify drop ALL capabilities and add none but none',
+    ]);
+  });
+
+  it('validates against the Kubernetes schemas', () => {
+    const run = spawnSync(process.execPath, [repoPath('scripts/validate-manifests.mjs')], {
+      input: JSON.stringify(policies),
+      encoding: 'utf8',
+      cwd: repoPath('.'),
+    });
+    const report = JSON.parse(run.stdout);
+    expect([report.invalid, report.unknown, report.valid.length]).toEqual([[], [], policies.length]);
+  });
 });
