@@ -41,14 +41,20 @@ console.log(
   `synth benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${RUNS} runs each`,
 );
 console.log('app synth (node dist/bin/dify.js, nag packs registered; what `cdk synth` runs after the 0.1 s build):');
+const medians: Record<string, number> = {};
 for (const [name, context] of Object.entries(VARIANTS)) {
   const times = Array.from({ length: RUNS }, () =>
     timeCommand(process.execPath, [repoPath('dist/bin/dify.js')], {
       CDK_CONTEXT_JSON: JSON.stringify({ ...cdkContext, ...context }),
     }),
   );
+  medians[name] = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
   console.log(`  ${name.padEnd(22)} ${summarize(times)}`);
 }
+// platform=eks beside platform=ecs, each with its defaults (the EKS synth stages the 60 MB kubectl and AWS CLI layers).
+console.log(
+  `EKS default / ECS default (eks-dev / dev): ${(medians['eks-dev'] / medians.dev).toFixed(2)}×  (target: at most 1.5×)`,
+);
 const cli = Array.from({ length: RUNS }, () =>
   timeCommand(
     process.execPath,
