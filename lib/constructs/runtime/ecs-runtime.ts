@@ -11,6 +11,7 @@ import type { Edge } from '../edge';
 import { encryptedLogGroup, type LogSettings } from '../log-group';
 import type { Network } from '../network';
 import { Migration } from './ecs-migration';
+import { addRowTarget } from './edge-target';
 import { type ContainerSpec, DifyService, DifyTask, type DifyTaskProps } from './ecs-task';
 import type { DifyRuntime, RunningService, RunSpec } from './runtime';
 import { logGroupOutput, OUTPUTS, type OutputName, serviceNameOutput } from '../../../contracts/stack-outputs';
@@ -159,17 +160,9 @@ export class EcsRuntime extends Construct implements DifyRuntime {
 
   public route(edge: Edge, service: RunningService, _sizing: TaskSizing): void {
     const { row } = service;
-    if (row.edge === undefined || row.port === undefined || row.health.kind !== 'http') {
-      throw new Error(`${row.service}: only a row with an edge route, a port and an HTTP health check is routed`);
-    }
-    const group = edge.addTarget(row.id, {
-      port: row.port,
-      healthCheckPath: row.health.path,
-      pathPatterns: row.edge.paths,
-      targets: [this.serviceOf(service).service],
-    });
+    const { group } = addRowTarget(edge, row, [this.serviceOf(service).service]);
     const scaling = this.scaling.get(service);
-    if (scaling !== undefined && row.edge.requestsPerTarget !== undefined) {
+    if (scaling !== undefined && row.edge?.requestsPerTarget !== undefined) {
       scaling.scaleOnRequestCount('Requests', { requestsPerTarget: row.edge.requestsPerTarget, targetGroup: group });
     }
   }

@@ -12,6 +12,7 @@ import type { Edge } from '../edge';
 import type { LogSettings } from '../log-group';
 import type { Network } from '../network';
 import { allowSecretsDecrypt } from '../secret-access';
+import { addRowTarget } from './edge-target';
 import { EksCluster } from './eks-cluster';
 import { admissionObjects } from './kubernetes/admission';
 import { networkPolicies, type NetworkPolicyProps } from './kubernetes/network-policies';
@@ -183,14 +184,7 @@ export class EksRuntime extends Construct implements DifyRuntime {
 
   public route(edge: Edge, service: RunningService, _sizing: TaskSizing): void {
     const { row } = service;
-    if (row.edge === undefined || row.port === undefined || row.health.kind !== 'http') {
-      throw new Error(`${row.service}: only a row with an edge route, a port and an HTTP health check is routed`);
-    }
-    const group = edge.addTarget(row.id, {
-      port: row.port,
-      healthCheckPath: row.health.path,
-      pathPatterns: row.edge.paths,
-    });
+    const { group, port } = addRowTarget(edge, row);
     // EKS Auto Mode registers pods only in target groups tagged with its cluster's name.
     Tags.of(group).add('eks:eks-cluster-name', this.eks.cluster.clusterName);
     const binding = new eks.KubernetesManifest(edge, `${row.id}Binding`, {
@@ -201,7 +195,7 @@ export class EksRuntime extends Construct implements DifyRuntime {
           kind: 'TargetGroupBinding',
           metadata: { name: row.name, namespace: namespaceOf(row.service) },
           spec: {
-            serviceRef: { name: row.name, port: row.port },
+            serviceRef: { name: row.name, port },
             targetGroupARN: group.targetGroupArn,
             targetType: 'ip',
           },

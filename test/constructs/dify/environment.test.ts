@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { DIFY_RELEASE } from '../../../contracts/dify-release';
 import { parseConfig } from '../../../lib/config/load';
 import { type DifyServiceName, environmentOf } from '../../../lib/constructs/dify/catalog';
-import { apiStartScript, type SecretRef, type Wiring } from '../../../lib/constructs/dify/environment';
+import { apiStartScript, type SecretRef } from '../../../lib/constructs/dify/environment';
 import { CONTRACT_ADDITIONS, NOT_READ_BY } from '../../../lib/constructs/dify/contract-additions';
 import { repoPath } from '../../../lib/paths';
 import { RDS_CA_IMAGE_PATH } from '../../../lib/rds-ca';
+import { placeholderWiring } from '../../helpers/wiring';
 
 const SERVICES: DifyServiceName[] = [
   'api',
@@ -20,21 +21,7 @@ const SERVICES: DifyServiceName[] = [
   'plugin_daemon',
   'ssrf_proxy',
 ];
-const WIRING: Omit<Wiring, 'urls'> = {
-  publicUrl: 'https://dify.example.com',
-  region: 'eu-west-1',
-  serviceDomain: 'dify.internal',
-  credentialsAddress: '169.254.170.2',
-  databaseHost: 'db.example.internal',
-  databasePort: 5432,
-  appDatabase: 'dify',
-  pluginDatabase: 'dify_plugin',
-  cacheHost: 'cache.example.internal',
-  cachePort: 6379,
-  bucketName: 'dify-storage',
-  pluginBucketName: 'dify-plugins',
-  uploadFileSizeLimitMb: 15,
-};
+const WIRING = placeholderWiring();
 
 describe('the Dify environment contract', () => {
   // In the repository (contracts/dify/services.json), so a fresh clone tests with nothing beside it.

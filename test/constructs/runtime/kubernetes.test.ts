@@ -9,7 +9,6 @@ import {
   FLOWS,
   SERVICE_ROWS,
 } from '../../../lib/constructs/dify/catalog';
-import type { Wiring } from '../../../lib/constructs/dify/environment';
 import { DEFAULT_CAPABILITIES } from '../../../lib/constructs/runtime/ecs-task';
 import { admissionObjects, allowedCapabilities } from '../../../lib/constructs/runtime/kubernetes/admission';
 import { networkPolicies, type NetworkPolicyProps } from '../../../lib/constructs/runtime/kubernetes/network-policies';
@@ -37,6 +36,7 @@ import { evaluatePod } from '../../helpers/pod-security';
 import { renderMatrix } from '../../helpers/sg-matrix';
 import { build, task, VARIANTS } from '../../helpers/synth';
 import { logicalId } from '../../helpers/template';
+import { placeholderWiring } from '../../helpers/wiring';
 
 /**
  * Dify's services rendered for Kubernetes from the same catalogue rows and flow table as on ECS:
@@ -47,21 +47,7 @@ import { logicalId } from '../../helpers/template';
 const config = parseConfig(VARIANTS.prod);
 const sizing = sizingFor(config);
 const VPC_CIDR = config.vpcCidr;
-const WIRING: Omit<Wiring, 'urls'> = {
-  publicUrl: 'https://dify.example.com',
-  region: 'eu-west-1',
-  serviceDomain: 'svc.cluster.local',
-  credentialsAddress: '169.254.170.23',
-  databaseHost: 'db.example.internal',
-  databasePort: 5432,
-  appDatabase: 'dify',
-  pluginDatabase: 'dify_plugin',
-  cacheHost: 'cache.example.internal',
-  cachePort: 6379,
-  bucketName: 'dify-storage',
-  pluginBucketName: 'dify-plugins',
-  uploadFileSizeLimitMb: 15,
-};
+const WIRING = placeholderWiring({ serviceDomain: 'svc.cluster.local', credentialsAddress: '169.254.170.23' });
 
 /** The rows that start through a command of their own can read secrets from files today. */
 const specOf = (service: DifyServiceName): WorkloadSpec => {
