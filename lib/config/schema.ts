@@ -260,7 +260,10 @@ export const configSchema = z
     if (config.platform === 'eks') {
       // Settings of ECS's own machinery have no meaning on EKS: refuse them rather than ignore them.
       for (const [key, why] of [
-        ['enableExec', 'ECS Exec; on EKS, use the break-glass role (BreakGlassRoleArn) for an incident'],
+        [
+          'enableExec',
+          'ECS Exec; on EKS, use the break-glass role (BreakGlassRole, in the runtime stack) for an incident',
+        ],
         ['fargateSpotWorker', 'Fargate Spot; EKS Auto Mode chooses the worker nodes'],
       ] as const) {
         if (config[key])
