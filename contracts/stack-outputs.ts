@@ -55,6 +55,14 @@ export const OUTPUTS = {
   profile: 'Profile',
   /** `ecs` or `eks`: where Dify's services run (the LLM gateway runs on ECS Fargate in both). */
   platform: 'Platform',
+  /** With platform=eks: the EKS cluster (ClusterName is then the ECS cluster of the LLM gateway). */
+  eksClusterName: 'EksClusterName',
+  /** With platform=eks: the in-VPC function the CLI reaches the private Kubernetes API through. */
+  clusterResponderFunctionName: 'ClusterResponderFunctionName',
+  /** With platform=eks: the IAM roles of the cluster's access entries (assumed with MFA). */
+  breakGlassRoleArn: 'BreakGlassRoleArn',
+  operatorRoleArn: 'OperatorRoleArn',
+  responderRoleArn: 'ResponderRoleArn',
   gatewayUrl: 'GatewayUrl',
   gatewayServiceName: 'GatewayServiceName',
   gatewayLogGroupName: 'GatewayLogGroupName',
@@ -63,6 +71,15 @@ export const OUTPUTS = {
   gatewayPepperSecretArn: 'GatewayPepperSecretArn',
 } as const;
 export type OutputName = (typeof OUTPUTS)[keyof typeof OUTPUTS];
+
+/** The outputs only a deployment with platform=eks has. */
+export const EKS_OUTPUTS: readonly OutputName[] = [
+  OUTPUTS.eksClusterName,
+  OUTPUTS.clusterResponderFunctionName,
+  OUTPUTS.breakGlassRoleArn,
+  OUTPUTS.operatorRoleArn,
+  OUTPUTS.responderRoleArn,
+];
 
 /** `<id>ServiceName`: the ECS service name of a long-running service. */
 export const serviceNameOutput = (service: string) => `${service}ServiceName` as const;

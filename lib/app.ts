@@ -8,7 +8,7 @@ import type { Config } from './config/schema';
 import { type Sizing, sizingFor } from './config/sizing';
 import { configWarnings } from './config/warnings';
 import { AppSecrets } from './constructs/app-secrets';
-import { Cache } from './constructs/cache';
+import { Cache, CACHE_PORT } from './constructs/cache';
 import type { CloudFrontOptions } from './constructs/cloudfront-front';
 import { Database } from './constructs/database';
 import { type DifyServiceName, FLOWS, SERVICE_ROWS } from './constructs/dify/catalog';
@@ -23,6 +23,7 @@ import { Network } from './constructs/network';
 import { Observability } from './constructs/observability';
 import { output } from './constructs/outputs';
 import { EcsRuntime } from './constructs/runtime/ecs-runtime';
+import { ClusterResponder } from './constructs/runtime/cluster-responder';
 import { EksRuntime } from './constructs/runtime/eks-runtime';
 import type { DifyRuntime, RunningService } from './constructs/runtime/runtime';
 import { Storage } from './constructs/storage';
@@ -313,6 +314,15 @@ function compose(
       rendered: chokepoints.services,
     });
     services = { ...chokepoints.services, ...behindTheFrontDoor.services };
+  }
+  if (difyRuntime instanceof EksRuntime) {
+    new ClusterResponder(difyRuntime, 'Responder', {
+      eks: difyRuntime.eks,
+      network,
+      logs,
+      deploymentName: config.stackName,
+      cache: { host: cache.host, port: CACHE_PORT, secret: cache.users.dify.secret, connectable: cache },
+    });
   }
   if (flows.pending.length > 0) {
     throw new Error(`flows never rendered: ${flows.pending.map((f) => `${f.from} -> ${f.to}`).join(', ')}`);

@@ -2,6 +2,7 @@ import { DescribeTasksCommand, RunTaskCommand } from '@aws-sdk/client-ecs';
 import type { Command } from '../command';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
+import { REFRESH_TOKEN_PREFIXES } from '../../../contracts/dify-sessions';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
 
 /**
@@ -20,7 +21,7 @@ export const REVOKE_SCRIPT = [
   "                username=os.environ['REDIS_USERNAME'], password=os.environ['REDIS_PASSWORD'],",
   "                ssl=True, ssl_cert_reqs='required')",
   'deleted = 0',
-  "for prefix in ('refresh_token:', 'account_refresh_token:'):",
+  `for prefix in (${REFRESH_TOKEN_PREFIXES.map((p) => `'${p}'`).join(', ')}):`,
   "    for key in r.scan_iter(match=prefix + '*', count=1000):",
   '        deleted += r.delete(key)',
   "print('revoke-sessions: deleted %d refresh token keys' % deleted)",

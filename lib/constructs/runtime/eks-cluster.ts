@@ -10,6 +10,8 @@ import { acknowledge, type Acknowledgement, nistAndHipaa } from '../../nag/ackno
 import { acknowledgeDeployTimeFunction } from '../../nag/deploy-time-function';
 import { encryptedLogGroup, type LogSettings } from '../log-group';
 import { EKS_ENDPOINTS, type Network } from '../network';
+import { OUTPUTS } from '../../../contracts/stack-outputs';
+import { output } from '../outputs';
 import { GROUPS } from './kubernetes/rbac';
 
 /** The Kubernetes version of the cluster, and of the Pod Security labels and the kubectl layer. */
@@ -115,6 +117,11 @@ export class EksCluster extends Construct {
       reason:
         'EKS 1.28+ envelope-encrypts every Kubernetes API object; EncryptionConfig.Resources ["secrets"] is how CloudFormation still names that, and the key given makes this stack’s key the key-encryption key for all of them.',
     });
+
+    output(this, OUTPUTS.eksClusterName, this.cluster.clusterName);
+    output(this, OUTPUTS.breakGlassRoleArn, this.breakGlassRole.roleArn);
+    output(this, OUTPUTS.operatorRoleArn, this.operatorRole.roleArn);
+    output(this, OUTPUTS.responderRoleArn, this.responderRole.roleArn);
 
     // L2 access entries cannot name Kubernetes groups; these bind only through the RBAC's RoleBindings.
     for (const [name, role, group] of [

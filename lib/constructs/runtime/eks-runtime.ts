@@ -8,6 +8,8 @@ import { Construct, type IDependable } from 'constructs';
 import type { TaskSizing } from '../../config/sizing';
 import { acknowledge, nistAndHipaa } from '../../nag/acknowledge';
 import { type DifyServiceName, type DifyServiceRow, FLOWS, SERVICE_ROWS } from '../dify/catalog';
+import { CACHE_PORT } from '../cache';
+import { DATABASE_PORT } from '../database';
 import type { Edge } from '../edge';
 import type { LogSettings } from '../log-group';
 import type { Network } from '../network';
@@ -115,7 +117,11 @@ export class EksRuntime extends Construct implements DifyRuntime {
     const policies = networkPolicies(
       FLOWS.map((flow) =>
         // The data tier's ports come from its own constructs on ECS; here they are the flow's peer.
-        flow.to === 'database' ? { ...flow, ports: [5432] } : flow.to === 'cache' ? { ...flow, ports: [6379] } : flow,
+        flow.to === 'database'
+          ? { ...flow, ports: [DATABASE_PORT] }
+          : flow.to === 'cache'
+            ? { ...flow, ports: [CACHE_PORT] }
+            : flow,
       ),
       SERVICE_ROWS.map((row) => row.service),
       { vpcCidr: props.vpcCidr, peers, platformEgress },

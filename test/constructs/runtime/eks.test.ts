@@ -1,17 +1,23 @@
 import { spawnSync } from 'node:child_process';
+import { WORKLOADS } from '../../../contracts/kubernetes';
 import { SECRETS, type SecretEntry } from '../../../contracts/secrets';
 import { DIFY_SERVICES, type DifyServiceName, SERVICE_ROWS } from '../../../lib/constructs/dify/catalog';
 import { DEFAULT_CAPABILITIES } from '../../../lib/constructs/runtime/ecs-task';
 import { CONTROL_PLANE_LOGS } from '../../../lib/constructs/runtime/eks-cluster';
 import { NAMESPACES, QUARANTINE_LABEL } from '../../../lib/constructs/runtime/kubernetes/placement';
-import { OPERATOR_RULES, RESPONDER_RULES } from '../../../lib/constructs/runtime/kubernetes/rbac';
+import type { ClusterResponder } from '../../../lib/constructs/runtime/cluster-responder';
+import {
+  OPERATOR_RULES,
+  RESPONDER_CLUSTER_RULES,
+  RESPONDER_RULES,
+} from '../../../lib/constructs/runtime/kubernetes/rbac';
 import { repoPath } from '../../../lib/paths';
 import { appliedManifests } from '../../helpers/kubernetes';
 import { allowed, type Cluster, matrix, type Pod } from '../../helpers/network-policy';
 import { evaluatePod } from '../../helpers/pod-security';
-import { renderMatrix } from '../../helpers/sg-matrix';
+import { renderEgress, renderMatrix } from '../../helpers/sg-matrix';
 import { build, task, VARIANTS } from '../../helpers/synth';
-import { logicalId, resources } from '../../helpers/template';
+import { logicalId, references, resources } from '../../helpers/template';
 
 /**
  * Dify on EKS (platform=eks) as synthesized: the cluster, who may reach it, and every Kubernetes
@@ -26,6 +32,7 @@ const objects = manifests.flatMap((m) => m.objects);
 const find = (kind: string, name: string) => objects.filter((o) => o.kind === kind && o.metadata.name === name);
 const clusterResource = resources(template, 'AWS::EKS::Cluster')[0][1].Properties as Record<string, any>;
 const runtime = eks.stacks.eks!;
+const responder = runtime.node.findChild('Responder') as ClusterResponder;
 
 describe('the EKS cluster', () => {
   it('has a private API endpoint only, in the private subnets', () => {
@@ -86,7 +93,14 @@ describe('the EKS cluster', () => {
       .filter((e) => e.KubernetesGroups !== undefined)
       .map((e) => e.KubernetesGroups)
       .sort();
-    expect(groups).toEqual([['dify-operators'], ['dify-responders']]);
+    // The operators, the human responders, and the cluster responder function (as the responders).
+    expect(groups).toEqual([['dify-operators'], ['dify-responders'], ['dify-responders']]);
+    const grouped = entries.filter((e) => e.KubernetesGroups !== undefined).map((e) => JSON.stringify(e.PrincipalArn));
+    expect(grouped.sort()).toEqual(
+      [runtime.eks.operatorRole, runtime.eks.responderRole, responder.function.role!]
+        .map((role) => JSON.stringify({ 'Fn::GetAtt': [logicalId(role), 'Arn'] }))
+        .sort(),
+    );
     for (const role of [runtime.eks.breakGlassRole, runtime.eks.operatorRole, runtime.eks.responderRole]) {
       const trust = json.Resources[logicalId(role)].Properties.AssumeRolePolicyDocument.Statement;
       expect(trust).toEqual([
@@ -110,6 +124,7 @@ describe('the EKS cluster', () => {
       .map(([, g]) => g.Properties!)
       .filter((g) => String(g.LogGroupName).startsWith('/dify/Dify/eks/'));
     expect(groups.map((g) => g.LogGroupName).sort()).toEqual([
+      '/dify/Dify/eks/cluster-responder',
       '/dify/Dify/eks/kubectl',
       '/dify/Dify/eks/kubectl-provider',
     ]);
@@ -118,8 +133,34 @@ describe('the EKS cluster', () => {
 });
 
 describe('Dify on EKS: the objects the template applies', () => {
-  it('has no Kubernetes Secret, no secret reference and no ClusterRoleBinding', () => {
-    expect(objects.filter((o) => ['Secret', 'ClusterRoleBinding', 'ClusterRole'].includes(o.kind))).toEqual([]);
+  it('has no Kubernetes Secret, no secret reference, and one ClusterRole: get by name, for the responders group', () => {
+    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
+    const clusterRoles = objects.filter((o) => o.kind === 'ClusterRole');
+    expect(clusterRoles.map((r) => [r.metadata.name, r.rules])).toEqual([
+      ['dify-incident-responder-posture', RESPONDER_CLUSTER_RULES],
+    ]);
+    for (const rule of RESPONDER_CLUSTER_RULES) {
+      expect(rule.verbs).toEqual(['get']);
+      expect(rule.resourceNames!.length).toBeGreaterThan(0);
+    }
+    // Exactly the namespaces and admission policies the template applies, by name.
+    const named = (kind: string) =>
+      objects
+        .filter((o) => o.kind === kind)
+        .map((o) => o.metadata.name)
+        .sort();
+    expect([...RESPONDER_CLUSTER_RULES[0].resourceNames!].sort()).toEqual(
+      named('Namespace').filter((n) => n.startsWith('dify')),
+    );
+    expect([...RESPONDER_CLUSTER_RULES[1].resourceNames!].sort()).toEqual(named('ValidatingAdmissionPolicy'));
+    expect(named('ValidatingAdmissionPolicyBinding')).toEqual(named('ValidatingAdmissionPolicy'));
+    const bindings = objects.filter((o) => o.kind === 'ClusterRoleBinding');
+    expect(bindings.map((b) => [b.roleRef.name, b.subjects])).toEqual([
+      [
+        'dify-incident-responder-posture',
+        [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'dify-responders' }],
+      ],
+    ]);
     expect(JSON.stringify(objects)).not.toMatch(/secretKeyRef|"kind":"Secret"/);
   });
 
@@ -366,5 +407,87 @@ describe('Dify on EKS: the NetworkPolicies the template applies', () => {
   it('cuts a quarantined pod off entirely', () => {
     const api = { ...pods[0], labels: { ...pods[0].labels, [QUARANTINE_LABEL]: 'true' } };
     expect(matrix(cluster, [api, ...pods.slice(1)], portsOf).filter((e) => e.includes(`${api.name} `))).toEqual([]);
+  });
+});
+
+describe('Dify on EKS: the cluster responder, the CLI’s way to the private API', () => {
+  it('knows each Deployment where the template applies it (contracts/kubernetes.ts WORKLOADS)', () => {
+    const deployments = objects
+      .filter((o) => o.kind === 'Deployment')
+      .map((d) => `${d.metadata.namespace}/${d.metadata.name}`)
+      .sort();
+    expect(
+      Object.values(WORKLOADS)
+        .map((w) => `${w.namespace}/${w.name}`)
+        .sort(),
+    ).toEqual(deployments);
+    // Each is the ServiceId the secret catalogue and the ECS outputs use for the same row.
+    for (const [id, w] of Object.entries(WORKLOADS)) expect(SERVICE_ROWS.find((r) => r.id === id)!.name).toBe(w.name);
+  });
+
+  const fn = json.Resources[logicalId(responder.function)].Properties;
+  const roleId = logicalId(responder.function.role!);
+
+  it('runs in the private subnets and reaches only the Kubernetes API, Valkey and the Secrets Manager endpoint', () => {
+    const subnets = JSON.stringify(fn.VpcConfig.SubnetIds);
+    for (const subnet of eks.stacks.network.vpc.privateSubnets) expect(subnets).toContain(logicalId(subnet));
+    const names: Record<string, string> = {
+      [logicalId(responder.securityGroup)]: 'responder',
+      [logicalId(runtime.eks.cluster.node.findChild('ControlPlaneSecurityGroup'))]: 'cluster',
+      [logicalId(eks.stacks.cache.connections.securityGroups[0])]: 'cache',
+      [logicalId(eks.stacks.network.interfaceEndpoints.SecretsManager.connections.securityGroups[0])]:
+        'secrets-manager-endpoint',
+    };
+    const flows = renderMatrix(template, names).filter((f) => f.from === 'responder');
+    expect(flows).toEqual([
+      { from: 'responder', to: 'cache', port: '6379' },
+      { from: 'responder', to: 'cluster', port: '443' },
+      { from: 'responder', to: 'secrets-manager-endpoint', port: '443' },
+    ]);
+    expect(renderEgress(template, names).filter((f) => f.from === 'responder')).toEqual([]);
+    expect(fn.ReservedConcurrentExecutions).toBe(2);
+  });
+
+  it('reads one secret, Dify’s Valkey user, and its environment holds ARNs and addresses, no value', () => {
+    const statements = resources(template, 'AWS::IAM::Policy')
+      .filter(([, p]) => JSON.stringify(p.Properties?.Roles).includes(roleId))
+      .flatMap(([, p]) => (p.Properties!.PolicyDocument as any).Statement as Array<Record<string, any>>);
+    const secretReads = statements.filter((s) => [s.Action].flat().includes('secretsmanager:GetSecretValue'));
+    expect(secretReads).toHaveLength(1);
+    expect(JSON.stringify(secretReads[0].Resource)).toContain(logicalId(eks.stacks.cache.users.dify.secret));
+    expect(Object.keys(fn.Environment.Variables).sort()).toEqual([
+      'CACHE_HOST',
+      'CACHE_PORT',
+      'CACHE_SECRET_ARN',
+      'CLUSTER_CA',
+      'CLUSTER_ENDPOINT',
+      'CLUSTER_NAME',
+    ]);
+    expect(JSON.stringify(fn.Environment.Variables)).not.toMatch(/resolve:secretsmanager|SecretString/);
+  });
+
+  it('may be invoked by the incident-responder role alone, which may also read the deployment’s outputs', () => {
+    const invokers = resources(template, 'AWS::IAM::Policy').filter(([, p]) =>
+      ((p.Properties!.PolicyDocument as any).Statement as Array<Record<string, any>>).some(
+        (s) =>
+          [s.Action].flat().includes('lambda:InvokeFunction') &&
+          JSON.stringify(s.Resource).includes(logicalId(responder.function)),
+      ),
+    );
+    expect(invokers.map(([, p]) => p.Properties!.Roles)).toEqual([[{ Ref: logicalId(runtime.eks.responderRole) }]]);
+    expect(
+      resources(template, 'AWS::Lambda::Permission').filter(([, p]) =>
+        references(p.Properties, logicalId(responder.function)),
+      ),
+    ).toEqual([]);
+    const outputs = Object.keys(json.Outputs ?? {});
+    for (const name of [
+      'EksClusterName',
+      'ClusterResponderFunctionName',
+      'BreakGlassRoleArn',
+      'OperatorRoleArn',
+      'ResponderRoleArn',
+    ])
+      expect(outputs).toContain(name);
   });
 });

@@ -367,8 +367,16 @@ describe('Dify on Kubernetes: RBAC and objects', () => {
         'pods:patch',
       ].sort(),
     );
-    const bindings = objects.filter((o) => o.kind.endsWith('Binding')) as any[];
-    expect(bindings.every((b) => b.kind === 'RoleBinding')).toBe(true);
+    // One binding is cluster-wide: the responders' get-by-name ClusterRole (RESPONDER_CLUSTER_RULES),
+    // bound to their group like every other, never to a service account.
+    const clusterBindings = objects.filter((o) => o.kind === 'ClusterRoleBinding') as any[];
+    expect(clusterBindings.map((b) => [b.roleRef, b.subjects])).toEqual([
+      [
+        { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dify-incident-responder-posture' },
+        [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: GROUPS.responders }],
+      ],
+    ]);
+    const bindings = objects.filter((o) => o.kind === 'RoleBinding') as any[];
     for (const b of bindings)
       expect(b.subjects).toEqual([
         {

@@ -1,3 +1,4 @@
+import { containersPolicy, TRUSTED_IMAGES_POLICY } from '../../../../contracts/kubernetes';
 import { SERVICE_ROWS } from '../../dify/catalog';
 import type { KubernetesObject } from './objects';
 import { type NamespaceKey, NAMESPACES, PLACEMENT } from './placement';
@@ -63,7 +64,7 @@ export function admissionObjects(props: AdmissionProps): KubernetesObject[] {
   const images: KubernetesObject = {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingAdmissionPolicy',
-    metadata: { name: 'dify-trusted-images' },
+    metadata: { name: TRUSTED_IMAGES_POLICY },
     spec: {
       failurePolicy: 'Fail',
       matchConstraints: onPods,
@@ -80,7 +81,7 @@ export function admissionObjects(props: AdmissionProps): KubernetesObject[] {
     const ns = NAMESPACES[key];
     const allowed = allowedCapabilities(key);
     const untrusted = Object.values(PLACEMENT).some((p) => p.namespace === key && p.pool === 'untrusted');
-    const name = `dify-containers-${ns.name}`;
+    const name = containersPolicy(ns.name);
     const list = `[${allowed.map((c) => `'${c}'`).join(', ')}]`;
     const validations = [
       {
@@ -122,5 +123,5 @@ export function admissionObjects(props: AdmissionProps): KubernetesObject[] {
       binding(name, [ns.name]),
     ];
   });
-  return [images, binding('dify-trusted-images', namespaces), ...perNamespace];
+  return [images, binding(TRUSTED_IMAGES_POLICY, namespaces), ...perNamespace];
 }

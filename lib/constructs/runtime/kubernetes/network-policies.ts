@@ -1,4 +1,5 @@
 import * as ipaddr from 'ipaddr.js';
+import { DEFAULT_DENY_POLICY } from '../../../../contracts/kubernetes';
 import { DIFY_SERVICES, type DifyServiceName, type Flow, type Peer } from '../../dify/catalog';
 import { DENIED_DESTINATIONS } from '../../dify/squid-config';
 import type { KubernetesObject, LabelSelector } from './objects';
@@ -97,7 +98,7 @@ export function networkPolicies(
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
-      metadata: { name: 'default-deny-all', namespace },
+      metadata: { name: DEFAULT_DENY_POLICY, namespace },
       spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
     },
     {

@@ -1,3 +1,4 @@
+import { containersPolicy, GROUPS, TRUSTED_IMAGES_POLICY } from '../../../../contracts/kubernetes';
 import type { KubernetesObject } from './objects';
 import { NAMESPACES } from './placement';
 
@@ -7,14 +8,15 @@ import { NAMESPACES } from './placement';
  * (their pods carry no token at all).
  */
 
-/** The Kubernetes groups the access entries map IAM roles to. */
-export const GROUPS = { operators: 'dify-operators', responders: 'dify-responders' } as const;
+export { GROUPS };
 
 /** One RBAC rule. */
 export interface PolicyRule {
   readonly apiGroups: readonly string[];
   readonly resources: readonly string[];
   readonly verbs: readonly string[];
+  /** Only these objects (a get, update, patch or delete; a list cannot be limited by name). */
+  readonly resourceNames?: readonly string[];
 }
 
 /** Dify's Kubernetes security guide's `dify-operator` Role, rule for rule as the guide writes it. */
@@ -37,13 +39,36 @@ export const RESPONDER_RULES: readonly PolicyRule[] = [
   { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['get', 'list'] },
 ];
 
+/**
+ * What `dify-aws doctor` reads outside Dify's namespaces, through the responder: Dify's four
+ * Namespaces (their Pod Security labels) and Dify's admission policies and bindings, each by name,
+ * get only. Nothing else of the cluster, and nothing it could change.
+ */
+export const RESPONDER_CLUSTER_RULES: readonly PolicyRule[] = [
+  {
+    apiGroups: [''],
+    resources: ['namespaces'],
+    verbs: ['get'],
+    resourceNames: Object.values(NAMESPACES).map((ns) => ns.name),
+  },
+  {
+    apiGroups: ['admissionregistration.k8s.io'],
+    resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'],
+    verbs: ['get'],
+    resourceNames: [TRUSTED_IMAGES_POLICY, ...Object.values(NAMESPACES).map((ns) => containersPolicy(ns.name))],
+  },
+];
+
+/** The cluster-wide read of the responders: a ClusterRole and its binding to their group, never to a service account. */
+const RESPONDER_POSTURE = 'dify-incident-responder-posture';
+
 /** A Role and its RoleBinding to a group in every one of Dify's namespaces, for both roles. */
 export function rbacObjects(): KubernetesObject[] {
   const roles = [
     { name: 'dify-operator', rules: OPERATOR_RULES, group: GROUPS.operators },
     { name: 'dify-incident-responder', rules: RESPONDER_RULES, group: GROUPS.responders },
   ];
-  return Object.values(NAMESPACES).flatMap((ns) =>
+  const perNamespace = Object.values(NAMESPACES).flatMap((ns) =>
     roles.flatMap((role) => [
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -60,4 +85,20 @@ export function rbacObjects(): KubernetesObject[] {
       },
     ]),
   );
+  return [
+    ...perNamespace,
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: RESPONDER_POSTURE },
+      rules: RESPONDER_CLUSTER_RULES,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: RESPONDER_POSTURE },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: RESPONDER_POSTURE },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: GROUPS.responders }],
+    },
+  ];
 }
