@@ -5,6 +5,9 @@
  */
 import type { ServiceId } from './stack-outputs';
 
+/** The five EKS control-plane log types, as the EKS API names them: the cluster sends them all. */
+export const CONTROL_PLANE_LOG_TYPES = ['api', 'audit', 'authenticator', 'controllerManager', 'scheduler'] as const;
+
 /** The Kubernetes minor version the Pod Security labels (and the checks the tests port) are pinned to. */
 export const POD_SECURITY_VERSION = 'v1.36';
 

@@ -3,6 +3,7 @@ import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-s
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { ECSClient } from '@aws-sdk/client-ecs';
+import { EKSClient } from '@aws-sdk/client-eks';
 import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { KMSClient } from '@aws-sdk/client-kms';
@@ -34,6 +35,7 @@ export interface AwsClients {
   secrets: SecretsManagerClient;
   kms: KMSClient;
   ecs: ECSClient;
+  eks: EKSClient;
   elastiCache: ElastiCacheClient;
   lambda: LambdaClient;
   scaling: ApplicationAutoScalingClient;
@@ -81,6 +83,7 @@ export class Context {
   secrets = () => this.client('secrets', () => new SecretsManagerClient(this.config));
   kms = () => this.client('kms', () => new KMSClient(this.config));
   ecs = () => this.client('ecs', () => new ECSClient(this.config));
+  eks = () => this.client('eks', () => new EKSClient(this.config));
   elastiCache = () => this.client('elastiCache', () => new ElastiCacheClient(this.config));
   lambda = () => this.client('lambda', () => new LambdaClient(this.config));
   scaling = () => this.client('scaling', () => new ApplicationAutoScalingClient(this.config));

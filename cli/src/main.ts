@@ -32,6 +32,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   'force-secret-key': { type: 'boolean' },
   undo: { type: 'boolean' },
+  release: { type: 'boolean' },
   'max-age-days': { type: 'string' },
   timeout: { type: 'string' },
 } as const;

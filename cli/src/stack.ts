@@ -14,7 +14,7 @@ export class StackOutputs {
     const value = this.values[key];
     if (value === undefined && this.values[OUTPUTS.platform] === 'eks') {
       throw new CliError(
-        `deployment ${this.stackName} runs Dify on EKS, and this command needs ${key}, which only an ECS deployment has; this release manages Dify's services on ECS only (the LLM gateway's keys and clients work on both); on EKS, use the incident-responder role with kubectl (README, "Dify on EKS")`,
+        `deployment ${this.stackName} runs Dify on EKS, and this step needs ${key}, which only an ECS deployment has`,
       );
     }
     if (value === undefined) {

@@ -10,10 +10,11 @@ describe('StackOutputs', () => {
     );
   });
 
-  it('says plainly that an EKS deployment’s services are not managed by this release, and what to use', () => {
+  it('says that an ECS-only output is missing because the deployment runs Dify on EKS', () => {
     const outputs = new StackOutputs('Dify', { Platform: 'eks', GatewayServiceName: 'gw' });
     expect(outputs.get('GatewayServiceName')).toBe('gw');
-    expect(() => outputs.get('ApiServiceName')).toThrow(/runs Dify on EKS, and this command needs ApiServiceName/);
-    expect(() => outputs.get('ApiServiceName')).toThrow(/incident-responder role with kubectl/);
+    expect(() => outputs.get('ApiServiceName')).toThrow(
+      'deployment Dify runs Dify on EKS, and this step needs ApiServiceName, which only an ECS deployment has',
+    );
   });
 });

@@ -262,7 +262,7 @@ export const configSchema = z
       for (const [key, why] of [
         [
           'enableExec',
-          'ECS Exec; on EKS, use the break-glass role (BreakGlassRole, in the runtime stack) for an incident',
+          'ECS Exec; on EKS, respond to an incident with dify-aws as the incident-responder role (output ResponderRoleArn), or with kubectl from inside the VPC as the break-glass role (output BreakGlassRoleArn)',
         ],
         ['fargateSpotWorker', 'Fargate Spot; EKS Auto Mode chooses the worker nodes'],
       ] as const) {

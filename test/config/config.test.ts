@@ -64,7 +64,13 @@ describe('configuration: bad input is refused with a message naming the key and 
     [
       'ECS Exec on EKS',
       { platform: 'eks', enableExec: 'true' },
-      ["context key 'enableExec'", 'is ECS Exec', 'break-glass role', 'unset it with platform=eks'],
+      [
+        "context key 'enableExec'",
+        'is ECS Exec',
+        'incident-responder role (output ResponderRoleArn)',
+        'break-glass role (output BreakGlassRoleArn)',
+        'unset it with platform=eks',
+      ],
     ],
     [
       'Fargate Spot on EKS',

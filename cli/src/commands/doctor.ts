@@ -1,4 +1,5 @@
 import { GetDistributionConfigCommand } from '@aws-sdk/client-cloudfront';
+import { DescribeClusterCommand } from '@aws-sdk/client-eks';
 import {
   DescribeListenersCommand,
   DescribeLoadBalancerAttributesCommand,
@@ -13,6 +14,16 @@ import { CliError } from '../errors';
 import { table } from '../io';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
 import { SECRETS, type SecretEntry } from '../../../contracts/secrets';
+import {
+  containersPolicy,
+  CONTROL_PLANE_LOG_TYPES,
+  DEFAULT_DENY_POLICY,
+  NAMESPACES,
+  type NamespaceSpec,
+  podSecurityLabels,
+  TRUSTED_IMAGES_POLICY,
+} from '../../../contracts/kubernetes';
+import { askCluster, platformOf } from '../cluster';
 
 export interface Finding {
   readonly check: string;
@@ -42,6 +53,7 @@ const OPERATOR_ROTATED: Record<string, string> = Object.fromEntries(
 
 const DAY = 86_400_000;
 
+
 /**
  * Checks a deployed stack against the posture this project deploys: TLS policies, WAF in front,
  * deletion protection in prod, secret rotation and ages, and someone subscribed to the alarms.
@@ -56,7 +68,12 @@ export async function doctor(ctx: Context, options: Options) {
     try {
       await body();
     } catch (error) {
-      add(check, target, 'FAIL', `could not check: ${(error as Error)?.name ?? 'error'}`);
+      add(
+        check,
+        target,
+        'FAIL',
+        `could not check: ${error instanceof CliError ? error.message : ((error as Error)?.name ?? 'error')}`,
+      );
     }
   };
   const now = ctx.now().getTime();
@@ -182,6 +199,8 @@ export async function doctor(ctx: Context, options: Options) {
     });
   }
 
+  if ((await platformOf(ctx)) === 'eks') await eksChecks(ctx, add, guard);
+
   await guard('alarms', 'alarm topic', async () => {
     const subscriptions =
       (await ctx.sns().send(new ListSubscriptionsByTopicCommand({ TopicArn: stack.get(OUTPUTS.alarmTopicArn) })))
@@ -207,9 +226,103 @@ export async function doctor(ctx: Context, options: Options) {
   if (failed > 0) throw new CliError(`doctor: ${failed} check(s) failed`, 4);
 }
 
+type Add = (check: string, target: string, status: Finding['status'], detail: string) => void;
+type Guard = (check: string, target: string, body: () => Promise<void>) => Promise<void>;
+
+/**
+ * An EKS deployment's cluster as deployed: from the EKS API, a private endpoint only, all five
+ * control-plane logs, envelope encryption with a key of ours and access entries only; from inside
+ * (the cluster responder), each namespace's Pod Security labels, its default-deny NetworkPolicy,
+ * and the admission policies with their bindings.
+ */
+async function eksChecks(ctx: Context, add: Add, guard: Guard) {
+  const stack = await ctx.stack();
+  const name = stack.get(OUTPUTS.eksClusterName);
+  await guard('eks', name, async () => {
+    const cluster = (await ctx.eks().send(new DescribeClusterCommand({ name }))).cluster;
+    const vpc = cluster?.resourcesVpcConfig;
+    const isPrivate = vpc?.endpointPublicAccess === false && vpc.endpointPrivateAccess === true;
+    add(
+      'eks endpoint',
+      name,
+      isPrivate ? 'PASS' : 'FAIL',
+      isPrivate
+        ? 'private only'
+        : `public access ${vpc?.endpointPublicAccess ? 'on' : 'unknown'}: expected private only`,
+    );
+    const enabled = new Set(
+      (cluster?.logging?.clusterLogging ?? []).filter((l) => l.enabled === true).flatMap((l) => l.types ?? []),
+    );
+    const missing = CONTROL_PLANE_LOG_TYPES.filter((type) => !enabled.has(type));
+    add(
+      'eks logging',
+      name,
+      missing.length === 0 ? 'PASS' : 'FAIL',
+      missing.length === 0 ? 'all five control-plane logs' : `not logged: ${missing.join(', ')}`,
+    );
+    const encryption = (cluster?.encryptionConfig ?? []).find((e) => e.resources?.includes('secrets'));
+    add(
+      'eks encryption',
+      name,
+      encryption?.provider?.keyArn ? 'PASS' : 'FAIL',
+      encryption?.provider?.keyArn
+        ? `envelope encryption with ${encryption.provider.keyArn}`
+        : 'no envelope encryption',
+    );
+    const mode = cluster?.accessConfig?.authenticationMode;
+    add(
+      'eks access',
+      name,
+      mode === 'API' ? 'PASS' : 'FAIL',
+      mode === 'API' ? 'access entries only' : `${mode ?? 'unknown'}: the aws-auth ConfigMap can grant access too`,
+    );
+  });
+  await guard('pod security', 'cluster', async () => {
+    const posture = await askCluster(ctx, { action: 'inspect' });
+    for (const spec of Object.values(NAMESPACES) as NamespaceSpec[]) {
+      const found = posture.namespaces.find((n) => n.name === spec.name);
+      if (found === undefined) {
+        add('pod security', spec.name, 'FAIL', 'namespace missing');
+        continue;
+      }
+      const wrong = Object.entries(podSecurityLabels(spec)).filter(([key, value]) => found.labels[key] !== value);
+      add(
+        'pod security',
+        spec.name,
+        wrong.length === 0 ? 'PASS' : 'FAIL',
+        wrong.length === 0
+          ? `enforce ${spec.enforce}, audit and warn restricted, ${found.labels['pod-security.kubernetes.io/enforce-version']}`
+          : wrong.map(([key, value]) => `${key}=${found.labels[key] ?? '(none)'}, expected ${value}`).join('; '),
+      );
+      const policies = posture.networkPolicies[spec.name] ?? [];
+      add(
+        'network policy',
+        spec.name,
+        policies.includes(DEFAULT_DENY_POLICY) ? 'PASS' : 'FAIL',
+        policies.includes(DEFAULT_DENY_POLICY)
+          ? `${DEFAULT_DENY_POLICY} and ${policies.length - 1} allow(s)`
+          : `no ${DEFAULT_DENY_POLICY}: everything not denied is allowed`,
+      );
+    }
+    const expected = [TRUSTED_IMAGES_POLICY, ...Object.values(NAMESPACES).map((ns) => containersPolicy(ns.name))];
+    const absent = expected.flatMap((policy) => [
+      ...(posture.admissionPolicies.includes(policy) ? [] : [`policy ${policy}`]),
+      ...(posture.admissionBindings.includes(policy) ? [] : [`binding ${policy}`]),
+    ]);
+    add(
+      'admission',
+      'cluster',
+      absent.length === 0 ? 'PASS' : 'FAIL',
+      absent.length === 0 ? `${expected.length} policies, each bound` : `missing: ${absent.join(', ')}`,
+    );
+  });
+}
+
 export const DOCTOR: Command = {
   name: 'doctor',
   usage: `  doctor [--max-age-days N]    check the deployed posture: TLS, WAF, deletion protection (prod),
-                               rotation and secret ages, alarm subscribers; exits 4 on any failure`,
+                               rotation and secret ages, alarm subscribers, and on EKS the cluster
+                               (private endpoint, logs, encryption, Pod Security, policies);
+                               exits 4 on any failure`,
   run: (ctx, { options }) => doctor(ctx, options),
 };

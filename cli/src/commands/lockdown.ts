@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-ecs';
 import type { Command, Options } from '../command';
 import type { Context } from '../context';
+import { askCluster, platformOf } from '../cluster';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
 import { OUTPUTS, SERVICES, serviceNameOutput } from '../../../contracts/stack-outputs';
@@ -33,6 +34,39 @@ interface Saved {
  * what the tag says and removes it.
  */
 export async function lockdown(ctx: Context, options: Options) {
+  if ((await platformOf(ctx)) === 'eks') return lockdownEks(ctx, options);
+  const rows = await lockdownEcs(ctx, options, 'all');
+  ctx.print(
+    options.undo === true ? { undone: true, services: rows } : { lockedDown: true, services: rows },
+    table(rows),
+  );
+}
+
+type Row = { service: string | undefined; desired: number | undefined; result: string };
+
+/**
+ * On EKS: Dify's Deployments through the cluster responder (each scaled to zero in one patch that
+ * also remembers its replicas), then the LLM gateway, which runs on ECS beside the cluster.
+ */
+async function lockdownEks(ctx: Context, options: Options) {
+  const undo = options.undo === true;
+  const stack = await ctx.stack();
+  if (
+    !undo &&
+    !(await ctx.confirm(
+      `Scale every Dify Deployment of ${stack.stackName} and its LLM gateway to zero? Dify and the gateway stop answering.`,
+    ))
+  ) {
+    throw new CliError('cancelled', 3);
+  }
+  const { rows: cluster } = await askCluster(ctx, { action: 'lockdown', undo });
+  const rows: Row[] = cluster.map((r) => ({ service: `eks ${r.workload}`, desired: r.replicas, result: r.result }));
+  rows.push(...(await lockdownEcs(ctx, options, 'confirmed')));
+  ctx.print(undo ? { undone: true, services: rows } : { lockedDown: true, services: rows }, table(rows));
+}
+
+/** The ECS services of the deployment: all of them on ECS, the LLM gateway alone on EKS. */
+async function lockdownEcs(ctx: Context, options: Options, confirm: 'all' | 'confirmed'): Promise<Row[]> {
   const scaling = ctx.scaling;
   const stack = await ctx.stack();
   const cluster = stack.get(OUTPUTS.clusterName);
@@ -57,7 +91,7 @@ export async function lockdown(ctx: Context, options: Options) {
     )?.value;
 
   if (options.undo === true) {
-    const rows = [];
+    const rows: Row[] = [];
     for (const service of services) {
       const tag = await tagOf(service.serviceArn!);
       if (tag === undefined) {
@@ -89,17 +123,18 @@ export async function lockdown(ctx: Context, options: Options) {
       await ctx.ecs().send(new UntagResourceCommand({ resourceArn: service.serviceArn, tagKeys: [LOCKDOWN_TAG] }));
       rows.push({ service: service.serviceName, desired: saved.d, result: 'restored' });
     }
-    return ctx.print({ undone: true, services: rows }, table(rows));
+    return rows;
   }
 
   if (
+    confirm === 'all' &&
     !(await ctx.confirm(
       `Scale all ${services.length} services of ${stack.stackName} to zero? Dify and the gateway stop answering.`,
     ))
   ) {
     throw new CliError('cancelled', 3);
   }
-  const rows = [];
+  const rows: Row[] = [];
   for (const service of services) {
     if ((await tagOf(service.serviceArn!)) !== undefined) {
       rows.push({ service: service.serviceName, desired: 0, result: 'already locked down' });
@@ -133,12 +168,13 @@ export async function lockdown(ctx: Context, options: Options) {
     await ctx.ecs().send(new UpdateServiceCommand({ cluster, service: service.serviceName, desiredCount: 0 }));
     rows.push({ service: service.serviceName, desired: 0, result: `scaled down from ${saved.d}` });
   }
-  ctx.print({ lockedDown: true, services: rows }, table(rows));
+  return rows;
 }
 
 export const LOCKDOWN: Command = {
   name: 'lockdown',
-  usage: `  lockdown [--undo]            incident: scale every service to zero and hold autoscaling there;
+  usage: `  lockdown [--undo]            incident: scale every service to zero and hold autoscaling there
+                               (on EKS, every Deployment, through the cluster responder);
                                --undo restores each service's count and limits exactly`,
   run: (ctx, { options }) => lockdown(ctx, options),
 };

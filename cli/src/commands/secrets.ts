@@ -14,7 +14,10 @@ import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
 import { cliRotated, type SecretEntry } from '../../../contracts/secrets';
-import { OUTPUTS, serviceNameOutput } from '../../../contracts/stack-outputs';
+import { WORKLOADS, type WorkloadId } from '../../../contracts/kubernetes';
+import { OUTPUTS, type ServiceId, serviceNameOutput } from '../../../contracts/stack-outputs';
+import { askCluster, platformOf } from '../cluster';
+import type { StackOutputs } from '../stack';
 
 /**
  * The secrets `secrets rotate` knows, from the stack's secret catalogue (contracts/secrets.ts): where
@@ -62,19 +65,20 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
   }
   const stack = await ctx.stack();
   const secretArn = stack.get(spec.output);
-  const services = spec.consumers.map((c) => stack.get(serviceNameOutput(c)));
-  const cluster = stack.get(OUTPUTS.clusterName);
+  const consumers = consumersOf(stack, spec.consumers, await platformOf(ctx));
   if (
-    !(await ctx.confirm(`Rotate ${spec.what} and redeploy ${services.length} services (${spec.consumers.join(', ')})?`))
+    !(await ctx.confirm(
+      `Rotate ${spec.what} and redeploy ${spec.consumers.length} services (${spec.consumers.join(', ')})?`,
+    ))
   ) {
     throw new CliError('cancelled', 3);
   }
   const value = newSecretValue(ctx.randomBytes);
   if (spec.method === 'database-role') {
-    return rotateDatabasePassword(ctx, spec, secretArn, value, cluster, services, options);
+    return rotateDatabasePassword(ctx, spec, secretArn, value, consumers, options);
   }
   if (spec.method === 'cache-user') {
-    return rotateCacheUser(ctx, spec, stack.get(spec.cacheUserIdOutput!), secretArn, value, cluster, services, options);
+    return rotateCacheUser(ctx, spec, stack.get(spec.cacheUserIdOutput!), secretArn, value, consumers, options);
   }
   let version: string | undefined;
   try {
@@ -84,7 +88,7 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
     throw awsError(`storing the new value of ${spec.what}`, error);
   }
   ctx.progress(`stored a new version of ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
-  await redeploy(ctx, cluster, services, options);
+  await redeploy(ctx, consumers, options);
   ctx.print(
     { secret: name, versionId: version, redeployed: spec.consumers, healthy: true },
     `rotated ${spec.what} (version ${version}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
@@ -104,8 +108,7 @@ async function rotateDatabasePassword(
   spec: { what: string; consumers: readonly string[] },
   secretArn: string,
   password: string,
-  cluster: string,
-  services: string[],
+  consumers: Consumers,
   options: Record<string, string | boolean | undefined>,
 ) {
   const stack = await ctx.stack();
@@ -186,7 +189,7 @@ async function rotateDatabasePassword(
     );
   }
   ctx.progress(`changed ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
-  await redeploy(ctx, cluster, services, options);
+  await redeploy(ctx, consumers, options);
   ctx.print(
     { secret: spec.what, versionId: pending, redeployed: spec.consumers, healthy: true },
     `rotated ${spec.what} (version ${pending}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
@@ -204,8 +207,7 @@ async function rotateCacheUser(
   userId: string,
   secretArn: string,
   password: string,
-  cluster: string,
-  services: string[],
+  consumers: Consumers,
   options: Record<string, string | boolean | undefined>,
 ) {
   let current: Record<string, unknown>;
@@ -239,7 +241,7 @@ async function rotateCacheUser(
     );
   }
   ctx.progress(`stored a new version of ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
-  await redeploy(ctx, cluster, services, options);
+  await redeploy(ctx, consumers, options);
   await modifyUserPasswords(ctx, userId, [password], 'removing the old password');
   ctx.print(
     { secret: spec.what, versionId: version, redeployed: spec.consumers, healthy: true },
@@ -266,12 +268,38 @@ async function modifyUserPasswords(ctx: Context, userId: string, passwords: stri
 }
 
 /** Forces a new deployment of each service and waits until every one is stable and at its desired count. */
+/** Where a secret's consumers run: ECS services by name, and on EKS, Deployments. */
+export interface Consumers {
+  readonly cluster: string;
+  readonly ecs: readonly string[];
+  readonly eks: readonly WorkloadId[];
+}
+
+/**
+ * The consumers as the deployment runs them. On EKS, Dify's services are Deployments (the cluster
+ * responder restarts them) and the LLM gateway an ECS service; on ECS, every one is a service.
+ */
+export function consumersOf(stack: StackOutputs, ids: readonly ServiceId[], platform: 'ecs' | 'eks'): Consumers {
+  const onEks = (id: ServiceId): id is WorkloadId => platform === 'eks' && id in WORKLOADS;
+  const ecs = ids.filter((id) => !onEks(id)).map((id) => stack.get(serviceNameOutput(id)));
+  return {
+    cluster: ecs.length === 0 ? '' : stack.get(OUTPUTS.clusterName),
+    ecs,
+    eks: ids.filter(onEks),
+  };
+}
+
+/**
+ * Restarts exactly the consumers and waits until every one runs new tasks or pods only, all healthy:
+ * ECS services by a forced new deployment, EKS Deployments by a rollout restart through the cluster
+ * responder. Polls every 15 s, for `--timeout` seconds at most (1800 by default).
+ */
 export async function redeploy(
   ctx: Context,
-  cluster: string,
-  services: string[],
+  consumers: Consumers,
   options: Record<string, string | boolean | undefined>,
 ) {
+  const { cluster, ecs: services, eks } = consumers;
   for (const service of services) {
     try {
       await ctx.ecs().send(new UpdateServiceCommand({ cluster, service, forceNewDeployment: true }));
@@ -279,23 +307,35 @@ export async function redeploy(
       throw awsError(`redeploying ${service}`, error);
     }
   }
+  if (eks.length > 0) await askCluster(ctx, { action: 'restart', workloads: [...eks], at: ctx.now().toISOString() });
   const timeoutS = options.timeout === undefined ? 1800 : Number(options.timeout);
   const polls = Math.max(1, Math.ceil(timeoutS / 15));
   for (let i = 0; i < polls; i++) {
-    const described = await ctx.ecs().send(new DescribeServicesCommand({ cluster, services }));
-    const pending = (described.services ?? []).filter((s) => {
-      const deployments = s.deployments ?? [];
-      const done = deployments.length <= 1 && (deployments[0]?.rolloutState ?? 'COMPLETED') === 'COMPLETED';
-      return !done || s.runningCount !== s.desiredCount;
-    });
-    if (pending.length === 0 && (described.services ?? []).length === services.length) return;
-    ctx.progress(
-      `waiting for ${pending.map((s) => `${s.serviceName} (${s.runningCount}/${s.desiredCount})`).join(', ')}`,
-    );
+    const waiting: string[] = [];
+    if (services.length > 0) {
+      const described = await ctx.ecs().send(new DescribeServicesCommand({ cluster, services: [...services] }));
+      const pending = (described.services ?? []).filter((s) => {
+        const deployments = s.deployments ?? [];
+        const done = deployments.length <= 1 && (deployments[0]?.rolloutState ?? 'COMPLETED') === 'COMPLETED';
+        return !done || s.runningCount !== s.desiredCount;
+      });
+      waiting.push(...pending.map((s) => `${s.serviceName} (${s.runningCount}/${s.desiredCount})`));
+      if ((described.services ?? []).length !== services.length) waiting.push('services ECS did not describe');
+    }
+    if (eks.length > 0) {
+      const { rows } = await askCluster(ctx, { action: 'rollout', workloads: [...eks] });
+      waiting.push(
+        ...rows
+          .filter((r) => !r.done)
+          .map((r) => `${r.workload} (${r.updated} new, ${r.available}/${r.desired} available)`),
+      );
+    }
+    if (waiting.length === 0) return;
+    ctx.progress(`waiting for ${waiting.join(', ')}`);
     await ctx.sleep(15_000);
   }
   throw new CliError(
-    `the services were not stable within ${timeoutS} s; check them in the ECS console. The new secret value is stored.`,
+    `the services were not stable within ${timeoutS} s; check them in the ${eks.length > 0 ? 'ECS console or with kubectl rollout status' : 'ECS console'}. The new secret value is stored.`,
   );
 }
 

@@ -1,6 +1,7 @@
 import { DescribeTasksCommand, RunTaskCommand } from '@aws-sdk/client-ecs';
 import type { Command } from '../command';
 import type { Context } from '../context';
+import { askCluster, platformOf } from '../cluster';
 import { awsError, CliError } from '../errors';
 import { REFRESH_TOKEN_PREFIXES } from '../../../contracts/dify-sessions';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
@@ -34,13 +35,22 @@ export async function revokeSessions(
   options: Record<string, string | boolean | undefined>,
 ): Promise<void> {
   const stack = await ctx.stack();
-  const cluster = stack.get(OUTPUTS.clusterName);
+  const eks = (await platformOf(ctx)) === 'eks';
+  const cluster = eks ? '' : stack.get(OUTPUTS.clusterName);
   if (
     !(await ctx.confirm(
       'Delete every Dify console refresh token? Everyone must sign in again within the access-token lifetime.',
     ))
   ) {
     throw new CliError('cancelled', 3);
+  }
+  if (eks) {
+    // On EKS the cluster responder, in the VPC, signs in to Valkey as Dify's own user and deletes them.
+    const { deleted } = await askCluster(ctx, { action: 'revoke-sessions' });
+    return ctx.print(
+      { revoked: true, deleted },
+      `deleted ${deleted} console refresh token keys. Access tokens already issued lapse within ACCESS_TOKEN_EXPIRE_MINUTES (60 by default).`,
+    );
   }
   let taskArn: string | undefined;
   try {
@@ -90,6 +100,7 @@ export async function revokeSessions(
 
 export const REVOKE_SESSIONS: Command = {
   name: 'revoke-sessions',
-  usage: `  revoke-sessions              delete every console refresh token (a one-off task in the VPC)`,
+  usage: `  revoke-sessions              delete every console refresh token (from inside the VPC: a one-off
+                               task on ECS, the cluster responder on EKS)`,
   run: (ctx, { options }) => revokeSessions(ctx, options),
 };

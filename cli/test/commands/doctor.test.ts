@@ -1,4 +1,5 @@
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { CloudFrontClient, GetDistributionConfigCommand } from '@aws-sdk/client-cloudfront';
 import {
   DescribeListenersCommand,
@@ -11,6 +12,7 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { GetWebACLForResourceCommand, WAFV2Client } from '@aws-sdk/client-wafv2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { MOTO_CREDENTIALS, type Moto, startMoto } from '../../../gateway/test/helpers/moto';
+import { type Cluster, startCluster } from '../helpers/cluster';
 import type { Io } from '../../src/io';
 import { run } from '../../src/main';
 
@@ -68,6 +70,14 @@ describe('dify-aws doctor', () => {
         }),
       );
     await stack('Prod', { ...common, Profile: 'prod', AlarmTopicArn: watchedTopic });
+    await stack('DevEks', {
+      ...common,
+      Profile: 'dev',
+      AlarmTopicArn: watchedTopic,
+      Platform: 'eks',
+      EksClusterName: 'Dify',
+      ClusterResponderFunctionName: 'Dify-ClusterResponder',
+    });
     await stack('Dev', { ...common, Profile: 'dev', AlarmTopicArn: quietTopic, DistributionId: 'E2EXAMPLE' });
     // A production stack deployed before domainName became required in prod.
     await stack('ProdNoDomain', {
@@ -87,7 +97,7 @@ describe('dify-aws doctor', () => {
     for (const mock of [elb, cloudFront, waf, rds]) mock.reset();
   });
 
-  async function doctor(stack: string, extra: string[] = [], now = new Date()) {
+  async function doctor(stack: string, extra: string[] = [], now = new Date(), clients: Record<string, unknown> = {}) {
     const captured = { out: '', err: '' };
     const io: Io = {
       out: (l) => (captured.out += `${l}\n`),
@@ -104,6 +114,7 @@ describe('dify-aws doctor', () => {
         waf: new WAFV2Client({ region: REGION }),
         rds: new RDSClient({ region: REGION }),
         sns,
+        ...clients,
       },
       now: () => now,
     });
@@ -217,5 +228,123 @@ describe('dify-aws doctor', () => {
       'required in profile prod',
     );
     expect(code).toBe(4);
+  });
+
+  describe('on an EKS deployment', () => {
+    let cluster: Cluster;
+    const eks = mockClient(EKSClient);
+    const good = {
+      resourcesVpcConfig: { endpointPublicAccess: false, endpointPrivateAccess: true },
+      logging: {
+        clusterLogging: [
+          { enabled: true, types: ['api', 'audit', 'authenticator', 'controllerManager', 'scheduler'] as never },
+        ],
+      },
+      encryptionConfig: [{ resources: ['secrets'], provider: { keyArn: 'arn:aws:kms:us-east-1:123456789012:key/1' } }],
+      accessConfig: { authenticationMode: 'API' as const },
+    };
+    beforeAll(async () => {
+      cluster = await startCluster();
+    });
+    afterAll(async () => {
+      eks.restore();
+      await cluster?.stop();
+    });
+    const asDeployed = () => {
+      behindDefaultCertificate();
+      cloudFront.reset();
+      elb.on(DescribeListenersCommand).resolves({
+        Listeners: [{ Port: 443, Protocol: 'HTTPS', SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06' }],
+      });
+      waf.on(GetWebACLForResourceCommand).resolves({ WebACL: { Name: 'dify' } as never });
+    };
+    const clients = () => ({ eks: new EKSClient({ region: REGION }), lambda: cluster.lambda });
+
+    it('passes the cluster as deployed: private endpoint, five logs, encryption, access entries, Pod Security, policies', async () => {
+      asDeployed();
+      eks.on(DescribeClusterCommand).resolves({ cluster: good });
+      const { findings } = await doctor('DevEks', [], new Date(), clients());
+      const eksFindings = findings.filter((f) => /^(eks|pod security|network policy|admission)/.test(f.check));
+      expect(eksFindings.map((f) => `${f.check} ${f.target} ${f.status}`)).toEqual([
+        'eks endpoint Dify PASS',
+        'eks logging Dify PASS',
+        'eks encryption Dify PASS',
+        'eks access Dify PASS',
+        'pod security dify PASS',
+        'network policy dify PASS',
+        'pod security dify-egress PASS',
+        'network policy dify-egress PASS',
+        'pod security dify-sandbox PASS',
+        'network policy dify-sandbox PASS',
+        'pod security dify-plugins PASS',
+        'network policy dify-plugins PASS',
+        'admission cluster PASS',
+      ]);
+      expect(eks.commandCalls(DescribeClusterCommand)[0].args[0].input).toEqual({ name: 'Dify' });
+      expect(cluster.invocations.at(-1)).toEqual({
+        functionName: 'Dify-ClusterResponder',
+        request: { action: 'inspect' },
+      });
+    });
+
+    it('fails a public endpoint, a missing log, a relaxed namespace, a missing default deny and an unbound policy', async () => {
+      asDeployed();
+      eks.on(DescribeClusterCommand).resolves({
+        cluster: {
+          ...good,
+          resourcesVpcConfig: { endpointPublicAccess: true, endpointPrivateAccess: true },
+          logging: { clusterLogging: [{ enabled: true, types: ['api', 'authenticator'] as never }] },
+          encryptionConfig: [],
+          accessConfig: { authenticationMode: 'API_AND_CONFIG_MAP' },
+        },
+      });
+      const namespace = cluster.kube.object('/api/v1/namespaces/dify-sandbox')!;
+      namespace.metadata.labels['pod-security.kubernetes.io/enforce'] = 'privileged';
+      cluster.kube.put('/api/v1/namespaces/dify-sandbox', namespace);
+      cluster.kube.remove('/apis/networking.k8s.io/v1/namespaces/dify/networkpolicies/default-deny-all');
+      cluster.kube.remove(
+        '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/dify-trusted-images',
+      );
+      const { code, findings } = await doctor('DevEks', [], new Date(), clients());
+      const detail = (check: string, target: string) => findings.find((f) => f.check === check && f.target === target)!;
+      expect(detail('eks endpoint', 'Dify')).toMatchObject({
+        status: 'FAIL',
+        detail: expect.stringContaining('public access on'),
+      });
+      expect(detail('eks logging', 'Dify')).toMatchObject({
+        status: 'FAIL',
+        detail: 'not logged: audit, controllerManager, scheduler',
+      });
+      expect(detail('eks encryption', 'Dify').status).toBe('FAIL');
+      expect(detail('eks access', 'Dify').detail).toMatch(/API_AND_CONFIG_MAP: the aws-auth ConfigMap/);
+      expect(detail('pod security', 'dify-sandbox')).toMatchObject({
+        status: 'FAIL',
+        detail: 'pod-security.kubernetes.io/enforce=privileged, expected baseline',
+      });
+      expect(detail('pod security', 'dify').status).toBe('PASS');
+      expect(detail('network policy', 'dify').status).toBe('FAIL');
+      expect(detail('admission', 'cluster')).toMatchObject({
+        status: 'FAIL',
+        detail: 'missing: binding dify-trusted-images',
+      });
+      expect(code).toBe(4);
+    });
+
+    it('reports a cluster it cannot reach as a failed check, naming why', async () => {
+      asDeployed();
+      eks.on(DescribeClusterCommand).resolves({ cluster: good });
+      const denied = {
+        send: async () => Promise.reject(Object.assign(new Error('no'), { name: 'AccessDeniedException' })),
+        destroy: () => undefined,
+      };
+      const { findings } = await doctor('DevEks', [], new Date(), { ...clients(), lambda: denied });
+      expect(findings.find((f) => f.check === 'pod security')).toEqual({
+        check: 'pod security',
+        target: 'cluster',
+        status: 'FAIL',
+        detail:
+          'could not check: invoking the cluster responder Dify-ClusterResponder (assume the incident-responder role): access denied (AccessDeniedException)',
+      });
+    });
   });
 });

@@ -82,4 +82,12 @@ describe('dify-aws lockdown against moto_server', () => {
       }
     });
   });
+
+  it('quarantine on an ECS deployment says there are no pods to label, and what to do instead', async () => {
+    const refused = await d.cli(['quarantine', 'api', '--yes']);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(
+      /quarantine labels Kubernetes pods, and this deployment runs Dify on ECS; .*aws ecs stop-task.*dify-aws lockdown/,
+    );
+  });
 });

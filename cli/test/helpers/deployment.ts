@@ -96,7 +96,12 @@ function terminal(stdin: string): Io & { captured: Captured } {
   };
 }
 
-export async function startDeployment(): Promise<Deployment> {
+/**
+ * With `platform: 'eks'`, Dify's services are Deployments in a cluster (the CLI reaches them through
+ * the cluster responder, which a test supplies as the `lambda` client) and only the LLM gateway is an
+ * ECS service; the outputs are an EKS deployment's.
+ */
+export async function startDeployment(options: { platform?: 'ecs' | 'eks' } = {}): Promise<Deployment> {
   const moto = await startMoto();
   const config = { region: REGION, endpoint: moto.endpoint, credentials: MOTO_CREDENTIALS };
   const clients = {
@@ -150,7 +155,16 @@ export async function startDeployment(): Promise<Deployment> {
   outputs.MigrationTaskFamily = 'Dify-migration';
   outputs.MigrationTaskSecurityGroupId = 'sg-0123456789abcdef0';
   outputs.PrivateSubnetIds = 'subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb';
-  for (const service of ['Api', 'Worker', 'Beat', 'Sandbox', 'PluginDaemon', 'Gateway']) {
+  if (options.platform === 'eks') {
+    outputs.Platform = 'eks';
+    outputs.EksClusterName = 'Dify';
+    outputs.ClusterResponderFunctionName = 'Dify-ClusterResponder';
+    for (const role of ['BreakGlass', 'Operator', 'Responder'])
+      outputs[`${role}RoleArn`] = `arn:aws:iam::123456789012:role/Dify-${role}`;
+  }
+  const ecsServices =
+    options.platform === 'eks' ? ['Gateway'] : ['Api', 'Worker', 'Beat', 'Sandbox', 'PluginDaemon', 'Gateway'];
+  for (const service of ecsServices) {
     await clients.ecs.send(
       new CreateServiceCommand({
         cluster: 'dify-cluster',

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { WORKLOADS } from '../../../contracts/kubernetes';
+import { CONTROL_PLANE_LOG_TYPES, WORKLOADS } from '../../../contracts/kubernetes';
 import { SECRETS, type SecretEntry } from '../../../contracts/secrets';
 import { DIFY_SERVICES, type DifyServiceName, SERVICE_ROWS } from '../../../lib/constructs/dify/catalog';
 import { DEFAULT_CAPABILITIES } from '../../../lib/constructs/runtime/ecs-task';
@@ -60,7 +60,7 @@ describe('the EKS cluster', () => {
     expect(clusterResource.Logging.ClusterLogging.EnabledTypes.map((t: { Type: string }) => t.Type).sort()).toEqual(
       CONTROL_PLANE_LOGS.map(String).sort(),
     );
-    expect(CONTROL_PLANE_LOGS).toHaveLength(5);
+    expect(CONTROL_PLANE_LOGS.map(String)).toEqual([...CONTROL_PLANE_LOG_TYPES]);
     const [[groupId, group]] = resources(template, 'AWS::Logs::LogGroup').filter(
       ([, g]) => g.Properties?.LogGroupName === '/aws/eks/Dify/cluster',
     );
