@@ -259,6 +259,7 @@ function compose(
             logs,
             kubectlLayer: new KubectlV36Layer(scope, 'KubectlLayer'),
             removalPolicy,
+            alarms: observability,
             edgeSubnets: config.edge === 'alb' ? network.vpc.publicSubnets : network.vpc.privateSubnets,
             gateway: { subnets: network.vpc.privateSubnets, port: GATEWAY_ENDPOINT.port },
             isolatedSandbox: config.eksIsolatedSandbox,

@@ -4,12 +4,13 @@ import * as eks from 'aws-cdk-lib/aws-eks-v2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct, type IConstruct } from 'constructs';
 import { acknowledge, type Acknowledgement, nistAndHipaa } from '../../nag/acknowledge';
 import { acknowledgeDeployTimeFunction } from '../../nag/deploy-time-function';
 import { encryptedLogGroup, type LogSettings } from '../log-group';
 import { EKS_ENDPOINTS, type Network } from '../network';
+import type { Observability } from '../observability';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
 import { output } from '../outputs';
 import { GROUPS } from './kubernetes/rbac';
@@ -37,7 +38,37 @@ export interface EksClusterProps {
   /** @default - the AWS CLI layer aws-cdk-lib ships */
   readonly awscliLayer?: lambda.ILayerVersion;
   readonly removalPolicy: RemovalPolicy;
+  /** Where the audit-log alarms notify. */
+  readonly alarms: Observability;
 }
+
+/**
+ * What the Kubernetes audit log (in the control-plane log group) must never show unnoticed, as
+ * CloudWatch Logs metric filters over its JSON events, each with an alarm on the alarm topic:
+ * anyone but the control plane's own components reading a Secret (this deployment keeps none in the
+ * cluster, so any read is someone looking), anyone opening a shell, attaching or forwarding a port
+ * into a pod, and a burst of refused requests (RBAC, Pod Security or an admission policy saying no:
+ * someone probing, or a workload misbehaving).
+ */
+export const AUDIT_ALARMS = {
+  SecretRead: {
+    pattern:
+      '{ ($.objectRef.resource = "secrets") && (($.verb = "get") || ($.verb = "list") || ($.verb = "watch")) && ($.user.username != "system:*") && ($.user.username != "eks:*") }',
+    threshold: 1,
+    description: 'someone other than the control plane read a Kubernetes Secret (this deployment keeps none)',
+  },
+  PodShell: {
+    pattern:
+      '{ ($.objectRef.resource = "pods") && (($.objectRef.subresource = "exec") || ($.objectRef.subresource = "attach") || ($.objectRef.subresource = "portforward")) }',
+    threshold: 1,
+    description: 'someone opened a shell, attached to or forwarded a port into a pod',
+  },
+  Refused: {
+    pattern: '{ $.responseStatus.code = 403 }',
+    threshold: 20,
+    description: 'twenty or more Kubernetes API requests refused in five minutes (RBAC, Pod Security or admission)',
+  },
+} as const;
 
 /**
  * A private EKS Auto Mode cluster: no public API endpoint, every Kubernetes object envelope-encrypted
@@ -104,6 +135,21 @@ export class EksCluster extends Construct {
     });
     // EKS creates the group itself if it does not exist yet, unencrypted and kept forever.
     this.cluster.node.addDependency(logGroup);
+    for (const [name, alarm] of Object.entries(AUDIT_ALARMS)) {
+      const filter = new logs.MetricFilter(this, `Audit${name}`, {
+        logGroup,
+        filterPattern: logs.FilterPattern.literal(alarm.pattern),
+        metricNamespace: `Dify/EKS/${props.clusterName}`,
+        metricName: `Audit${name}`,
+        metricValue: '1',
+        defaultValue: 0,
+      });
+      props.alarms.alarm(this, `Audit${name}Alarm`, filter.metric({ statistic: 'Sum', period: Duration.minutes(5) }), {
+        threshold: alarm.threshold,
+        periods: 1,
+        description: `EKS ${props.clusterName}: ${alarm.description}. Read the audit log (log group /aws/eks/${props.clusterName}/cluster) and follow the incident steps in the README.`,
+      });
+    }
     // Nodes pull images, read secrets (the CSI driver) and ship logs through the endpoints, and the
     // kubectl function reaches the API, STS and Lambda: the cluster security group admits both.
     props.network.allowAwsServices(this.cluster, `EKS ${props.clusterName}`, ['Lambda']);

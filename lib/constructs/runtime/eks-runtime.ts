@@ -13,6 +13,7 @@ import { DATABASE_PORT } from '../database';
 import type { Edge } from '../edge';
 import type { LogSettings } from '../log-group';
 import type { Network } from '../network';
+import type { Observability } from '../observability';
 import { allowSecretsDecrypt } from '../secret-access';
 import { addRowTarget } from './edge-target';
 import { EksCluster } from './eks-cluster';
@@ -43,6 +44,8 @@ export interface EksRuntimeProps {
   /** @default - the AWS CLI layer aws-cdk-lib ships */
   readonly awscliLayer?: lambda.ILayerVersion;
   readonly removalPolicy: RemovalPolicy;
+  /** Where the cluster's audit-log alarms notify. */
+  readonly alarms: Observability;
   /** The subnets the load balancer's nodes are in: the only addresses the routed pods admit. */
   readonly edgeSubnets: readonly ec2.ISubnet[];
   /** Where the LLM gateway runs (it stays on Fargate beside the cluster) and its port. */
@@ -89,6 +92,7 @@ export class EksRuntime extends Construct implements DifyRuntime {
       kubectlLayer: props.kubectlLayer,
       awscliLayer: props.awscliLayer,
       removalPolicy: props.removalPolicy,
+      alarms: props.alarms,
     });
     this.untrustedRuntimeClass = props.isolatedSandbox === true ? 'isolated-sandbox' : undefined;
     const cluster = this.eks.cluster;

@@ -3,7 +3,8 @@ import { CONTROL_PLANE_LOG_TYPES, WORKLOADS } from '../../../contracts/kubernete
 import { SECRETS, type SecretEntry } from '../../../contracts/secrets';
 import { DIFY_SERVICES, type DifyServiceName, SERVICE_ROWS } from '../../../lib/constructs/dify/catalog';
 import { DEFAULT_CAPABILITIES } from '../../../lib/constructs/runtime/ecs-task';
-import { CONTROL_PLANE_LOGS } from '../../../lib/constructs/runtime/eks-cluster';
+import { AUDIT_ALARMS, CONTROL_PLANE_LOGS } from '../../../lib/constructs/runtime/eks-cluster';
+import { AWS_CALLERS } from '../../../lib/constructs/runtime/eks-runtime';
 import { NAMESPACES, QUARANTINE_LABEL } from '../../../lib/constructs/runtime/kubernetes/placement';
 import type { ClusterResponder } from '../../../lib/constructs/runtime/cluster-responder';
 import {
@@ -407,6 +408,55 @@ describe('Dify on EKS: the NetworkPolicies the template applies', () => {
   it('cuts a quarantined pod off entirely', () => {
     const api = { ...pods[0], labels: { ...pods[0].labels, [QUARANTINE_LABEL]: 'true' } };
     expect(matrix(cluster, [api, ...pods.slice(1)], portsOf).filter((e) => e.includes(`${api.name} `))).toEqual([]);
+  });
+});
+
+describe('Dify on EKS: audit-log alarms', () => {
+  it('watches the control-plane log group for Secret reads, shells into pods and refusal bursts, each alarm on the topic', () => {
+    const filters = resources(template, 'AWS::Logs::MetricFilter').filter(([, f]) =>
+      JSON.stringify(f.Properties?.MetricTransformations).includes('Dify/EKS/'),
+    );
+    expect(filters.map(([, f]) => f.Properties!.FilterPattern).sort()).toEqual(
+      Object.values(AUDIT_ALARMS)
+        .map((a) => a.pattern)
+        .sort(),
+    );
+    const [[groupId]] = resources(template, 'AWS::Logs::LogGroup').filter(
+      ([, g]) => g.Properties?.LogGroupName === '/aws/eks/Dify/cluster',
+    );
+    for (const [, f] of filters) expect(f.Properties!.LogGroupName).toEqual({ Ref: groupId });
+    const topic = logicalId(eks.stacks.observability.topic);
+    for (const [name, alarm] of Object.entries(AUDIT_ALARMS)) {
+      const [[, resource]] = resources(template, 'AWS::CloudWatch::Alarm').filter(
+        ([, a]) => a.Properties?.MetricName === `Audit${name}`,
+      );
+      expect(resource.Properties).toMatchObject({
+        Namespace: 'Dify/EKS/Dify',
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: alarm.threshold,
+        EvaluationPeriods: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+      expect(JSON.stringify(resource.Properties!.AlarmActions)).toContain(topic);
+    }
+    // Any single Secret read or shell pages someone; refusals only in a burst.
+    expect(AUDIT_ALARMS.SecretRead.threshold).toBe(1);
+    expect(AUDIT_ALARMS.PodShell.threshold).toBe(1);
+  });
+});
+
+describe('Dify on EKS: who calls AWS', () => {
+  it('lets exactly the pods whose role is granted an AWS API beyond their secrets reach the Pod Identity agent and S3', () => {
+    const callers = SERVICE_ROWS.filter((row) => {
+      const role = logicalId(runtime.roleOf(eks.stacks.services[row.service]));
+      const actions = resources(template, 'AWS::IAM::Policy')
+        .filter(([, p]) => JSON.stringify(p.Properties?.Roles).includes(role))
+        .flatMap(([, p]) => (p.Properties!.PolicyDocument as any).Statement as Array<{ Action: string | string[] }>)
+        .flatMap((statement) => [statement.Action].flat());
+      return actions.some((action) => !/^(secretsmanager|kms):/.test(action));
+    }).map((row) => row.service);
+    expect(callers.sort()).toEqual([...AWS_CALLERS].sort());
   });
 });
 
