@@ -53,7 +53,6 @@ const OPERATOR_ROTATED: Record<string, string> = Object.fromEntries(
 
 const DAY = 86_400_000;
 
-
 /**
  * Checks a deployed stack against the posture this project deploys: TLS policies, WAF in front,
  * deletion protection in prod, secret rotation and ages, and someone subscribed to the alarms.
