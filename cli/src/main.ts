@@ -34,6 +34,7 @@ const OPTIONS = {
   undo: { type: 'boolean' },
   release: { type: 'boolean' },
   'max-age-days': { type: 'string' },
+  'max-key-age-days': { type: 'string' },
   timeout: { type: 'string' },
 } as const;
 

@@ -24,6 +24,7 @@ import {
   TRUSTED_IMAGES_POLICY,
 } from '../../../contracts/kubernetes';
 import { askCluster, platformOf } from '../cluster';
+import { keyAgeDays, poolKeys, readPool } from './keys';
 
 export interface Finding {
   readonly check: string;
@@ -79,6 +80,10 @@ export async function doctor(ctx: Context, options: Options) {
   const maxAgeDays = options['max-age-days'] === undefined ? 90 : Number(options['max-age-days']);
   if (!Number.isInteger(maxAgeDays) || maxAgeDays < 1)
     throw new CliError('--max-age-days: expected a whole number of days');
+  // Provider keys cannot rotate themselves; GPT-Load's guide says to change keys every three to six months.
+  const maxKeyAgeDays = options['max-key-age-days'] === undefined ? 180 : Number(options['max-key-age-days']);
+  if (!Number.isInteger(maxKeyAgeDays) || maxKeyAgeDays < 1)
+    throw new CliError('--max-key-age-days: expected a whole number of days');
   const lb = stack.get(OUTPUTS.loadBalancerArn);
   const distribution = stack.has(OUTPUTS.distributionId) ? stack.get(OUTPUTS.distributionId) : undefined;
 
@@ -195,6 +200,25 @@ export async function doctor(ctx: Context, options: Options) {
         age <= maxAgeDays ? 'PASS' : 'FAIL',
         `${age} days old${age <= maxAgeDays ? '' : `: rotate ${how}`} (limit ${maxAgeDays})`,
       );
+    });
+  }
+
+  if (stack.has(OUTPUTS.gatewayProviderKeysSecretArn)) {
+    await guard('provider key age', 'gateway pool', async () => {
+      const { pool } = await readPool(ctx);
+      for (const { provider, k } of poolKeys(pool)) {
+        const age = keyAgeDays(k.addedAt, ctx.now());
+        const target = `${provider} ${k.id}`;
+        if (age === undefined)
+          add('provider key age', target, 'WARN', 'age unknown: the pool does not say when it was added');
+        else
+          add(
+            'provider key age',
+            target,
+            age <= maxKeyAgeDays ? 'PASS' : 'WARN',
+            `${age} days old (limit ${maxKeyAgeDays})${age <= maxKeyAgeDays ? '' : ': create a new key at the provider, `dify-aws keys add` it, then `keys remove` this one'}`,
+          );
+      }
     });
   }
 
@@ -319,8 +343,10 @@ async function eksChecks(ctx: Context, add: Add, guard: Guard) {
 
 export const DOCTOR: Command = {
   name: 'doctor',
-  usage: `  doctor [--max-age-days N]    check the deployed posture: TLS, WAF, deletion protection (prod),
-                               rotation and secret ages, alarm subscribers, and on EKS the cluster
+  usage: `  doctor [--max-age-days N] [--max-key-age-days N]
+                               check the deployed posture: TLS, WAF, deletion protection (prod),
+                               rotation and secret ages, provider key ages (warns past 180 days),
+                               alarm subscribers, and on EKS the cluster
                                (private endpoint, logs, encryption, Pod Security, policies);
                                exits 4 on any failure`,
   run: (ctx, { options }) => doctor(ctx, options),

@@ -35,6 +35,34 @@ const KEY_SHAPES: Record<ProviderName, { pattern: RegExp; expected: string }> = 
 /** A key's fingerprint: enough to tell keys apart in a list, useless for calling a provider. */
 export const fingerprint = (key: string) => `sha256:${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
 
+/**
+ * Whole days since a key was added to the pool, or undefined when the pool does not say (a key added
+ * before the CLI recorded `addedAt`, or by hand). Provider keys cannot rotate themselves: their age is
+ * what tells an operator to replace one.
+ */
+export function keyAgeDays(addedAt: string | undefined, now: Date): number | undefined {
+  const added = addedAt === undefined ? Number.NaN : Date.parse(addedAt);
+  return Number.isNaN(added) ? undefined : Math.max(0, Math.floor((now.getTime() - added) / 86_400_000));
+}
+
+/** Every key of the pool with its provider, as `keys list` and `doctor` read them. */
+export function poolKeys(pool: ProviderPool) {
+  return Object.entries(pool.providers).flatMap(([name, config]) => config!.keys.map((k) => ({ provider: name, k })));
+}
+
+/** The gateway's provider key pool, read from its secret. */
+export async function readPool(ctx: Context): Promise<{ doc: SecretDocument<ProviderPool>; pool: ProviderPool }> {
+  const stack = await ctx.stack();
+  const doc = new SecretDocument(
+    ctx.secrets(),
+    stack.get(OUTPUTS.gatewayProviderKeysSecretArn),
+    'provider key pool',
+    providerPoolSchema,
+    EMPTY_PROVIDER_POOL,
+  );
+  return { doc, pool: await doc.read() };
+}
+
 function provider(value: string | undefined): ProviderName {
   if (value === undefined || !(PROVIDERS as readonly string[]).includes(value)) {
     throw new CliError(`--provider: expected one of ${PROVIDERS.join(', ')}${value ? `, got '${value}'` : ''}`);
@@ -47,27 +75,19 @@ export async function keys(
   action: string | undefined,
   options: Record<string, string | boolean | undefined>,
 ): Promise<void> {
-  const stack = await ctx.stack();
-  const doc = new SecretDocument(
-    ctx.secrets(),
-    stack.get(OUTPUTS.gatewayProviderKeysSecretArn),
-    'provider key pool',
-    providerPoolSchema,
-    EMPTY_PROVIDER_POOL,
-  );
-  const pool = await doc.read();
+  const { doc, pool } = await readPool(ctx);
   switch (action) {
     case 'list': {
-      const rows = Object.entries(pool.providers).flatMap(([name, config]) =>
-        config!.keys.map((k) => ({
-          provider: name,
-          id: k.id,
-          fingerprint: fingerprint(k.key),
-          state: k.enabled ? 'enabled' : 'disabled',
-          weight: k.weight,
-          added: k.addedAt ?? '',
-        })),
-      );
+      const now = ctx.now();
+      const rows = poolKeys(pool).map(({ provider: name, k }) => ({
+        provider: name,
+        id: k.id,
+        fingerprint: fingerprint(k.key),
+        state: k.enabled ? 'enabled' : 'disabled',
+        weight: k.weight,
+        added: k.addedAt ?? '',
+        ageDays: keyAgeDays(k.addedAt, now) ?? 'unknown',
+      }));
       return ctx.print(rows, table(rows));
     }
     case 'add':
@@ -162,7 +182,7 @@ export const KEYS: Command = {
   name: 'keys',
   usage: `  keys add --provider P [--id ID] [--weight N] [--verify] [--base-url URL --models a,b]
                                add a provider key to the gateway's pool (the key is read from stdin)
-  keys list                    ids, fingerprints, state and weight; never a key
+  keys list                    ids, fingerprints, state, weight and age in days; never a key
   keys enable|disable|remove --provider P --id ID`,
   run: (ctx, { action, options }) => keys(ctx, action, options),
 };

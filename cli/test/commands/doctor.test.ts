@@ -70,6 +70,41 @@ describe('dify-aws doctor', () => {
         }),
       );
     await stack('Prod', { ...common, Profile: 'prod', AlarmTopicArn: watchedTopic });
+    const day = 86_400_000;
+    const pool = {
+      version: 1,
+      providers: {
+        openai: {
+          baseUrl: 'https://api.openai.com',
+          models: ['gpt-4o-mini'],
+          keys: [
+            {
+              id: 'old',
+              key: 'sk-old-key-0000000000000000000000',
+              weight: 1,
+              enabled: true,
+              addedAt: new Date(Date.now() - 200 * day).toISOString(),
+            },
+            {
+              id: 'fresh',
+              key: 'sk-fresh-key-00000000000000000000',
+              weight: 1,
+              enabled: true,
+              addedAt: new Date(Date.now() - 10 * day).toISOString(),
+            },
+            { id: 'by-hand', key: 'sk-by-hand-key-000000000000000000', weight: 1, enabled: true },
+          ],
+        },
+      },
+    };
+    const poolArn = (await secrets.send(new CreateSecretCommand({ Name: 'pool', SecretString: JSON.stringify(pool) })))
+      .ARN!;
+    await stack('Keys', {
+      ...common,
+      Profile: 'dev',
+      AlarmTopicArn: watchedTopic,
+      GatewayProviderKeysSecretArn: poolArn,
+    });
     await stack('DevEks', {
       ...common,
       Profile: 'dev',
@@ -228,6 +263,43 @@ describe('dify-aws doctor', () => {
       'required in profile prod',
     );
     expect(code).toBe(4);
+  });
+
+  it('warns of provider keys older than the limit (180 days by default) or of unknown age, never printing one', async () => {
+    elb.on(DescribeListenersCommand).resolves({
+      Listeners: [{ Port: 443, Protocol: 'HTTPS', SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06' }],
+    });
+    const run = await doctor('Keys');
+    const ages = run.findings.filter((f) => f.check === 'provider key age');
+    expect(ages.map((f) => [f.target, f.status])).toEqual([
+      ['openai old', 'WARN'],
+      ['openai fresh', 'PASS'],
+      ['openai by-hand', 'WARN'],
+    ]);
+    expect(ages[0].detail).toBe(
+      '200 days old (limit 180): create a new key at the provider, `dify-aws keys add` it, then `keys remove` this one',
+    );
+    expect(ages[2].detail).toBe('age unknown: the pool does not say when it was added');
+    expect(JSON.stringify(run)).not.toMatch(/sk-(old|fresh|by-hand)-key/);
+    // A warning is not a failure: only the FAIL rows count toward the exit code.
+    expect(run.findings.filter((f) => f.status === 'FAIL').every((f) => f.check !== 'provider key age')).toBe(true);
+    const lenient = await doctor('Keys', ['--max-key-age-days', '365']);
+    expect(lenient.findings.find((f) => f.target === 'openai old')!.status).toBe('PASS');
+  });
+
+  it('refuses a key age limit that is not a whole number of days', async () => {
+    const captured = { out: '', err: '' };
+    const code = await run(
+      ['doctor', '--stack', 'Keys', '--region', REGION, '--max-key-age-days', 'six months'],
+      {
+        out: (l) => (captured.out += l),
+        err: (l) => (captured.err += l),
+        readSecret: async () => '',
+        confirm: async () => false,
+      },
+      { clients: { cloudFormation: cfn } },
+    );
+    expect([code, captured.err]).toEqual([1, 'dify-aws: --max-key-age-days: expected a whole number of days']);
   });
 
   describe('on an EKS deployment', () => {

@@ -1,3 +1,4 @@
+import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { type Deployment, PLANTED, startDeployment } from '../helpers/deployment';
 
 /** dify-aws keys, end to end against a deployment in moto_server (helpers/deployment.ts). */
@@ -44,6 +45,33 @@ describe('dify-aws keys against moto_server', () => {
       const listed = await d.cli(['keys', 'list']);
       expect(listed.out).toContain('openai-1');
       expect(listed.out).toContain('enabled');
+    });
+
+    it('lists each key’s age in days since it was added, and says when the pool does not record it', async () => {
+      const arn = d.outputs.GatewayProviderKeysSecretArn;
+      const original = await d.value(arn);
+      const pool = JSON.parse(original);
+      const addedAt = Date.parse(pool.providers.openai.keys[0].addedAt);
+      expect(Number.isNaN(addedAt)).toBe(false);
+      // A key put in the pool by hand, without addedAt.
+      pool.providers.openai.keys.push({
+        id: 'by-hand',
+        key: 'sk-by-hand-0000000000000000000000',
+        weight: 1,
+        enabled: true,
+      });
+      await d.clients.secrets.send(new PutSecretValueCommand({ SecretId: arn, SecretString: JSON.stringify(pool) }));
+      try {
+        const later = new Date(addedAt + 200 * 86_400_000 + 3_600_000);
+        const listed = await d.cli(['keys', 'list', '--json'], '', { now: () => later });
+        expect(JSON.parse(listed.out).map((r: { id: string; ageDays: unknown }) => [r.id, r.ageDays])).toEqual([
+          ['openai-1', 200],
+          ['by-hand', 'unknown'],
+        ]);
+        expect(listed.out).not.toContain('sk-by-hand');
+      } finally {
+        await d.clients.secrets.send(new PutSecretValueCommand({ SecretId: arn, SecretString: original }));
+      }
     });
 
     it('refuses a key of the wrong shape, a duplicate, and an unknown provider, saying what is expected', async () => {
