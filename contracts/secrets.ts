@@ -10,7 +10,8 @@ import { OUTPUTS, type ServiceId } from './stack-outputs';
 export type Rotation =
   /**
    * `dify-aws secrets rotate <name>`: a new value, then the consumers redeploy. `routine: false`: not
-   * part of regular rotation (SECRET_KEY: Dify cannot re-encrypt what it encrypted with it).
+   * part of regular rotation (SECRET_KEY: a new one ends every web-app visitor's anonymous identity and
+   * makes the system OAuth client parameters unreadable).
    */
   | {
       readonly by: 'cli';

@@ -9,7 +9,7 @@ import { output } from './outputs';
 export interface AppSecretsProps {
   /** The secrets key: every value is encrypted with it. */
   readonly key: kms.IKey;
-  /** RETAIN in prod for `SECRET_KEY`, whose loss makes stored provider credentials unreadable. */
+  /** RETAIN in prod for `SECRET_KEY`, whose loss ends every session and makes the system OAuth client parameters unreadable. */
   readonly removalPolicy: RemovalPolicy;
 }
 
@@ -21,7 +21,11 @@ export interface AppSecretsProps {
  * Dify does not do. 64 alphanumeric characters carry about 380 bits.
  */
 export class AppSecrets extends Construct {
-  /** Dify's `SECRET_KEY`: signs sessions and encrypts the provider credentials Dify stores. Shared by api, worker and beat. */
+  /**
+   * Dify's `SECRET_KEY`: signs console tokens, web-app passports and file URLs, and encrypts the system
+   * OAuth client parameters. Not the stored provider credentials: Dify encrypts those with each
+   * workspace's RSA key, kept in the storage bucket. Shared by api, worker and beat.
+   */
   public readonly secretKey: secretsmanager.Secret;
   /** `CODE_EXECUTION_API_KEY` of the api and `API_KEY` of the sandbox. */
   public readonly sandboxApiKey: secretsmanager.Secret;
@@ -39,18 +43,18 @@ export class AppSecrets extends Construct {
     super(scope, id);
     this.secretKey = this.generated(
       'SecretKey',
-      'Dify SECRET_KEY (never rotate: it encrypts stored provider credentials)',
+      'Dify SECRET_KEY (signs sessions and tokens; rotate only with dify-aws secrets rotate secret-key)',
       props,
       {
-        // Losing SECRET_KEY makes every provider credential in the database unreadable, so it outlives
-        // the stack in prod just as the database snapshot does.
+        // Losing SECRET_KEY ends every session and web-app identity and makes the system OAuth client
+        // parameters unreadable, so it outlives the stack in prod just as the database snapshot does.
         removalPolicy: props.removalPolicy,
       },
     );
     acknowledge(
       this.secretKey.node.defaultChild!,
       ...noAutomaticRotation(
-        'SECRET_KEY encrypts the provider credentials Dify stores in its database; rotating it makes them unreadable (Dify has no re-encryption), so it must never rotate automatically. Reads need an explicit grant (api, worker and beat only) and CloudTrail records each one.',
+        'SECRET_KEY signs Dify’s console tokens, web-app passports and file URLs and encrypts the system OAuth client parameters (Dify 1.13.3: api/libs/passport.py, api/core/tools/utils/system_oauth_encryption.py; stored provider credentials use per-workspace RSA keys instead, api/libs/rsa.py). Dify accepts one key at a time, so a new one gives every anonymous web-app visitor a new identity and makes those parameters unreadable: it rotates when an operator decides (`dify-aws secrets rotate secret-key --force-secret-key`, e.g. after a leak), not on a schedule. Reads need an explicit grant (api, worker and beat only) and CloudTrail records each one.',
       ),
     );
     this.sandboxApiKey = this.generated('SandboxApiKey', 'Dify sandbox API key (api -> sandbox)', props);

@@ -60,7 +60,7 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
   }
   if (name === 'secret-key' && options['force-secret-key'] !== true) {
     throw new CliError(
-      'refusing to rotate SECRET_KEY: Dify encrypts the model provider credentials it stores with it and cannot re-encrypt them, so every stored credential becomes unreadable and must be entered again. If that is what you want, pass --force-secret-key.',
+      'refusing to rotate SECRET_KEY without --force-secret-key: it signs every console token and web-app passport, so anonymous visitors of a shared web app get a new identity (unless an embedding page passes their user id) and no longer see their earlier conversations, tokens fail between old and new tasks until the redeploy ends, and the system OAuth client parameters (flask setup-system-tool-oauth-client, setup-system-trigger-oauth-client) become unreadable and must be set again. Stored model provider and plugin credentials are not affected: Dify encrypts them with each workspace’s RSA key, kept in the storage bucket.',
     );
   }
   const stack = await ctx.stack();

@@ -11,8 +11,9 @@ import { OUTPUTS } from '../../../contracts/stack-outputs';
  * token in Redis (`refresh_token:<token>` and `account_refresh_token:<account>`, api/services/
  * account_service.py); with them gone no session can be renewed, and each access token (a JWT signed
  * with SECRET_KEY, kept nowhere) lapses at its expiry, ACCESS_TOKEN_EXPIRE_MINUTES (60 by default).
- * Ending those at once, and web-app passports, needs a new SECRET_KEY, which also makes stored
- * provider credentials unreadable: `secrets rotate secret-key --force-secret-key`.
+ * Ending those at once, and web-app passports, needs a new SECRET_KEY (`secrets rotate secret-key
+ * --force-secret-key`), which also gives anonymous web-app visitors new identities and makes the system
+ * OAuth client parameters unreadable; stored provider credentials are not affected.
  */
 export const REVOKE_SCRIPT = [
   'set -eu',

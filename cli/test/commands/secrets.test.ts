@@ -196,7 +196,10 @@ describe('dify-aws secrets against moto_server', () => {
     it('refuses SECRET_KEY with the reason, and changes nothing', async () => {
       const refused = await d.cli(['secrets', 'rotate', 'secret-key', '--yes']);
       expect(refused.code).toBe(1);
-      expect(refused.err).toContain('every stored credential becomes unreadable');
+      // What a new SECRET_KEY really costs in Dify 1.13.3, and what it does not (provider credentials).
+      expect(refused.err).toContain('anonymous visitors of a shared web app get a new identity');
+      expect(refused.err).toContain('system OAuth client parameters');
+      expect(refused.err).toContain('Stored model provider and plugin credentials are not affected');
       expect(refused.err).toContain('--force-secret-key');
       expect(await d.value(d.outputs.DifySecretKeySecretArn)).toBe(PLANTED.secretKey);
     });
