@@ -3,6 +3,7 @@ import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { Client as PgClient } from 'pg';
 // esbuild inlines the committed RDS CA bundle (lib/rds-ca.ts pins its SHA-256 at synth).
 import RDS_CA_BUNDLE from '../../../images/api/rds-ca-bundle.pem';
+import { alternateUser, baseUser } from '../../../contracts/rotation';
 import { scramSha256Verifier, VERIFIER_SHAPE } from '../../../contracts/scram';
 
 /**
@@ -20,9 +21,15 @@ import { scramSha256Verifier, VERIFIER_SHAPE } from '../../../contracts/scram';
  * ARNs. Every step checks before it acts, so an update re-runs safely; a delete does nothing,
  * because dropping a database is never a side effect of removing a stack.
  *
- * The same function also serves the operator CLI's role-password rotation, invoked directly with
- * `{ "Action": "SetRolePassword", ... }` (see `setRolePassword`), because the CLI runs outside the
- * VPC and may not reach the database itself.
+ * The same function also sets and tests role passwords for the secret-rotation function
+ * (lambda/secret-rotation), invoked directly with `{ "Action": "SetRolePassword" | "TestRolePassword",
+ * ... }`, because only this function holds the master secret and reaches the database.
+ *
+ * Each role secret alternates between two logins, `name` and `name_clone` (AWS's alternating-users
+ * strategy): `name` owns the database and its objects; `name_clone` is a member of it whose sessions
+ * start as `name` (`ALTER ROLE name_clone SET role = name`), so whatever either login creates is
+ * owned by `name`. A rotation changes the password of the login nobody uses, so running tasks never
+ * hold a password the database rejects.
  */
 
 /** The properties CloudFormation passes (all values arrive as strings). */
@@ -98,43 +105,129 @@ const defaultClients = (): Clients => ({
   log: (line) => console.log(JSON.stringify(line)),
 });
 
-/** The operator CLI's request: set a role's password to its secret's AWSPENDING value. */
-export interface SetRolePasswordRequest {
-  readonly Action: 'SetRolePassword';
+/**
+ * The rotation's requests: set the login named by the role secret's pending version to that
+ * version's password, or sign in with it. `VersionId` names the pending version (the rotation's
+ * token); without it, the version staged AWSPENDING.
+ */
+export interface RolePasswordRequest {
+  readonly Action: 'SetRolePassword' | 'TestRolePassword';
   readonly MasterSecretArn: string;
   readonly RoleSecretArn: string;
+  readonly VersionId?: string;
 }
 
 export async function handler(
-  event: CloudFormationCustomResourceEvent | SetRolePasswordRequest,
-): Promise<BootstrapResult | { readonly Role: string }> {
-  if ('Action' in event) return setRolePassword(event, defaultClients());
+  event: CloudFormationCustomResourceEvent | RolePasswordRequest,
+): Promise<BootstrapResult | { readonly Role: string; readonly Login: string }> {
+  if ('Action' in event) {
+    if (event.Action === 'SetRolePassword') return setRolePassword(event, defaultClients());
+    if (event.Action === 'TestRolePassword') return testRolePassword(event, defaultClients());
+    throw new BootstrapError(`Action: expected SetRolePassword or TestRolePassword`);
+  }
   return bootstrap(event, defaultClients());
 }
 
 /**
- * Sets a role's password to the AWSPENDING version of its secret, as a SCRAM verifier. The caller
- * stores the new value as AWSPENDING first and promotes it to AWSCURRENT only after this succeeds,
- * so the database and the current secret never disagree. The response names the role, never a value.
+ * Sets the pending login's password, as a SCRAM verifier, creating `name_clone` on first use. It
+ * refuses while any session is signed in as that login: those are consumers that never restarted
+ * since the previous rotation, and changing the password they hold would refuse their next
+ * connection. The response names the role and login, never a value.
  */
-export async function setRolePassword(request: SetRolePasswordRequest, clients: Clients): Promise<{ Role: string }> {
+export async function setRolePassword(
+  request: RolePasswordRequest,
+  clients: Clients,
+): Promise<{ Role: string; Login: string }> {
   const master = checkArn(request.MasterSecretArn, 'MasterSecretArn', 'secretsmanager');
   const roleSecret = checkArn(request.RoleSecretArn, 'RoleSecretArn', 'secretsmanager');
-  const { username, password } = await readCredentials(clients, roleSecret, 'AWSPENDING');
+  const { username, password } = await readCredentials(clients, roleSecret, 'AWSPENDING', request.VersionId);
+  const role = baseUser(username);
   const verifier = scramSha256Verifier(password);
   if (!VERIFIER_SHAPE.test(verifier)) throw new BootstrapError('internal: password verifier has an unexpected shape');
   const sql = await Sql.open(clients, master);
   try {
-    const exists = await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = $1', [username]);
-    if (!exists) throw new BootstrapError(`role ${username} does not exist: deploy the stack first`);
-    await sql.run('postgres', `ALTER ROLE "${username}" WITH PASSWORD '${verifier}'`, {
-      step: 'set-role-password',
-      role: username,
-    });
+    if (!(await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = $1', [role]))) {
+      throw new BootstrapError(`role ${role} does not exist: deploy the stack first`);
+    }
+    const sessions = await sql.count('postgres', 'SELECT count(*) AS n FROM pg_stat_activity WHERE usename = $1', [
+      username,
+    ]);
+    if (sessions > 0) {
+      throw new BootstrapError(
+        `${sessions} session(s) are signed in as ${username}, whose password this rotation would change: its consumers have not restarted since the previous rotation. Restart them so they use ${alternateUser(username)}, then rotate again`,
+      );
+    }
+    await ensureLogin(sql, username, verifier);
   } finally {
     await sql.close();
   }
-  return { Role: username };
+  return { Role: role, Login: username };
+}
+
+/**
+ * Creates or updates a login: the base role with its password, or the clone as a member of the base
+ * role whose sessions act as it.
+ */
+async function ensureLogin(sql: Sql, username: string, verifier: string): Promise<void> {
+  const role = baseUser(username);
+  const exists = await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = $1', [username]);
+  // ALTER ROLE may not name SUPERUSER or NOSUPERUSER unless the caller is a real superuser, which
+  // Aurora's master (rds_superuser) is not; a role created here is never a superuser anyway.
+  if (exists) {
+    await sql.run('postgres', `ALTER ROLE "${username}" WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '${verifier}'`, {
+      step: 'alter-role',
+      role: username,
+    });
+  } else {
+    await sql.run(
+      'postgres',
+      `CREATE ROLE "${username}" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE${username === role ? '' : ` IN ROLE "${role}"`} PASSWORD '${verifier}'`,
+      { step: 'create-role', role: username },
+    );
+  }
+  if (username !== role) {
+    await sql.run('postgres', `ALTER ROLE "${username}" SET role = '${role}'`, {
+      step: 'act-as-owner',
+      role: username,
+    });
+  }
+}
+
+/**
+ * Signs in as the pending login with its password, over verified TLS to the secret's own host and
+ * database, and checks that the session acts as the owning role.
+ */
+export async function testRolePassword(
+  request: RolePasswordRequest,
+  clients: Clients,
+): Promise<{ Role: string; Login: string }> {
+  const roleSecret = checkArn(request.RoleSecretArn, 'RoleSecretArn', 'secretsmanager');
+  const pending = await readCredentials(clients, roleSecret, 'AWSPENDING', request.VersionId);
+  const { host, port } = connectionOf(pending, roleSecret);
+  const database = pending.dbname;
+  if (typeof database !== 'string' || !IDENTIFIER.test(database)) {
+    throw new BootstrapError(`secret ${roleSecret}: field dbname must be a lower-case identifier`);
+  }
+  let connection: SqlConnection;
+  try {
+    connection = await clients.connect({ host, port, user: pending.username, password: pending.password, database });
+  } catch (error) {
+    throw new BootstrapError(
+      `signing in to ${database} as ${pending.username} with the pending password failed: ${(error as { code?: string }).code ?? (error as Error).name}`,
+    );
+  }
+  try {
+    const { rows } = await connection.query('SELECT current_user AS acting');
+    const acting = (rows[0] as { acting?: string } | undefined)?.acting;
+    if (acting !== baseUser(pending.username)) {
+      throw new BootstrapError(
+        `${pending.username} signs in but acts as ${acting ?? 'nobody'}, not ${baseUser(pending.username)}: objects it creates would have the wrong owner`,
+      );
+    }
+  } finally {
+    await connection.end().catch(() => undefined);
+  }
+  return { Role: baseUser(pending.username), Login: pending.username };
 }
 
 export async function bootstrap(event: CloudFormationCustomResourceEvent, clients: Clients): Promise<BootstrapResult> {
@@ -161,23 +254,21 @@ async function bootstrapWith(
 
   const roles: string[] = [];
   for (const role of props.Roles) {
-    const { username, password } = await readCredentials(clients, role.SecretArn);
+    // The current login may be the role itself or its clone (after a rotation): the role owns the
+    // database either way, and only the current login's password is set from its secret.
+    const { username: login, password } = await readCredentials(clients, role.SecretArn);
+    const username = baseUser(login);
     const verifier = scramSha256Verifier(password);
     if (!VERIFIER_SHAPE.test(verifier)) throw new BootstrapError('internal: password verifier has an unexpected shape');
 
-    const exists = await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = $1', [username]);
-    // ALTER ROLE may not name SUPERUSER or NOSUPERUSER unless the caller is a real superuser, which
-    // Aurora's master (rds_superuser) is not; a role created here is never a superuser anyway.
-    await sql.run(
-      'postgres',
-      exists
-        ? `ALTER ROLE "${username}" WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '${verifier}'`
-        : `CREATE ROLE "${username}" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${verifier}'`,
-      {
-        step: exists ? 'alter-role' : 'create-role',
-        role: username,
-      },
-    );
+    if (login === username) {
+      await ensureLogin(sql, username, verifier);
+    } else {
+      if (!(await sql.exists('postgres', 'SELECT 1 FROM pg_roles WHERE rolname = $1', [username]))) {
+        throw new BootstrapError(`secret ${role.SecretArn} names ${login}, but its role ${username} does not exist`);
+      }
+      await ensureLogin(sql, login, verifier);
+    }
     // Since PostgreSQL 16 a role's creator must be a member of it to hand it a database.
     await sql.run('postgres', `GRANT "${username}" TO CURRENT_USER`, { step: 'grant-membership', role: username });
 
@@ -256,10 +347,13 @@ async function readCredentials(
   clients: Clients,
   secretArn: string,
   stage: 'AWSCURRENT' | 'AWSPENDING' = 'AWSCURRENT',
-): Promise<{ username: string; password: string; host?: unknown; port?: unknown }> {
+  versionId?: string,
+): Promise<{ username: string; password: string; host?: unknown; port?: unknown; dbname?: unknown }> {
   let response;
   try {
-    response = await clients.secrets.send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: stage }));
+    response = await clients.secrets.send(
+      new GetSecretValueCommand({ SecretId: secretArn, VersionStage: stage, VersionId: versionId }),
+    );
   } catch (error) {
     throw new BootstrapError(`secret ${secretArn} (${stage}): ${(error as { name?: string }).name ?? 'read failed'}`);
   }
@@ -270,14 +364,14 @@ async function readCredentials(
     // Never include the secret string: it is the credential.
     throw new BootstrapError(`secret ${secretArn}: expected a JSON object with username and password`);
   }
-  const { username, password, host, port } = (parsed ?? {}) as Record<string, unknown>;
+  const { username, password, host, port, dbname } = (parsed ?? {}) as Record<string, unknown>;
   if (typeof username !== 'string' || !IDENTIFIER.test(username)) {
     throw new BootstrapError(`secret ${secretArn}: field username must be a lower-case identifier`);
   }
   if (typeof password !== 'string' || password.length < 16) {
     throw new BootstrapError(`secret ${secretArn}: field password must be a string of 16 characters or more`);
   }
-  return { username, password, host, port };
+  return { username, password, host, port, dbname };
 }
 
 /**
@@ -300,6 +394,11 @@ class Sql {
   async exists(database: string, statement: string, values: string[]): Promise<boolean> {
     const result = await this.execute(database, statement, values);
     return result.rows.length > 0;
+  }
+
+  async count(database: string, statement: string, values: string[]): Promise<number> {
+    const result = await this.execute(database, statement, values);
+    return Number((result.rows[0] as { n?: unknown } | undefined)?.n ?? 0);
   }
 
   async run(database: string, statement: string, logFields: Record<string, string>): Promise<void> {
@@ -351,7 +450,13 @@ class Sql {
 }
 
 async function readMasterCredentials(clients: Clients, secretArn: string) {
-  const { username, password, host, port } = await readCredentials(clients, secretArn);
+  const credentials = await readCredentials(clients, secretArn);
+  return { username: credentials.username, password: credentials.password, ...connectionOf(credentials, secretArn) };
+}
+
+/** The host and port a secret names (RDS fills both in). */
+function connectionOf(credentials: { host?: unknown; port?: unknown }, secretArn: string) {
+  const { host, port } = credentials;
   if (typeof host !== 'string' || host === '') {
     throw new BootstrapError(`secret ${secretArn}: field host must name the cluster endpoint`);
   }
@@ -359,5 +464,5 @@ async function readMasterCredentials(clients: Clients, secretArn: string) {
   if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65_535) {
     throw new BootstrapError(`secret ${secretArn}: field port must be a TCP port`);
   }
-  return { username, password, host, port: portNumber };
+  return { host, port: portNumber };
 }

@@ -214,7 +214,7 @@ describe('the database bootstrap', () => {
     expect((error as Error).message).toBe('a statement failed on database postgres: SQLSTATE 42601');
   });
 
-  it('sets a role’s password from its secret’s AWSPENDING version only, for the operator CLI', async () => {
+  it('sets a role’s password from its secret’s AWSPENDING version only, for the rotation', async () => {
     cluster({ roles: ['dify'], databases: ['dify'] });
     const pending = 'PendingPassw0rdThatMustNeverLeak7';
     secrets
@@ -224,8 +224,8 @@ describe('the database bootstrap', () => {
       { Action: 'SetRolePassword', MasterSecretArn: ARN.master, RoleSecretArn: ARN.app },
       clients,
     );
-    expect(result).toEqual({ Role: 'dify' });
-    expect(ddl()).toEqual([`postgres: ALTER ROLE "dify" WITH PASSWORD '<verifier>'`]);
+    expect(result).toEqual({ Role: 'dify', Login: 'dify' });
+    expect(ddl()).toEqual([`postgres: ALTER ROLE "dify" WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '<verifier>'`]);
     expect(JSON.stringify(statements()) + logs.join('')).not.toContain(pending);
   });
 

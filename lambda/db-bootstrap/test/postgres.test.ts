@@ -1,18 +1,5 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
-import { freeLoopbackPort } from '../../../test/helpers/free-port';
+import { MASTER, PG_BIN, type Postgres, startPostgres } from '../../../test/helpers/postgres';
 import { bootstrap, type Clients, verifiedConnection } from '../src/index';
 
 /**
@@ -23,15 +10,7 @@ import { bootstrap, type Clients, verifiedConnection } from '../src/index';
  * tell whether PostgreSQL accepts a statement, or whether verification really refuses a stranger's
  * certificate; this can.
  */
-const PG_BIN = (() => {
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return undefined;
-  const version = readdirSync(root).sort().at(-1);
-  return version ? join(root, version, 'bin') : undefined;
-})();
-
 const PASSWORDS = { dify: 'AppPassw0rdForTheRealServer1234', dify_plugin: 'PluginPassw0rdForTheRealServer56' };
-const MASTER = { user: 'dify_admin', password: 'MasterPassw0rdNotASuperuser789' };
 
 describe('the database bootstrap against a real PostgreSQL', () => {
   if (PG_BIN === undefined) {
@@ -40,89 +19,20 @@ describe('the database bootstrap against a real PostgreSQL', () => {
     });
     return;
   }
-  let dir: string;
+  let pg: Postgres;
   let port: number;
-  /** The test CA that signed the server's certificate (for 127.0.0.1 only), and an unrelated one. */
   let ca: string;
   let otherCa: string;
-  let server: ChildProcess;
-  const asPostgres = (command: string, args: string[]) =>
-    execFileSync('runuser', ['-u', 'postgres', '--', join(PG_BIN, command), ...args], { stdio: 'pipe', cwd: '/' });
-
-  function psql(user: string, password: string, database: string, sql: string) {
-    return spawnSync(
-      join(PG_BIN!, 'psql'),
-      ['-h', '127.0.0.1', '-p', String(port), '-U', user, '-d', database, '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql],
-      {
-        env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '5' },
-        encoding: 'utf8',
-      },
-    );
-  }
+  const psql = (user: string, password: string, database: string, sql: string) =>
+    pg.psql(user, password, database, sql);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pg-'));
-    chmodSync(dir, 0o755);
-    const data = join(dir, 'data');
-    const pwfile = join(dir, 'pw');
-    writeFileSync(pwfile, 'SuperuserOnlyForSetup1234\n');
-    chownSync(dir, uid('postgres'), uid('postgres'));
-    chownSync(pwfile, uid('postgres'), uid('postgres'));
-    asPostgres('initdb', ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth', 'scram-sha-256']);
-    ({ ca, otherCa } = makeCertificates(dir));
-    for (const file of ['server.crt', 'server.key']) chownSync(join(dir, file), uid('postgres'), uid('postgres'));
-    port = await freeLoopbackPort();
-    server = spawn(
-      'runuser',
-      [
-        '-u',
-        'postgres',
-        '--',
-        join(PG_BIN!, 'postgres'),
-        '-D',
-        data,
-        '-p',
-        String(port),
-        '-c',
-        'listen_addresses=127.0.0.1',
-        '-c',
-        `unix_socket_directories=${dir}`,
-        '-c',
-        'ssl=on',
-        '-c',
-        `ssl_cert_file=${join(dir, 'server.crt')}`,
-        '-c',
-        `ssl_key_file=${join(dir, 'server.key')}`,
-      ],
-      {
-        stdio: 'ignore',
-      },
-    );
-    for (let attempt = 0; attempt < 100; attempt++) {
-      if (psql('postgres', 'SuperuserOnlyForSetup1234', 'postgres', 'SELECT 1').status === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const created = psql(
-      'postgres',
-      'SuperuserOnlyForSetup1234',
-      'postgres',
-      `CREATE ROLE ${MASTER.user} LOGIN CREATEROLE CREATEDB NOSUPERUSER PASSWORD '${MASTER.password}'`,
-    );
-    expect(created.stderr).toBe('');
+    pg = await startPostgres();
+    ({ port, ca, otherCa } = pg);
   }, 60000);
 
   afterAll(async () => {
-    // Stop the postmaster by its own PID (runuser may not forward the signal), bounded in time.
-    const pidFile = join(dir, 'data', 'postmaster.pid');
-    if (existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-      process.kill(pid, 'SIGTERM');
-      for (let attempt = 0; attempt < 100 && existsSync(pidFile); attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-    server?.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
+    await pg?.stop();
   });
 
   /** The production clients, but the master secret points at this server and trusts `trusted`. */
@@ -211,63 +121,3 @@ describe('the database bootstrap against a real PostgreSQL', () => {
     expect(psql('dify', PASSWORDS.dify, 'dify', 'CREATE TABLE t (id int); DROP TABLE t;').status).toBe(0);
   });
 });
-
-/** A CA, a server certificate it signs for 127.0.0.1 only, and an unrelated CA; keys stay in `dir`. */
-function makeCertificates(dir: string): { ca: string; otherCa: string } {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  for (const name of ['ca', 'other-ca']) {
-    openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=test ${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-    );
-  }
-  openssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    'server.key',
-    '-out',
-    'server.csr',
-  );
-  writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'san.cnf',
-    '-out',
-    'server.crt',
-  );
-  chmodSync(join(dir, 'server.key'), 0o600);
-  return { ca: readFileSync(join(dir, 'ca.crt'), 'utf8'), otherCa: readFileSync(join(dir, 'other-ca.crt'), 'utf8') };
-}
-
-function uid(user: string): number {
-  return Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
-}

@@ -1,0 +1,96 @@
+/**
+ * What the stack tells its secret-rotation function about each secret it rotates
+ * (lambda/secret-rotation), and the small rules the function, the database bootstrap and the CLI
+ * share: how a new value is drawn, and which login role a database secret alternates to.
+ */
+import { z } from 'zod';
+import { WORKLOAD_IDS, type WorkloadId } from './kubernetes';
+
+/** The four steps Secrets Manager asks a rotation function for, in order. */
+export const ROTATION_STEPS = ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const;
+export type RotationStep = (typeof ROTATION_STEPS)[number];
+
+const arn = (service: string) =>
+  z
+    .string()
+    .refine((value) => value.startsWith('arn:') && value.split(':')[2] === service, `an ${service} ARN`);
+
+/** Who reads a secret at start, and so restarts once a new value is current. */
+const Consumers = z
+  .object({
+    /** The ECS cluster of `services`; empty when there are none. */
+    cluster: z.string(),
+    /** ECS service names. */
+    services: z.array(z.string().min(1)),
+    /** EKS Deployments, restarted through the cluster responder. */
+    workloads: z.array(z.enum(WORKLOAD_IDS as [WorkloadId, ...WorkloadId[]])),
+    /** The cluster responder's function, when `workloads` is not empty. */
+    responder: z.string().optional(),
+  })
+  .strict();
+export type Consumers = z.infer<typeof Consumers>;
+
+export const RotationTarget = z.discriminatedUnion('kind', [
+  /**
+   * A key that two services share and each accepts exactly one value of (the sandbox key, the
+   * plugin daemon's keys): the new value becomes current, then both sides restart together.
+   */
+  z.object({ kind: z.literal('shared-key'), what: z.string(), consumers: Consumers }).strict(),
+  /**
+   * An ElastiCache user: it holds the old and the new password while its consumers restart, then
+   * only the new one.
+   */
+  z
+    .object({
+      kind: z.literal('cache-user'),
+      what: z.string(),
+      consumers: Consumers,
+      userId: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'an ElastiCache user id'),
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65_535),
+    })
+    .strict(),
+  /**
+   * A PostgreSQL login role, alternating between `name` and `name_clone` (both sign in as `name`),
+   * set and tested through the database bootstrap function, which alone holds the master secret.
+   */
+  z
+    .object({
+      kind: z.literal('database-role'),
+      what: z.string(),
+      consumers: Consumers,
+      bootstrapFunction: z.string().min(1),
+      masterSecretArn: arn('secretsmanager'),
+    })
+    .strict(),
+]);
+export type RotationTarget = z.infer<typeof RotationTarget>;
+
+/** The function's `TARGETS` environment variable: secret ARN to target. */
+export const RotationTargets = z.record(arn('secretsmanager'), RotationTarget);
+
+/** The suffix of a database role's alternate login (AWS's alternating-users convention). */
+export const CLONE_SUFFIX = '_clone';
+
+/** The login a database secret alternates to: `dify` ⇄ `dify_clone`. */
+export function alternateUser(username: string): string {
+  return username.endsWith(CLONE_SUFFIX) ? username.slice(0, -CLONE_SUFFIX.length) : `${username}${CLONE_SUFFIX}`;
+}
+
+/** The role whose objects a login owns: `dify` for both `dify` and `dify_clone`. */
+export function baseUser(username: string): string {
+  return username.endsWith(CLONE_SUFFIX) ? username.slice(0, -CLONE_SUFFIX.length) : username;
+}
+
+const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** 64 alphanumeric characters (about 380 bits), unbiased: bytes past the last whole multiple are redrawn. */
+export function newSecretValue(randomBytes: (n: number) => Buffer, length = 64): string {
+  let value = '';
+  while (value.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < 248 && value.length < length) value += ALPHANUMERIC[byte % 62];
+    }
+  }
+  return value;
+}
