@@ -4,16 +4,16 @@
  * share: how a new value is drawn, and which login role a database secret alternates to.
  */
 import { z } from 'zod';
-import { WORKLOAD_IDS, type WorkloadId } from './kubernetes';
+import { WORKLOAD_IDS, WORKLOADS, type WorkloadId } from './kubernetes';
+import { SECRETS, type SecretId } from './secrets';
+import type { ServiceId } from './stack-outputs';
 
 /** The four steps Secrets Manager asks a rotation function for, in order. */
 export const ROTATION_STEPS = ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const;
 export type RotationStep = (typeof ROTATION_STEPS)[number];
 
 const arn = (service: string) =>
-  z
-    .string()
-    .refine((value) => value.startsWith('arn:') && value.split(':')[2] === service, `an ${service} ARN`);
+  z.string().refine((value) => value.startsWith('arn:') && value.split(':')[2] === service, `an ${service} ARN`);
 
 /** Who reads a secret at start, and so restarts once a new value is current. */
 const Consumers = z
@@ -66,8 +66,74 @@ export const RotationTarget = z.discriminatedUnion('kind', [
 ]);
 export type RotationTarget = z.infer<typeof RotationTarget>;
 
-/** The function's `TARGETS` environment variable: secret ARN to target. */
 export const RotationTargets = z.record(arn('secretsmanager'), RotationTarget);
+
+/**
+ * The function's `ROTATION` environment variable, kept small (Lambda allows 4 KB of environment):
+ * the deployment's names, and each rotated secret's catalogue id. What a secret is, how it rotates
+ * and who reads it come from the catalogue (contracts/secrets.ts); `targetsOf` joins the two.
+ */
+export const RotationConfig = z
+  .object({
+    /** The ECS cluster of the services below. */
+    cluster: z.string(),
+    /** ECS service names by catalogue service id; a consumer not here runs as an EKS Deployment. */
+    services: z.record(z.string(), z.string().min(1)),
+    /** The cluster responder (EKS only). */
+    responder: z.string().optional(),
+    bootstrapFunction: z.string().min(1),
+    masterSecretArn: arn('secretsmanager'),
+    cache: z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65_535) }).strict(),
+    /** Each rotated secret's ARN: its catalogue id, and for a cache user its ElastiCache user id. */
+    secrets: z.record(arn('secretsmanager'), z.tuple([z.string(), z.string().optional()])),
+  })
+  .strict();
+export type RotationConfig = z.infer<typeof RotationConfig>;
+
+/** Every rotated secret's target, from the configuration and the catalogue; throws naming what is missing. */
+export function targetsOf(config: RotationConfig): Record<string, RotationTarget> {
+  const targets: Record<string, RotationTarget> = {};
+  for (const [secretArn, [id, userId]] of Object.entries(config.secrets)) {
+    const entry = (SECRETS as Record<string, (typeof SECRETS)[SecretId]>)[id];
+    if (entry === undefined || entry.rotation.by !== 'schedule') {
+      throw new Error(`secret ${secretArn}: '${id}' is not a scheduled secret of the catalogue`);
+    }
+    const consumers = consumersOf(entry.consumers, config);
+    const what = entry.what;
+    const kind = entry.rotation.kind;
+    if (kind === 'shared-key') targets[secretArn] = { kind, what, consumers };
+    else if (kind === 'cache-user') {
+      if (userId === undefined) throw new Error(`secret ${secretArn}: '${id}' needs its ElastiCache user id`);
+      targets[secretArn] = RotationTarget.parse({ kind, what, consumers, userId, ...config.cache });
+    } else {
+      targets[secretArn] = {
+        kind,
+        what,
+        consumers,
+        bootstrapFunction: config.bootstrapFunction,
+        masterSecretArn: config.masterSecretArn,
+      };
+    }
+  }
+  return targets;
+}
+
+function consumersOf(ids: readonly ServiceId[], config: RotationConfig): Consumers {
+  const services: string[] = [];
+  const workloads: WorkloadId[] = [];
+  for (const id of ids) {
+    const name = config.services[id];
+    if (name !== undefined) services.push(name);
+    else if (config.responder !== undefined && id in WORKLOADS) workloads.push(id as WorkloadId);
+    else throw new Error(`consumer ${id} runs neither as an ECS service nor as an EKS Deployment`);
+  }
+  return {
+    cluster: services.length > 0 ? config.cluster : '',
+    services,
+    workloads,
+    ...(workloads.length > 0 ? { responder: config.responder } : {}),
+  };
+}
 
 /** The suffix of a database role's alternate login (AWS's alternating-users convention). */
 export const CLONE_SUFFIX = '_clone';

@@ -1,10 +1,13 @@
 /**
  * The stack's secrets, one per purpose: the output that holds each one's ARN, the services that read
  * it, and how it rotates. The stack grants each service exactly these (test/contracts/secrets.test.ts
- * reads the synthesized template); `dify-aws secrets rotate` redeploys exactly these consumers, and
- * `dify-aws doctor` checks the age of the operator-rotated ones.
+ * reads the synthesized template); the rotation function restarts exactly these consumers, and
+ * `dify-aws doctor` checks each one's rotation.
  */
 import { OUTPUTS, type ServiceId } from './stack-outputs';
+
+/** How the rotation function rotates a secret (contracts/rotation.ts, lambda/secret-rotation). */
+export type RotationKind = 'shared-key' | 'cache-user' | 'database-role';
 
 /** How a secret changes. */
 export type Rotation =
@@ -21,8 +24,14 @@ export type Rotation =
     }
   /** By hand, with what to do (the pepper: every client key is re-issued). */
   | { readonly by: 'operator'; readonly how: string }
-  /** Secrets Manager rotates it on a schedule. */
-  | { readonly by: 'schedule'; readonly days: number }
+  /**
+   * The stack's rotation function (lambda/secret-rotation), on the deployment's schedule
+   * (configuration key rotationSchedule); `dify-aws secrets rotate <name>` starts the same rotation
+   * at once and follows it.
+   */
+  | { readonly by: 'schedule'; readonly name: string; readonly kind: RotationKind }
+  /** Secrets Manager's own rotation function (the Aurora master), every `days` days. */
+  | { readonly by: 'hosted'; readonly days: number }
   /** A document the CLI rewrites entry by entry (keys, clients), not a credential of its own. */
   | { readonly by: 'document' }
   /** Read once, to create the owner account. */
@@ -57,21 +66,21 @@ export const SECRETS = {
     what: 'the sandbox API key',
     consumers: ['Api', 'Worker', 'Sandbox'],
     tasks: [],
-    rotation: { by: 'cli', name: 'sandbox-key', method: 'value' },
+    rotation: { by: 'schedule', name: 'sandbox-key', kind: 'shared-key' },
   },
   pluginDaemonKey: {
     output: OUTPUTS.pluginDaemonKeySecretArn,
     what: 'the plugin daemon server key',
     consumers: ['Api', 'Worker', 'PluginDaemon'],
     tasks: [],
-    rotation: { by: 'cli', name: 'plugin-daemon-key', method: 'value' },
+    rotation: { by: 'schedule', name: 'plugin-daemon-key', kind: 'shared-key' },
   },
   pluginInnerApiKey: {
     output: OUTPUTS.pluginInnerApiKeySecretArn,
     what: 'the plugin inner API key',
     consumers: ['Api', 'Worker', 'PluginDaemon'],
     tasks: [],
-    rotation: { by: 'cli', name: 'plugin-inner-key', method: 'value' },
+    rotation: { by: 'schedule', name: 'plugin-inner-key', kind: 'shared-key' },
   },
   initPassword: {
     output: OUTPUTS.initPasswordSecretArn,
@@ -86,7 +95,7 @@ export const SECRETS = {
     what: "Dify's Valkey user password",
     consumers: ['Api', 'Worker', 'Beat'],
     tasks: ['MigrationTask'],
-    rotation: { by: 'cli', name: 'cache-dify-password', method: 'cache-user' },
+    rotation: { by: 'schedule', name: 'cache-dify-password', kind: 'cache-user' },
   },
   cachePluginDaemon: {
     cacheUserIdOutput: OUTPUTS.cachePluginDaemonUserId,
@@ -94,7 +103,7 @@ export const SECRETS = {
     what: "the plugin daemon's Valkey user password",
     consumers: ['PluginDaemon'],
     tasks: [],
-    rotation: { by: 'cli', name: 'cache-plugin-daemon-password', method: 'cache-user' },
+    rotation: { by: 'schedule', name: 'cache-plugin-daemon-password', kind: 'cache-user' },
   },
   cacheGateway: {
     cacheUserIdOutput: OUTPUTS.cacheGatewayUserId,
@@ -102,28 +111,28 @@ export const SECRETS = {
     what: "the LLM gateway's Valkey user password",
     consumers: ['Gateway'],
     tasks: [],
-    rotation: { by: 'cli', name: 'cache-gateway-password', method: 'cache-user' },
+    rotation: { by: 'schedule', name: 'cache-gateway-password', kind: 'cache-user' },
   },
   appDatabase: {
     output: OUTPUTS.databaseAppSecretArn,
     what: "the dify database role's password",
     consumers: ['Api', 'Worker', 'Beat'],
     tasks: ['MigrationTask'],
-    rotation: { by: 'cli', name: 'app-db-password', method: 'database-role' },
+    rotation: { by: 'schedule', name: 'app-db-password', kind: 'database-role' },
   },
   pluginDatabase: {
     output: OUTPUTS.databasePluginSecretArn,
     what: "the dify_plugin database role's password",
     consumers: ['PluginDaemon'],
     tasks: [],
-    rotation: { by: 'cli', name: 'plugin-db-password', method: 'database-role' },
+    rotation: { by: 'schedule', name: 'plugin-db-password', kind: 'database-role' },
   },
   databaseMaster: {
     output: OUTPUTS.databaseMasterSecretArn,
     what: "Aurora's master password",
     consumers: [],
     tasks: [],
-    rotation: { by: 'schedule', days: 30 },
+    rotation: { by: 'hosted', days: 30 },
   },
   gatewayPepper: {
     output: OUTPUTS.gatewayPepperSecretArn,
@@ -152,14 +161,16 @@ export const SECRETS = {
 
 export type SecretId = keyof typeof SECRETS;
 
-/** The secrets `dify-aws secrets rotate` changes, by their CLI name. */
-export function cliRotated(): Array<{
-  id: SecretId;
-  entry: SecretEntry;
-  name: string;
-  method: 'value' | 'cache-user' | 'database-role';
-}> {
+/** The secrets the rotation function rotates on the schedule, with their kind. */
+export function scheduled(): Array<{ id: SecretId; entry: SecretEntry; name: string; kind: RotationKind }> {
   return (Object.entries(SECRETS) as Array<[SecretId, SecretEntry]>).flatMap(([id, entry]) =>
-    entry.rotation.by === 'cli' ? [{ id, entry, name: entry.rotation.name, method: entry.rotation.method }] : [],
+    entry.rotation.by === 'schedule' ? [{ id, entry, name: entry.rotation.name, kind: entry.rotation.kind }] : [],
+  );
+}
+
+/** Every secret `dify-aws secrets rotate` knows, by its CLI name: the scheduled ones and SECRET_KEY. */
+export function cliRotated(): Array<{ id: SecretId; entry: SecretEntry; name: string }> {
+  return (Object.entries(SECRETS) as Array<[SecretId, SecretEntry]>).flatMap(([id, entry]) =>
+    entry.rotation.by === 'schedule' || entry.rotation.by === 'cli' ? [{ id, entry, name: entry.rotation.name }] : [],
   );
 }

@@ -33,6 +33,8 @@ export const OUTPUTS = {
   databaseAppSecretArn: 'DatabaseAppSecretArn',
   databasePluginSecretArn: 'DatabasePluginSecretArn',
   databaseBootstrapFunctionName: 'DatabaseBootstrapFunctionName',
+  /** The function that rotates the scheduled secrets (lambda/secret-rotation). */
+  secretRotationFunctionName: 'SecretRotationFunctionName',
   cacheReplicationGroupId: 'CacheReplicationGroupId',
   cacheDifyUserSecretArn: 'CacheDifyUserSecretArn',
   cachePluginDaemonUserSecretArn: 'CachePluginDaemonUserSecretArn',

@@ -28,6 +28,7 @@ import { EksRuntime } from './constructs/runtime/eks-runtime';
 import type { DifyRuntime, RunningService } from './constructs/runtime/runtime';
 import { Storage } from './constructs/storage';
 import { acknowledgeCdkProviders } from './nag/cdk-providers';
+import { SecretRotation } from './constructs/secret-rotation';
 import { DeploymentStack } from './stacks/deployment-stack';
 import { GlobalStack } from './stacks/global-stack';
 
@@ -316,8 +317,9 @@ function compose(
     });
     services = { ...chokepoints.services, ...behindTheFrontDoor.services };
   }
+  let responder: ClusterResponder | undefined;
   if (difyRuntime instanceof EksRuntime) {
-    new ClusterResponder(difyRuntime, 'Responder', {
+    responder = new ClusterResponder(difyRuntime, 'Responder', {
       eks: difyRuntime.eks,
       network,
       logs,
@@ -325,6 +327,34 @@ function compose(
       cache: { host: cache.host, port: CACHE_PORT, secret: cache.users.dify.secret, connectable: cache },
     });
   }
+  new SecretRotation(main, 'SecretRotation', {
+    network,
+    logs,
+    schedule: { expression: config.rotationSchedule, windowHours: config.rotationWindowHours },
+    secrets: {
+      sandboxApiKey: secrets.sandboxApiKey,
+      pluginDaemonKey: secrets.pluginDaemonKey,
+      pluginInnerApiKey: secrets.pluginInnerApiKey,
+      cacheDify: cache.users.dify.secret,
+      cachePluginDaemon: cache.users.pluginDaemon.secret,
+      cacheGateway: cache.users.gateway.secret,
+      appDatabase: database.appSecret,
+      pluginDatabase: database.pluginSecret,
+    },
+    ecs: { cluster: ecs.cluster, services: new Map([...ecs.services, ['Gateway', llm.service.service]]) },
+    responder: responder?.function,
+    cache: {
+      host: cache.host,
+      port: CACHE_PORT,
+      connectable: cache,
+      userIds: {
+        cacheDify: cache.users.dify.user.ref,
+        cachePluginDaemon: cache.users.pluginDaemon.user.ref,
+        cacheGateway: cache.users.gateway.user.ref,
+      },
+    },
+    database: { bootstrap: database.bootstrap.function, masterSecret: database.cluster.secret! },
+  });
   if (flows.pending.length > 0) {
     throw new Error(`flows never rendered: ${flows.pending.map((f) => `${f.from} -> ${f.to}`).join(', ')}`);
   }

@@ -43,6 +43,36 @@ const num = () =>
     z.number({ error: (issue) => `expected a number, got ${JSON.stringify(issue.input)}` }),
   );
 
+/** Quarterly, as Dify's security guide asks: the first Sunday of January, April, July and October, 03:00 UTC. */
+export const DEFAULT_ROTATION_SCHEDULE = 'cron(0 3 ? 1/3 SUN#1 *)';
+
+/**
+ * What is wrong with a rotation schedule, or undefined: `rate(N days)` for N from 1 to 1000, or a
+ * six-field `cron(minutes hours day-of-month month day-of-week year)` at a whole hour, as Secrets
+ * Manager accepts them (it checks the fields' contents at deploy).
+ */
+export function rotationScheduleProblem(expression: string): string | undefined {
+  const rate = /^rate\((\d+) days?\)$/.exec(expression);
+  if (rate !== null) {
+    const days = Number(rate[1]);
+    return days >= 1 && days <= 1000 ? undefined : `expected rate(N days) with N from 1 to 1000, got ${days} days`;
+  }
+  const cron = /^cron\((.*)\)$/.exec(expression);
+  if (cron === null) {
+    return `expected rate(N days) or cron(minutes hours day-of-month month day-of-week year), got '${expression}'`;
+  }
+  const fields = cron[1].trim().split(/\s+/);
+  if (fields.length !== 6)
+    return `expected 6 cron fields (minutes hours day-of-month month day-of-week year), got ${fields.length}`;
+  if (fields[0] !== '0')
+    return `expected the cron minutes field to be 0 (rotation windows start on the hour), got '${fields[0]}'`;
+  if (!/^([01]?\d|2[0-3])$/.test(fields[1]))
+    return `expected one hour from 0 to 23 in the cron hours field, got '${fields[1]}'`;
+  if (fields[2] !== '?' && fields[4] !== '?')
+    return "expected '?' in either day-of-month or day-of-week, as cron requires";
+  return undefined;
+}
+
 /** Exact version tags only: a moving tag such as `latest` makes two deploys of one commit differ. */
 const imageTag = (what: string) =>
   z.string().superRefine((tag, ctx) => {
@@ -250,6 +280,22 @@ export const configSchema = z
       .describe(
         'platform=eks: run the sandbox and the plugin daemon in a VM per pod (EKS Nitro Sandboxes, runtime class isolated-sandbox), not only on their own tainted nodes.',
       ),
+    rotationSchedule: z
+      .string()
+      .superRefine((expression, ctx) => {
+        const problem = rotationScheduleProblem(expression);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .default(DEFAULT_ROTATION_SCHEDULE)
+      .describe(
+        'When the scheduled secrets rotate, in UTC: a Secrets Manager schedule expression, rate(N days) or cron(...). Default: the first Sunday of each quarter at 03:00.',
+      ),
+    rotationWindowHours: num()
+      .refine((hours) => Number.isInteger(hours) && hours >= 1 && hours <= 24, {
+        error: 'expected whole hours from 1 to 24',
+      })
+      .default(3)
+      .describe('How long each rotation window lasts from the scheduled time, in hours.'),
     alarmEmail: z
       .email({ error: 'expected an e-mail address such as ops@example.com' })
       .optional()
@@ -275,6 +321,14 @@ export const configSchema = z
         path: ['eksIsolatedSandbox'],
         message:
           'runs the sandbox in EKS Nitro Sandboxes; it needs platform=eks (ECS Fargate already gives every task its own VM)',
+      });
+    }
+    const rateDays = /^rate\((\d+) days?\)$/.exec(config.rotationSchedule)?.[1];
+    if (rateDays !== undefined && config.rotationWindowHours >= Number(rateDays) * 24) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rotationWindowHours'],
+        message: `must be shorter than the rotation interval (${rateDays} day(s) from rotationSchedule); got ${config.rotationWindowHours} hours`,
       });
     }
     if (config.profile === 'prod' && config.domainName === undefined) {

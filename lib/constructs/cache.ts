@@ -6,7 +6,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { CacheSizing } from '../config/sizing';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
-import { noAutomaticRotation } from './app-secrets';
+import { rotatedOnSchedule } from './app-secrets';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
 import { OUTPUTS, type OutputName } from '../../contracts/stack-outputs';
@@ -118,8 +118,8 @@ export class Cache extends Construct implements ec2.IConnectable {
       });
       acknowledge(
         secret.node.defaultChild!,
-        ...noAutomaticRotation(
-          'An ElastiCache user holds two passwords during a change: the operator adds the new one, redeploys exactly its consumers, then removes the old one (dify-aws secrets rotate), so no client drops; a Secrets Manager rotation could not redeploy the consumers between those steps.',
+        ...rotatedOnSchedule(
+          'The ElastiCache user accepts the old and the new password while exactly its consumers restart, then only the new one, so no client is refused.',
         ),
       );
       const user = new elasticache.CfnUser(this, `${pascal(name)}User`, {

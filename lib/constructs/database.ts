@@ -6,7 +6,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { DatabaseSizing } from '../config/sizing';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
-import { noAutomaticRotation } from './app-secrets';
+import { rotatedOnSchedule } from './app-secrets';
 import { DatabaseBootstrap } from './database-bootstrap';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
@@ -213,8 +213,8 @@ export class Database extends Construct implements ec2.IConnectable {
     secret.attach(this.cluster);
     acknowledge(
       secret.node.defaultChild!,
-      ...noAutomaticRotation(
-        `Dify reads the ${username} password only at task start, so a scheduled rotation would lock running tasks out until redeployed. The operator rotates it and redeploys exactly its consumers (README: Rotating secrets); the master secret, which no task uses, rotates every 30 days.`,
+      ...rotatedOnSchedule(
+        `Alternating logins (${username} and ${username}_clone, which acts as ${username}): each rotation sets the password of the login no running task uses, then restarts the consumers, so no task holds a password the database refuses.`,
       ),
     );
     return secret;

@@ -56,13 +56,15 @@ const TASK_ENDPOINTS = {
 } as const;
 
 /**
- * Interface endpoints of our deploy-time functions, which have no internet route either: Lambda (the
- * provider framework invokes its handler) and ECS (the migration runner's RunTask). Only the
- * functions that need one may reach it.
+ * Interface endpoints of our in-VPC functions, which have no internet route either: Lambda (the
+ * provider framework invokes its handler), ECS (the migration runner's RunTask, the secret rotation's
+ * restarts) and ElastiCache (the secret rotation's ModifyUser). Only the functions that need one may
+ * reach it.
  */
 const FUNCTION_ENDPOINTS = {
   Lambda: ec2.InterfaceVpcEndpointAwsService.LAMBDA,
   Ecs: ec2.InterfaceVpcEndpointAwsService.ECS,
+  ElastiCache: ec2.InterfaceVpcEndpointAwsService.ELASTICACHE,
 } as const;
 
 /** Endpoints a client asks for by name beyond the ones every Fargate task needs. */

@@ -51,6 +51,7 @@ describe('the security-group matrix', () => {
     [sg(main.cache.connections.securityGroups[0])]: 'cache',
     [sg(main.edge.loadBalancer.connections.securityGroups[0])]: 'load balancer',
     [sg(main.database.node.findChild('RotationSecurityGroup'))]: 'secret rotation',
+    [sg(stacks.main.node.findChild('SecretRotation').node.findChild('SecurityGroup'))]: 'scheduled rotation',
     [sg(main.database.node.findChild('Bootstrap').node.findChild('SecurityGroup'))]: 'database bootstrap',
     [sg(stacks.main.node.findChild('Dify').node.findChild('Migration').node.findChild('SecurityGroup'))]:
       'migration runner',
@@ -62,7 +63,7 @@ describe('the security-group matrix', () => {
   const endpoints = Object.keys(main.network.interfaceEndpoints);
   const flow = (from: string, to: string, port: number | string): Flow => ({ from, to, port: String(port) });
 
-  it('has exactly the reviewed ingress rules, in prod (all eight interface endpoints)', () => {
+  it('has exactly the reviewed ingress rules, in prod (all nine interface endpoints)', () => {
     const apiImage = ['api', 'worker'];
     const application = [
       // prod has a domain of its own, so CloudFront reaches the load balancer over HTTPS.
@@ -97,6 +98,8 @@ describe('the security-group matrix', () => {
       flow('worker', 'llm gateway', 8080),
       flow('plugin daemon', 'llm gateway', 8080),
       flow('llm gateway', 'cache', 6379),
+      // The scheduled rotation signs in with a Valkey user's new password before it becomes current.
+      flow('scheduled rotation', 'cache', 6379),
     ];
     const fargate = ['SecretsManager', 'EcrApi', 'EcrDocker', 'Logs', 'Kms'];
     const platform = [
@@ -109,8 +112,11 @@ describe('the security-group matrix', () => {
       flow('migration runner', 'Ecs endpoint', 443),
       flow('plugin daemon', 'BedrockRuntime endpoint', 443),
       flow('secret rotation', 'SecretsManager endpoint', 443),
+      ...['SecretsManager', 'Lambda', 'Ecs', 'ElastiCache'].map((name) =>
+        flow('scheduled rotation', `${name} endpoint`, 443),
+      ),
     ];
-    expect(endpoints.sort()).toEqual([...fargate, 'BedrockRuntime', 'Lambda', 'Ecs'].sort());
+    expect(endpoints.sort()).toEqual([...fargate, 'BedrockRuntime', 'Lambda', 'Ecs', 'ElastiCache'].sort());
     expect(renderMatrix(template, names)).toEqual(sort([...application, ...platform]));
   });
 
@@ -161,6 +167,7 @@ describe('the security-group matrix', () => {
       'llm gateway',
       'Lambda endpoint',
       'Ecs endpoint',
+      'ElastiCache endpoint',
       'BedrockRuntime endpoint',
     ]) {
       expect({ target, sandbox: egressTo(target).includes('sandbox') }).toEqual({ target, sandbox: false });

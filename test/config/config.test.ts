@@ -198,6 +198,47 @@ describe('configuration: bad input is refused with a message naming the key and 
       ["context key 'stackName'", 'expected a letter, then letters, digits and single hyphens'],
     ],
     [
+      'a rotation schedule that is neither rate nor cron',
+      { rotationSchedule: 'every quarter' },
+      [
+        "context key 'rotationSchedule'",
+        "expected rate(N days) or cron(minutes hours day-of-month month day-of-week year), got 'every quarter'",
+      ],
+    ],
+    [
+      'a rotation rate past a thousand days',
+      { rotationSchedule: 'rate(1200 days)' },
+      ["context key 'rotationSchedule'", 'expected rate(N days) with N from 1 to 1000, got 1200 days'],
+    ],
+    [
+      'a cron rotation schedule with five fields',
+      { rotationSchedule: 'cron(0 3 1 * *)' },
+      [
+        "context key 'rotationSchedule'",
+        'expected 6 cron fields (minutes hours day-of-month month day-of-week year), got 5',
+      ],
+    ],
+    [
+      'a cron rotation schedule off the hour',
+      { rotationSchedule: 'cron(30 3 ? * SUN *)' },
+      [
+        "context key 'rotationSchedule'",
+        "expected the cron minutes field to be 0 (rotation windows start on the hour), got '30'",
+      ],
+    ],
+    [
+      'a rotation window as long as its daily interval',
+      { rotationSchedule: 'rate(1 day)', rotationWindowHours: '24' },
+      [
+        "context key 'rotationWindowHours': must be shorter than the rotation interval (1 day(s) from rotationSchedule); got 24 hours",
+      ],
+    ],
+    [
+      'a rotation window longer than a day',
+      { rotationWindowHours: '30' },
+      ["context key 'rotationWindowHours'", 'expected whole hours from 1 to 24'],
+    ],
+    [
       'a number where cdk.json needs a list',
       { allowedIpv4Cidrs: 42 },
       ["context key 'allowedIpv4Cidrs'", 'expected a comma-separated list'],
@@ -246,6 +287,8 @@ describe('configuration: defaults', () => {
       sandboxVersion: '0.2.14',
       vpcCidr: '10.0.0.0/16',
       region: 'us-east-1',
+      rotationSchedule: 'cron(0 3 ? 1/3 SUN#1 *)',
+      rotationWindowHours: 3,
       edge: 'cloudfront',
       wafRateLimit: 1000,
       wafAnonymousIpList: false,

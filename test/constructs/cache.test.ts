@@ -57,7 +57,7 @@ describe('Cache', () => {
     }
   });
 
-  it('accepts 6379 only from the security groups of the api image’s tasks, the plugin daemon and the LLM gateway', () => {
+  it('accepts 6379 only from the security groups of the api image’s tasks, the plugin daemon, the LLM gateway and the secret rotation', () => {
     // Why: Valkey holds sessions, locks and the Celery queue; only the services that use it may
     // connect, each through its own security group, never a CIDR.
     const rules = ingressRulesOf(dev.template, logicalId(dev.stacks.cache.connections.securityGroups[0]));
@@ -68,7 +68,10 @@ describe('Cache', () => {
       task(dev, 'plugin_daemon'),
       task(dev, 'migration'),
       dev.stacks.gateway.service,
-    ].map((t) => logicalId(t.securityGroup));
+    ]
+      .map((t) => logicalId(t.securityGroup))
+      // The scheduled rotation signs in with a Valkey user's new password before making it current.
+      .concat(logicalId(dev.stacks.main.node.findChild('SecretRotation').node.findChild('SecurityGroup')));
     expect(dev.stacks.cache.connections.defaultPort?.toString()).toBe('6379');
     expect(rules).toHaveLength(clients.length);
     for (const rule of rules) {

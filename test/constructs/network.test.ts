@@ -79,7 +79,17 @@ describe('Network', () => {
     }
   });
 
-  const services = ['secretsmanager', 'kms', 'ecr.api', 'ecr.dkr', 'logs', 'bedrock-runtime', 'lambda', 'ecs'];
+  const services = [
+    'secretsmanager',
+    'kms',
+    'ecr.api',
+    'ecr.dkr',
+    'logs',
+    'bedrock-runtime',
+    'lambda',
+    'ecs',
+    'elasticache',
+  ];
   const interfaceServices = (template: typeof dev.template) =>
     resources(template, 'AWS::EC2::VPCEndpoint')
       .filter(([, e]) => e.Properties?.VpcEndpointType === 'Interface')
@@ -89,9 +99,9 @@ describe('Network', () => {
     // Why: Dify's tasks have no route to the internet (only the SSRF proxy has). Fargate pulls their
     // images, reads their secrets and ships their logs through each task's own interface, so without
     // these endpoints no task could start; with them, none of that traffic leaves the VPC.
-    // Lambda and ECS: the deploy-time functions (provider framework, migration runner) have no
-    // internet route either.
-    const core = ['secretsmanager', 'ecr.api', 'ecr.dkr', 'logs', 'lambda', 'ecs'];
+    // Lambda, ECS and ElastiCache: the in-VPC functions (provider framework, migration runner, secret
+    // rotation) have no internet route either.
+    const core = ['secretsmanager', 'ecr.api', 'ecr.dkr', 'logs', 'lambda', 'ecs', 'elasticache'];
     const names = (template: typeof dev.template) =>
       interfaceServices(template)
         .map((name) => /com\.amazonaws\.[a-z0-9-]+\.(.+)"$/.exec(name)![1])

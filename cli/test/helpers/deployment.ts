@@ -140,6 +140,7 @@ export async function startDeployment(options: { platform?: 'ecs' | 'eks' } = {}
   );
   outputs.DatabaseClusterArn = 'arn:aws:rds:us-east-1:123456789012:cluster:dify-aurora';
   outputs.DatabaseBootstrapFunctionName = 'Dify-DatabaseBootstrapFunction';
+  outputs.SecretRotationFunctionName = 'Dify-SecretRotation';
   outputs.DatabaseMasterSecretArn = await secret(
     'Dify/master',
     JSON.stringify({ username: 'postgres', password: PLANTED.masterPassword }),

@@ -4,13 +4,14 @@ import { DescribeUsersCommand, ElastiCacheClient, ModifyUserCommand } from '@aws
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import Redis from 'ioredis';
-import { RotationTargets } from '../../../contracts/rotation';
+import { RotationConfig, type RotationTarget, targetsOf } from '../../../contracts/rotation';
 import { type CacheUsers, type Ports, type RotationEvent, RotationError, rotationStep } from './rotation';
 
 /**
  * The stack's rotation function: Secrets Manager invokes it for each of the four steps of a
  * scheduled rotation, and `dify-aws secrets rotate NAME` starts the same rotation on demand. Which
- * secrets it rotates, and how, comes from the `TARGETS` environment variable (contracts/rotation.ts).
+ * secrets it rotates comes from the `ROTATION` environment variable; how, and who reads each one, from
+ * the secret catalogue (contracts/rotation.ts, contracts/secrets.ts).
  */
 
 /** Waits for an ElastiCache user to be `active` before and after changing its passwords. */
@@ -61,14 +62,30 @@ export async function cacheSignIn(host: string, port: number, username: string, 
   }
 }
 
-let targets: ReturnType<typeof RotationTargets.parse> | undefined;
+let targets: Record<string, RotationTarget> | undefined;
+
+/** The rotated secrets' targets from the `ROTATION` variable; an error names what is wrong with it. */
+export function targetsFromEnvironment(raw: string | undefined): Record<string, RotationTarget> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw ?? '');
+  } catch {
+    throw new RotationError('ROTATION: expected the JSON the stack writes (contracts/rotation.ts RotationConfig)');
+  }
+  const parsed = RotationConfig.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new RotationError(`ROTATION: ${issue?.path.join('.') || 'value'}: ${issue?.message ?? 'invalid'}`);
+  }
+  try {
+    return targetsOf(parsed.data);
+  } catch (error) {
+    throw new RotationError(`ROTATION: ${(error as Error).message}`);
+  }
+}
 
 export async function handler(event: RotationEvent): Promise<void> {
-  if (targets === undefined) {
-    const parsed = RotationTargets.safeParse(JSON.parse(process.env.TARGETS ?? '{}'));
-    if (!parsed.success) throw new RotationError(`TARGETS: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-    targets = parsed.data;
-  }
+  targets ??= targetsFromEnvironment(process.env.ROTATION);
   const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
   const ports: Ports = {
     secrets: new SecretsManagerClient({}),

@@ -1,7 +1,7 @@
 import { DescribeUsersCommand, ElastiCacheClient, ModifyUserCommand } from '@aws-sdk/client-elasticache';
 import { mockClient } from 'aws-sdk-client-mock';
 import { RotationTargets } from '../../../contracts/rotation';
-import { elastiCacheUsers, handler } from '../src/index';
+import { elastiCacheUsers, targetsFromEnvironment } from '../src/index';
 
 describe('the rotation function’s AWS side', () => {
   it('changes an ElastiCache user only when it is active, and waits until it is active again', async () => {
@@ -35,12 +35,78 @@ describe('the rotation function’s AWS side', () => {
     expect(client.commandCalls(ModifyUserCommand)).toHaveLength(0);
   });
 
-  it('refuses a TARGETS variable that does not describe the secrets, naming the problem', async () => {
-    process.env.TARGETS = JSON.stringify({ 'arn:aws:secretsmanager:eu-west-1:1:secret:x': { kind: 'other' } });
-    await expect(handler({ SecretId: 'x', ClientRequestToken: '0'.repeat(36), Step: 'createSecret' })).rejects.toThrow(
-      /^TARGETS: /,
+  const CONFIG = {
+    cluster: 'dify-cluster',
+    services: { Api: 'dify-api', Worker: 'dify-worker', Beat: 'dify-beat', Sandbox: 'dify-sandbox' },
+    bootstrapFunction: 'dify-bootstrap',
+    masterSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:master',
+    cache: { host: 'cache.internal', port: 6379 },
+    secrets: {
+      'arn:aws:secretsmanager:eu-west-1:1:secret:sandbox': ['sandboxApiKey'],
+      'arn:aws:secretsmanager:eu-west-1:1:secret:cache': ['cacheDify', 'dify-dify'],
+      'arn:aws:secretsmanager:eu-west-1:1:secret:app': ['appDatabase'],
+    },
+  };
+
+  it('joins the ROTATION variable to the catalogue: each secret’s kind and exactly its readers', () => {
+    expect(targetsFromEnvironment(JSON.stringify(CONFIG))).toEqual({
+      'arn:aws:secretsmanager:eu-west-1:1:secret:sandbox': {
+        kind: 'shared-key',
+        what: 'the sandbox API key',
+        consumers: { cluster: 'dify-cluster', services: ['dify-api', 'dify-worker', 'dify-sandbox'], workloads: [] },
+      },
+      'arn:aws:secretsmanager:eu-west-1:1:secret:cache': {
+        kind: 'cache-user',
+        what: "Dify's Valkey user password",
+        consumers: { cluster: 'dify-cluster', services: ['dify-api', 'dify-worker', 'dify-beat'], workloads: [] },
+        userId: 'dify-dify',
+        host: 'cache.internal',
+        port: 6379,
+      },
+      'arn:aws:secretsmanager:eu-west-1:1:secret:app': {
+        kind: 'database-role',
+        what: "the dify database role's password",
+        consumers: { cluster: 'dify-cluster', services: ['dify-api', 'dify-worker', 'dify-beat'], workloads: [] },
+        bootstrapFunction: 'dify-bootstrap',
+        masterSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:master',
+      },
+    });
+  });
+
+  it('sends readers that are not ECS services to the cluster responder on EKS', () => {
+    const targets = targetsFromEnvironment(
+      JSON.stringify({
+        ...CONFIG,
+        services: {},
+        responder: 'dify-responder',
+        secrets: { [Object.keys(CONFIG.secrets)[0]]: ['sandboxApiKey'] },
+      }),
     );
-    delete process.env.TARGETS;
+    expect(Object.values(targets)[0].consumers).toEqual({
+      cluster: '',
+      services: [],
+      workloads: ['Api', 'Worker', 'Sandbox'],
+      responder: 'dify-responder',
+    });
+  });
+
+  it.each([
+    ['not JSON', 'ROTATION: expected the JSON the stack writes (contracts/rotation.ts RotationConfig)'],
+    [JSON.stringify({ ...CONFIG, masterSecretArn: 'master' }), 'ROTATION: masterSecretArn: an secretsmanager ARN'],
+    [
+      JSON.stringify({ ...CONFIG, secrets: { 'arn:aws:secretsmanager:eu-west-1:1:secret:x': ['secretKey'] } }),
+      "ROTATION: secret arn:aws:secretsmanager:eu-west-1:1:secret:x: 'secretKey' is not a scheduled secret of the catalogue",
+    ],
+    [
+      JSON.stringify({ ...CONFIG, services: {} }),
+      'ROTATION: consumer Api runs neither as an ECS service nor as an EKS Deployment',
+    ],
+    [
+      JSON.stringify({ ...CONFIG, secrets: { 'arn:aws:secretsmanager:eu-west-1:1:secret:c': ['cacheDify'] } }),
+      "ROTATION: secret arn:aws:secretsmanager:eu-west-1:1:secret:c: 'cacheDify' needs its ElastiCache user id",
+    ],
+  ])('refuses a ROTATION variable that is wrong (%s), naming the problem', (raw, message) => {
+    expect(() => targetsFromEnvironment(raw)).toThrow(message);
   });
 
   it('holds every target to its shape: an ARN key, a known kind, an ElastiCache user id', () => {

@@ -252,6 +252,39 @@ describe('scheduled rotation against moto_server, PostgreSQL and redis-server', 
     });
   };
 
+  /**
+   * Runs `rotation` while the consumer uses its value in a loop (a fresh sign-in each time, as a pool
+   * that reconnects does), at least 20 times and at most `most`, for 30 s at the most; the failures.
+   */
+  async function throughRotation(
+    consumer: Consumer,
+    use: (value: string) => Promise<unknown>,
+    most: number,
+    rotation: () => Promise<unknown>,
+  ) {
+    await consumer.start();
+    consumer.ops = 0;
+    consumer.failures = [];
+    let rotating = true;
+    const loop = (async () => {
+      const deadline = Date.now() + 30_000;
+      while ((rotating || consumer.ops < 20) && consumer.ops < most && Date.now() < deadline) {
+        try {
+          await use(consumer.value!);
+          consumer.ops++;
+        } catch (error) {
+          consumer.failures.push((error as { code?: string }).code ?? (error as Error).message.split(' ')[0]);
+        }
+      }
+    })();
+    try {
+      await rotation();
+    } finally {
+      rotating = false;
+      await loop;
+    }
+  }
+
   let appSecret: string;
   let cacheSecret: string;
   let sandboxSecret: string;
@@ -410,27 +443,7 @@ describe('scheduled rotation against moto_server, PostgreSQL and redis-server', 
 
     it('keeps a client that reconnects all the time working through a rotation: zero failed operations', async () => {
       const consumer = consumers['api-db'];
-      await consumer.start();
-      consumer.ops = 0;
-      consumer.failures = [];
-      let rotating = true;
-      const loop = (async () => {
-        const deadline = Date.now() + 30_000;
-        while ((rotating || consumer.ops < 20) && consumer.ops < 2000 && Date.now() < deadline) {
-          try {
-            await pgSignIn(consumer.value!);
-            consumer.ops++;
-          } catch (error) {
-            consumer.failures.push((error as { code?: string }).code ?? (error as Error).name);
-          }
-        }
-      })();
-      try {
-        await rotate(appSecret);
-      } finally {
-        rotating = false;
-        await loop;
-      }
+      await throughRotation(consumer, pgSignIn, 2000, () => rotate(appSecret));
       expect(consumer.failures).toEqual([]);
       expect(consumer.ops).toBeGreaterThanOrEqual(20);
       // The consumer was restarted onto the new login during the run.
@@ -504,27 +517,7 @@ describe('scheduled rotation against moto_server, PostgreSQL and redis-server', 
 
     it('keeps a client that reconnects all the time working through a rotation: zero failed operations', async () => {
       const consumer = consumers['api-cache'];
-      await consumer.start();
-      consumer.ops = 0;
-      consumer.failures = [];
-      let rotating = true;
-      const loop = (async () => {
-        const deadline = Date.now() + 30_000;
-        while ((rotating || consumer.ops < 20) && consumer.ops < 5000 && Date.now() < deadline) {
-          try {
-            await cacheSignIn(consumer.value!);
-            consumer.ops++;
-          } catch (error) {
-            consumer.failures.push((error as Error).message.split(' ')[0]);
-          }
-        }
-      })();
-      try {
-        await rotate(cacheSecret);
-      } finally {
-        rotating = false;
-        await loop;
-      }
+      await throughRotation(consumer, cacheSignIn, 5000, () => rotate(cacheSecret));
       expect(consumer.failures).toEqual([]);
       expect(consumer.ops).toBeGreaterThanOrEqual(20);
       expect(consumer.value).toBe(await value(cacheSecret));

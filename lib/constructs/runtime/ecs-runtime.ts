@@ -50,6 +50,8 @@ export class EcsRuntime extends Construct implements DifyRuntime {
   public readonly cluster: ecs.Cluster;
   public readonly namespace: servicediscovery.PrivateDnsNamespace;
   public readonly execEnabled: boolean;
+  /** Each long-running service by its row id, for whoever restarts them (the secret rotation). */
+  public readonly services = new Map<string, ecs.FargateService>();
   /** Where ECS Exec sessions are recorded, when Exec is on. */
   public readonly execLogGroup?: logs.LogGroup;
 
@@ -126,8 +128,10 @@ export class EcsRuntime extends Construct implements DifyRuntime {
             spot: row.interruptible === true && spec.interruptible,
           });
     output(task, logGroupOutput(row.id), task.logGroup.logGroupName);
-    if (task instanceof DifyService) output(task, serviceNameOutput(row.id), task.service.serviceName);
-    else {
+    if (task instanceof DifyService) {
+      output(task, serviceNameOutput(row.id), task.service.serviceName);
+      this.services.set(row.id, task.service);
+    } else {
       // For one-off operator tasks (dify-aws revoke-sessions runs the migration's: the api image with Valkey access).
       output(task, `${row.id}Family` as OutputName, task.taskDefinition.family);
       output(task, `${row.id}SecurityGroupId` as OutputName, task.securityGroup.securityGroupId);

@@ -516,7 +516,7 @@ describe('Dify on EKS: the cluster responder, the CLI’s way to the private API
     expect(JSON.stringify(fn.Environment.Variables)).not.toMatch(/resolve:secretsmanager|SecretString/);
   });
 
-  it('may be invoked by the incident-responder role alone, which may also read the deployment’s outputs', () => {
+  it('may be invoked by the incident-responder role and the secret rotation alone; the former may also read the deployment’s outputs', () => {
     const invokers = resources(template, 'AWS::IAM::Policy').filter(([, p]) =>
       ((p.Properties!.PolicyDocument as any).Statement as Array<Record<string, any>>).some(
         (s) =>
@@ -524,7 +524,12 @@ describe('Dify on EKS: the cluster responder, the CLI’s way to the private API
           JSON.stringify(s.Resource).includes(logicalId(responder.function)),
       ),
     );
-    expect(invokers.map(([, p]) => p.Properties!.Roles)).toEqual([[{ Ref: logicalId(runtime.eks.responderRole) }]]);
+    // The secret rotation restarts a rotated secret's Deployments through it (lib/constructs/secret-rotation.ts).
+    const rotation = eks.stacks.main.node.findChild('SecretRotation').node.findChild('Role').node.findChild('Resource');
+    expect(invokers.map(([, p]) => p.Properties!.Roles)).toEqual([
+      [{ Ref: logicalId(runtime.eks.responderRole) }],
+      [{ Ref: logicalId(rotation) }],
+    ]);
     expect(
       resources(template, 'AWS::Lambda::Permission').filter(([, p]) =>
         references(p.Properties, logicalId(responder.function)),
