@@ -1,5 +1,6 @@
 import { GetDistributionConfigCommand } from '@aws-sdk/client-cloudfront';
 import { DescribeClusterCommand } from '@aws-sdk/client-eks';
+import { DescribeUsersCommand } from '@aws-sdk/client-elasticache';
 import {
   DescribeListenersCommand,
   DescribeLoadBalancerAttributesCommand,
@@ -13,7 +14,7 @@ import type { Context } from '../context';
 import { CliError } from '../errors';
 import { table } from '../io';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
-import { SECRETS, type SecretEntry } from '../../../contracts/secrets';
+import { scheduled, SECRETS, type SecretEntry } from '../../../contracts/secrets';
 import {
   containersPolicy,
   CONTROL_PLANE_LOG_TYPES,
@@ -25,6 +26,7 @@ import {
 } from '../../../contracts/kubernetes';
 import { askCluster, platformOf } from '../cluster';
 import { keyAgeDays, poolKeys, readPool } from './keys';
+import { interruptedRotation } from './secrets';
 
 export interface Finding {
   readonly check: string;
@@ -188,6 +190,62 @@ export async function doctor(ctx: Context, options: Options) {
       `every ${period} days; last ${age} days ago`,
     );
   });
+  for (const { entry, name, kind } of scheduled()) {
+    if (!stack.has(entry.output)) continue;
+    await guard('rotation', name, async () => {
+      const secret = await ctx.secrets().send(new DescribeSecretCommand({ SecretId: stack.get(entry.output) }));
+      const rules = secret.RotationRules;
+      const schedule =
+        rules?.ScheduleExpression ??
+        (rules?.AutomaticallyAfterDays ? `every ${rules.AutomaticallyAfterDays} days` : undefined);
+      if (secret.RotationEnabled !== true || schedule === undefined) {
+        add('rotation', name, 'FAIL', 'no rotation schedule: deploy the stack, which gives it one');
+        return;
+      }
+      const pending = interruptedRotation(secret.VersionIdsToStages ?? {});
+      if (pending !== undefined) {
+        add(
+          'rotation',
+          name,
+          'FAIL',
+          `a rotation stopped with version ${pending} staged but not current (the old value is live): run dify-aws secrets rotate ${name} to finish it`,
+        );
+        return;
+      }
+      const last = secret.LastRotatedDate ?? secret.LastChangedDate ?? secret.CreatedDate;
+      const days = last === undefined ? 'never' : `${Math.floor((now - last.getTime()) / DAY)} days ago`;
+      const next = secret.NextRotationDate;
+      // A day of grace past the scheduled start: the window, and Secrets Manager's retry.
+      if (next !== undefined && next.getTime() + DAY < now) {
+        add(
+          'rotation',
+          name,
+          'FAIL',
+          `overdue: the rotation due ${next.toISOString().slice(0, 10)} has not succeeded (last ${days}); the rotation function's log (output SecretRotationFunctionName) names the failing step`,
+        );
+        return;
+      }
+      add(
+        'rotation',
+        name,
+        'PASS',
+        `${schedule}; last ${days}${next !== undefined ? `; next ${next.toISOString().slice(0, 10)}` : ''}`,
+      );
+      if (kind === 'cache-user' && entry.cacheUserIdOutput !== undefined && stack.has(entry.cacheUserIdOutput)) {
+        const userId = stack.get(entry.cacheUserIdOutput);
+        const user = (await ctx.elastiCache().send(new DescribeUsersCommand({ UserId: userId }))).Users?.[0];
+        const count = user?.Authentication?.PasswordCount ?? 0;
+        if (count > 1) {
+          add(
+            'rotation',
+            name,
+            'WARN',
+            `ElastiCache user ${userId} still accepts ${count} passwords: the last rotation's consumers did not settle in its window; run dify-aws secrets rotate ${name}, which leaves only the new one`,
+          );
+        }
+      }
+    });
+  }
   for (const [output, how] of Object.entries(OPERATOR_ROTATED)) {
     if (!stack.has(output)) continue;
     await guard('secret age', output.replace(/SecretArn$/, ''), async () => {

@@ -1,18 +1,18 @@
 import { DescribeServicesCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
-import { DescribeUsersCommand, ModifyUserCommand } from '@aws-sdk/client-elasticache';
 import { DescribeKeyCommand } from '@aws-sdk/client-kms';
 import {
   DescribeSecretCommand,
   GetSecretValueCommand,
   PutSecretValueCommand,
+  RotateSecretCommand,
   UpdateSecretCommand,
-  UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { InvokeCommand } from '@aws-sdk/client-lambda';
 import type { Command } from '../command';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
+import { newSecretValue, ROTATION_STEPS, type RotationStep } from '../../../contracts/rotation';
 import { cliRotated, type SecretEntry } from '../../../contracts/secrets';
 import { WORKLOADS, type WorkloadId } from '../../../contracts/kubernetes';
 import { OUTPUTS, type ServiceId, serviceNameOutput } from '../../../contracts/stack-outputs';
@@ -21,24 +21,10 @@ import type { StackOutputs } from '../stack';
 
 /**
  * The secrets `secrets rotate` knows, from the stack's secret catalogue (contracts/secrets.ts): where
- * the stack outputs each one and which services read it at start, so exactly those redeploy. A test
- * holds the catalogue to the execution roles of the synthesized template.
+ * the stack outputs each one and which services read it at start. A test holds the catalogue to the
+ * execution roles of the synthesized template.
  */
-const ROTATABLE: Record<string, SecretEntry & { method: 'value' | 'cache-user' | 'database-role' }> =
-  Object.fromEntries(cliRotated().map(({ name, entry, method }) => [name, { ...entry, method }]));
-
-const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-/** 64 alphanumeric characters (about 380 bits), unbiased: bytes past the last whole multiple are redrawn. */
-export function newSecretValue(randomBytes: (n: number) => Buffer, length = 64): string {
-  let value = '';
-  while (value.length < length) {
-    for (const byte of randomBytes(length * 2)) {
-      if (byte < 248 && value.length < length) value += ALPHANUMERIC[byte % 62];
-    }
-  }
-  return value;
-}
+const ROTATABLE: Record<string, SecretEntry> = Object.fromEntries(cliRotated().map(({ name, entry }) => [name, entry]));
 
 export async function secrets(
   ctx: Context,
@@ -58,7 +44,10 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
       `secrets rotate: expected one of ${Object.keys(ROTATABLE).join(', ')}${name ? `, got '${name}'` : ''}`,
     );
   }
-  if (name === 'secret-key' && options['force-secret-key'] !== true) {
+  const timeoutS = options.timeout === undefined ? 1800 : Number(options.timeout);
+  if (!Number.isInteger(timeoutS) || timeoutS < 1) throw new CliError('--timeout: expected a whole number of seconds');
+  if (spec.rotation.by === 'schedule') return rotateScheduled(ctx, name!, spec, timeoutS);
+  if (options['force-secret-key'] !== true) {
     throw new CliError(
       'refusing to rotate SECRET_KEY without --force-secret-key: it signs every console token and web-app passport, so anonymous visitors of a shared web app get a new identity (unless an embedding page passes their user id) and no longer see their earlier conversations, tokens fail between old and new tasks until the redeploy ends, and the system OAuth client parameters (flask setup-system-tool-oauth-client, setup-system-trigger-oauth-client) become unreadable and must be set again. Stored model provider and plugin credentials are not affected: Dify encrypts them with each workspace’s RSA key, kept in the storage bucket.',
     );
@@ -74,12 +63,6 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
     throw new CliError('cancelled', 3);
   }
   const value = newSecretValue(ctx.randomBytes);
-  if (spec.method === 'database-role') {
-    return rotateDatabasePassword(ctx, spec, secretArn, value, consumers, options);
-  }
-  if (spec.method === 'cache-user') {
-    return rotateCacheUser(ctx, spec, stack.get(spec.cacheUserIdOutput!), secretArn, value, consumers, options);
-  }
   let version: string | undefined;
   try {
     version = (await ctx.secrets().send(new PutSecretValueCommand({ SecretId: secretArn, SecretString: value })))
@@ -95,176 +78,115 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
   );
 }
 
+/** The version a rotation left staged AWSPENDING without making it current: an interrupted rotation. */
+export function interruptedRotation(stages: Record<string, string[]>): string | undefined {
+  return Object.entries(stages).find(([, s]) => s.includes('AWSPENDING') && !s.includes('AWSCURRENT'))?.[0];
+}
+
 /**
- * A database role's password, changed from inside the VPC: the CLI stores the new value as the
- * secret's AWSPENDING version, invokes the stack's bootstrap function (which connects over 5432 with
- * TLS verified and sets the role's password to that pending value as a SCRAM verifier), and only then
- * promotes the pending version to AWSCURRENT and redeploys the readers. The database and the current
- * secret therefore never disagree: a failure before the promotion leaves both as they were.
- * Connections already open stay open; new ones use the new password once redeployed.
+ * A scheduled secret, rotated now by the same function and the same four steps as the schedule:
+ * Secrets Manager starts the rotation (RotateSecret) and the CLI follows it until the new version is
+ * current and the consumers the function restarted are stable. If an earlier rotation stopped after
+ * staging its value, the CLI completes that one instead, step by step through the function with the
+ * staged version's token, since Secrets Manager starts no new rotation while one is pending. Each
+ * failure says which value is live and how to finish.
  */
-async function rotateDatabasePassword(
-  ctx: Context,
-  spec: { what: string; consumers: readonly string[] },
-  secretArn: string,
-  password: string,
-  consumers: Consumers,
-  options: Record<string, string | boolean | undefined>,
-) {
+async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, timeoutS: number) {
   const stack = await ctx.stack();
-  const functionName = stack.get(OUTPUTS.databaseBootstrapFunctionName);
-  const masterSecretArn = stack.get(OUTPUTS.databaseMasterSecretArn);
-  let current: Record<string, unknown>;
-  let currentVersion: string | undefined;
-  try {
-    const read = await ctx
-      .secrets()
-      .send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: 'AWSCURRENT' }));
-    current = JSON.parse(read.SecretString ?? '');
-    currentVersion = read.VersionId;
-  } catch (error) {
-    throw awsError(`reading ${spec.what}`, error);
-  }
-  const username = current.username;
-  if (typeof username !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(username)) {
+  const secretArn = stack.get(spec.output);
+  const functionName = stack.get(OUTPUTS.secretRotationFunctionName);
+  const consumers = consumersOf(stack, spec.consumers, await platformOf(ctx));
+  const describe = async () => {
+    try {
+      return await ctx.secrets().send(new DescribeSecretCommand({ SecretId: secretArn }));
+    } catch (error) {
+      throw awsError(`reading ${spec.what}`, error);
+    }
+  };
+  const described = await describe();
+  if (described.RotationEnabled !== true) {
     throw new CliError(
-      `the secret of ${spec.what} has an unexpected shape: expected a JSON object with a lower-case username`,
+      `rotation is not enabled on ${spec.what}: deploy the stack, which gives it its schedule and function (${functionName})`,
     );
   }
-  let pending: string | undefined;
-  try {
-    pending = (
-      await ctx.secrets().send(
-        new PutSecretValueCommand({
-          SecretId: secretArn,
-          SecretString: JSON.stringify({ ...current, password }),
-          VersionStages: ['AWSPENDING'],
-        }),
-      )
-    ).VersionId;
-  } catch (error) {
-    throw awsError(`storing the new value of ${spec.what} as AWSPENDING (nothing else was changed)`, error);
+  const resume = interruptedRotation(described.VersionIdsToStages ?? {});
+  const restarts = `${spec.consumers.length} services (${spec.consumers.join(', ')})`;
+  if (
+    !(await ctx.confirm(
+      resume === undefined
+        ? `Rotate ${spec.what} now? Its rotation restarts ${restarts}.`
+        : `Finish the interrupted rotation of ${spec.what} (pending version ${resume})? It restarts ${restarts}.`,
+    ))
+  ) {
+    throw new CliError('cancelled', 3);
   }
+  const started = ctx.now().getTime();
+  const elapsed = () => `${Math.round((ctx.now().getTime() - started) / 1000)} s`;
+  let version: string;
+  if (resume !== undefined) {
+    version = resume;
+    for (const step of ROTATION_STEPS) {
+      ctx.progress(`${step} for version ${version} (${elapsed()})…`);
+      await invokeStep(ctx, functionName, { SecretId: secretArn, ClientRequestToken: version, Step: step }, spec.what);
+    }
+  } else {
+    try {
+      version = (await ctx.secrets().send(new RotateSecretCommand({ SecretId: secretArn, RotateImmediately: true })))
+        .VersionId!;
+    } catch (error) {
+      throw awsError(`starting the rotation of ${spec.what} (nothing was changed)`, error);
+    }
+    for (let poll = 0; ; poll++) {
+      const stages = (await describe()).VersionIdsToStages ?? {};
+      if ((stages[version] ?? []).includes('AWSCURRENT')) break;
+      if (poll * 10 >= timeoutS) {
+        const staged = (stages[version] ?? []).includes('AWSPENDING');
+        throw new CliError(
+          `the rotation of ${spec.what} did not finish within ${timeoutS} s. The live value is still the previous version (AWSCURRENT)${staged ? `; the new one is staged as AWSPENDING (version ${version})` : ''}. Run \`dify-aws secrets rotate ${name}\` again to finish it; the log of ${functionName} names the failing step`,
+        );
+      }
+      ctx.progress(
+        `rotating ${spec.what}: version ${version} is ${(stages[version] ?? ['not staged yet']).join(', ')} (${elapsed()})`,
+      );
+      await ctx.sleep(10_000);
+    }
+  }
+  ctx.progress(`version ${version} of ${spec.what} is current; waiting for ${spec.consumers.join(', ')}…`);
+  await waitStable(ctx, consumers, timeoutS);
+  ctx.print(
+    { secret: name, versionId: version, resumed: resume !== undefined, restarted: spec.consumers, healthy: true },
+    `rotated ${spec.what} (version ${version}${resume !== undefined ? ', an interrupted rotation finished' : ''}); ${spec.consumers.join(', ')} restarted, stable and healthy`,
+  );
+}
+
+/** One rotation step through the stack's rotation function; a failure names the step and what is live. */
+async function invokeStep(
+  ctx: Context,
+  functionName: string,
+  event: { SecretId: string; ClientRequestToken: string; Step: RotationStep },
+  what: string,
+) {
   let answer;
   try {
-    answer = await ctx.lambda().send(
-      new InvokeCommand({
-        FunctionName: functionName,
-        Payload: Buffer.from(
-          JSON.stringify({ Action: 'SetRolePassword', MasterSecretArn: masterSecretArn, RoleSecretArn: secretArn }),
-        ),
-      }),
-    );
+    answer = await ctx
+      .lambda()
+      .send(new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify(event)) }));
   } catch (error) {
-    throw awsError(
-      `invoking ${functionName} to change ${username}'s password (the database and the current secret are unchanged)`,
-      error,
-    );
+    throw awsError(`invoking ${functionName} for ${event.Step}`, error);
   }
   if (answer.FunctionError !== undefined) {
-    // The function's error names a step and a code, never a value (lambda/db-bootstrap).
     let message = answer.FunctionError;
     try {
       message = String(JSON.parse(Buffer.from(answer.Payload ?? []).toString('utf8')).errorMessage ?? message);
     } catch {
       // keep the bare error type
     }
-    throw new CliError(
-      `changing ${username}'s password failed in ${functionName}: ${message}. The database and the current secret are unchanged.`,
-    );
+    const live =
+      event.Step === 'finishSecret'
+        ? 'The new value may already be current; run the command again to finish restarting its consumers'
+        : `The live value is still the previous version (AWSCURRENT), and the new one stays staged as AWSPENDING (version ${event.ClientRequestToken}); run the command again to finish`;
+    throw new CliError(`rotating ${what} failed at ${event.Step}: ${message}. ${live}`);
   }
-  try {
-    await ctx.secrets().send(
-      new UpdateSecretVersionStageCommand({
-        SecretId: secretArn,
-        VersionStage: 'AWSCURRENT',
-        MoveToVersionId: pending,
-        RemoveFromVersionId: currentVersion,
-      }),
-    );
-  } catch (error) {
-    throw awsError(
-      `promoting the new value of ${spec.what} to AWSCURRENT after the database accepted it: run the command again`,
-      error,
-    );
-  }
-  ctx.progress(`changed ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
-  await redeploy(ctx, consumers, options);
-  ctx.print(
-    { secret: spec.what, versionId: pending, redeployed: spec.consumers, healthy: true },
-    `rotated ${spec.what} (version ${pending}); ${spec.consumers.join(', ')} redeployed, stable and healthy`,
-  );
-}
-
-/**
- * A component's ElastiCache user password. The user holds two passwords during the change: the new
- * one is added beside the old, the secret gets the new value, exactly the user's consumers
- * redeploy, and only then is the old password removed, so no client is refused at any point.
- */
-async function rotateCacheUser(
-  ctx: Context,
-  spec: { what: string; consumers: readonly string[] },
-  userId: string,
-  secretArn: string,
-  password: string,
-  consumers: Consumers,
-  options: Record<string, string | boolean | undefined>,
-) {
-  let current: Record<string, unknown>;
-  try {
-    current = JSON.parse(
-      (await ctx.secrets().send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: 'AWSCURRENT' })))
-        .SecretString ?? '',
-    );
-  } catch (error) {
-    throw awsError(`reading ${spec.what}`, error);
-  }
-  if (typeof current.username !== 'string' || typeof current.password !== 'string') {
-    throw new CliError(
-      `the secret of ${spec.what} has an unexpected shape: expected a JSON object with username and password`,
-    );
-  }
-  await modifyUserPasswords(ctx, userId, [current.password, password], 'adding the new password beside the old one');
-  let version: string | undefined;
-  try {
-    version = (
-      await ctx
-        .secrets()
-        .send(
-          new PutSecretValueCommand({ SecretId: secretArn, SecretString: JSON.stringify({ ...current, password }) }),
-        )
-    ).VersionId;
-  } catch (error) {
-    throw awsError(
-      `storing ${spec.what} (the user accepts both passwords; run the command again to finish with a fresh one)`,
-      error,
-    );
-  }
-  ctx.progress(`stored a new version of ${spec.what}; redeploying ${spec.consumers.join(', ')}…`);
-  await redeploy(ctx, consumers, options);
-  await modifyUserPasswords(ctx, userId, [password], 'removing the old password');
-  ctx.print(
-    { secret: spec.what, versionId: version, redeployed: spec.consumers, healthy: true },
-    `rotated ${spec.what} (version ${version}); ${spec.consumers.join(', ')} redeployed, the old password removed`,
-  );
-}
-
-async function modifyUserPasswords(ctx: Context, userId: string, passwords: string[], step: string): Promise<void> {
-  try {
-    await ctx
-      .elastiCache()
-      .send(new ModifyUserCommand({ UserId: userId, AuthenticationMode: { Type: 'password', Passwords: passwords } }));
-  } catch (error) {
-    throw awsError(`ElastiCache user ${userId}: ${step}`, error);
-  }
-  for (let i = 0; i < 180; i++) {
-    const described = await ctx.elastiCache().send(new DescribeUsersCommand({ UserId: userId }));
-    const status = described.Users?.[0]?.Status;
-    if (status === 'active') return;
-    ctx.progress(`waiting for ElastiCache user ${userId} (${step}): ${status}`);
-    await ctx.sleep(10_000);
-  }
-  throw new CliError(`ElastiCache user ${userId} did not become active within 30 minutes (${step})`);
 }
 
 /** Forces a new deployment of each service and waits until every one is stable and at its desired count. */
@@ -308,7 +230,12 @@ export async function redeploy(
     }
   }
   if (eks.length > 0) await askCluster(ctx, { action: 'restart', workloads: [...eks], at: ctx.now().toISOString() });
-  const timeoutS = options.timeout === undefined ? 1800 : Number(options.timeout);
+  await waitStable(ctx, consumers, options.timeout === undefined ? 1800 : Number(options.timeout));
+}
+
+/** Waits until every consumer runs new tasks or pods only, all healthy, polling every 15 s for `timeoutS`. */
+export async function waitStable(ctx: Context, consumers: Consumers, timeoutS: number) {
+  const { cluster, ecs: services, eks } = consumers;
   const polls = Math.max(1, Math.ceil(timeoutS / 15));
   for (let i = 0; i < polls; i++) {
     const waiting: string[] = [];
@@ -441,10 +368,12 @@ async function migrateKms(ctx: Context, options: Record<string, string | boolean
 
 export const SECRETS_COMMAND: Command = {
   name: 'secrets',
-  usage: `  secrets rotate NAME          sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password,
+  usage: `  secrets rotate NAME [--timeout S]
+                               sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password,
                                cache-plugin-daemon-password, cache-gateway-password,
-                               app-db-password, plugin-db-password
-                               (secret-key is refused without --force-secret-key); redeploys its readers
+                               app-db-password, plugin-db-password: runs the scheduled rotation now
+                               and waits for the services it restarted (or finishes an interrupted one);
+                               secret-key is refused without --force-secret-key
   secrets migrate-kms --to KEY [--dry-run]
                                move every secret of the stack to another KMS key, rolling back on failure`,
   run: (ctx, { action, rest, options }) => secrets(ctx, action, rest, options),

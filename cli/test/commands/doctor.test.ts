@@ -7,12 +7,13 @@ import {
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeDBClustersCommand, RDSClient } from '@aws-sdk/client-rds';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { GetWebACLForResourceCommand, WAFV2Client } from '@aws-sdk/client-wafv2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { MOTO_CREDENTIALS, type Moto, startMoto } from '../../../gateway/test/helpers/moto';
 import { type Cluster, startCluster } from '../helpers/cluster';
+import { enableRotation } from '../helpers/rotation';
 import type { Io } from '../../src/io';
 import { run } from '../../src/main';
 
@@ -59,6 +60,8 @@ describe('dify-aws doctor', () => {
       SandboxApiKeySecretArn: await secret('sandbox'),
       CacheDifyUserSecretArn: await secret('cache'),
     };
+    // The sandbox key has its schedule (as a deploy gives it); the cache user's secret has none.
+    await enableRotation(secrets, common.SandboxApiKeySecretArn);
     const stack = async (name: string, outputs: Record<string, string>) =>
       cfn.send(
         new CreateStackCommand({
@@ -211,13 +214,19 @@ describe('dify-aws doctor', () => {
       'waf load balancer': 'PASS',
       'deletion protection aurora': 'PASS',
       'deletion protection load balancer': 'PASS',
-      // moto's secret has no rotation configured: exactly what doctor must catch.
+      // moto's secrets without a rotation configured: exactly what doctor must catch.
       'rotation aurora master secret': 'FAIL',
-      'secret age SandboxApiKey': 'PASS',
-      'secret age CacheDifyUser': 'PASS',
+      'rotation sandbox-key': 'PASS',
+      'rotation cache-dify-password': 'FAIL',
       'alarms alarm topic': 'PASS',
     });
-    expect([code, err]).toEqual([4, expect.stringContaining('1 check(s) failed')]);
+    expect(findings.find((f) => f.target === 'sandbox-key')!.detail).toMatch(
+      /^every 90 days; last 0 days ago; next \d{4}-\d\d-\d\d$/,
+    );
+    expect(findings.find((f) => f.target === 'cache-dify-password')!.detail).toBe(
+      'no rotation schedule: deploy the stack, which gives it one',
+    );
+    expect([code, err]).toEqual([4, expect.stringContaining('2 check(s) failed')]);
   });
 
   it('fails a weak TLS policy, a missing WAF, deletion protection off, old secrets and nobody subscribed', async () => {
@@ -236,9 +245,12 @@ describe('dify-aws doctor', () => {
       'waf load balancer': 'FAIL',
       'deletion protection aurora': 'FAIL',
       'deletion protection load balancer': 'FAIL',
-      'secret age SandboxApiKey': 'FAIL',
+      'rotation sandbox-key': 'FAIL',
     });
-    expect(findings.find((f) => f.target === 'SandboxApiKey')!.detail).toContain('rotate sandbox-key');
+    // 120 days on, the quarterly rotation due at day 90 has not happened: a failing rotation.
+    expect(findings.find((f) => f.target === 'sandbox-key')!.detail).toMatch(
+      /^overdue: the rotation due \d{4}-\d\d-\d\d has not succeeded \(last 120 days ago\); the rotation function's log \(output SecretRotationFunctionName\) names the failing step$/,
+    );
     expect(code).toBe(4);
   });
 
@@ -285,6 +297,39 @@ describe('dify-aws doctor', () => {
     expect(run.findings.filter((f) => f.status === 'FAIL').every((f) => f.check !== 'provider key age')).toBe(true);
     const lenient = await doctor('Keys', ['--max-key-age-days', '365']);
     expect(lenient.findings.find((f) => f.target === 'openai old')!.status).toBe('PASS');
+  });
+
+  it('fails a rotation that stopped with its new value staged, and says how to finish it', async () => {
+    const sandbox = (
+      await secrets.send(new CreateSecretCommand({ Name: 'sandbox-interrupted', SecretString: 'y'.repeat(64) }))
+    ).ARN!;
+    await enableRotation(secrets, sandbox);
+    const pending = (
+      await secrets.send(
+        new PutSecretValueCommand({ SecretId: sandbox, SecretString: 'z'.repeat(64), VersionStages: ['AWSPENDING'] }),
+      )
+    ).VersionId!;
+    await cfn.send(
+      new CreateStackCommand({
+        StackName: 'Interrupted',
+        TemplateBody: JSON.stringify({
+          Resources: { Handle: { Type: 'AWS::CloudFormation::WaitConditionHandle' } },
+          Outputs: {
+            SandboxApiKeySecretArn: { Value: sandbox },
+            LoadBalancerArn: { Value: LB },
+            Profile: { Value: 'dev' },
+          },
+        }),
+      }),
+    );
+    const { findings, err } = await doctor('Interrupted');
+    expect(findings.find((f) => f.target === 'sandbox-key')).toEqual({
+      check: 'rotation',
+      target: 'sandbox-key',
+      status: 'FAIL',
+      detail: `a rotation stopped with version ${pending} staged but not current (the old value is live): run dify-aws secrets rotate sandbox-key to finish it`,
+    });
+    expect(JSON.stringify(findings) + err).not.toContain('z'.repeat(64));
   });
 
   it('refuses a key age limit that is not a whole number of days', async () => {

@@ -10,6 +10,7 @@ import {
 import { MOTO_CREDENTIALS } from '../../../gateway/test/helpers/moto';
 import { type Cluster, startCluster } from '../helpers/cluster';
 import { type Deployment, REGION, rolling, startDeployment } from '../helpers/deployment';
+import { enableRotation, rotationDriver } from '../helpers/rotation';
 
 /**
  * The CLI on an EKS deployment: Dify's services are Deployments behind a private API, reached through
@@ -76,15 +77,35 @@ describe('dify-aws on an EKS deployment', () => {
     }
   });
 
-  it('secrets rotate restarts exactly the consumers’ Deployments and waits until their rollout is done', async () => {
+  it('secrets rotate: the rotation function restarts exactly the consumers’ Deployments, and the CLI waits for their rollout', async () => {
     const ecs = mockClient(ECSClient);
+    await enableRotation(d.clients.secrets, d.outputs.SandboxApiKeySecretArn);
+    const driver = rotationDriver({
+      moto: d.clients.secrets,
+      functionName: d.outputs.SecretRotationFunctionName,
+      targets: {
+        [d.outputs.SandboxApiKeySecretArn]: {
+          kind: 'shared-key',
+          what: 'the sandbox API key',
+          consumers: {
+            cluster: '',
+            services: [],
+            workloads: ['Api', 'Worker', 'Sandbox'],
+            responder: d.outputs.ClusterResponderFunctionName,
+          },
+        },
+      },
+      responder: cluster.lambda,
+    });
     const before = await d.value(d.outputs.SandboxApiKeySecretArn);
     try {
       const rotated = await cli(['secrets', 'rotate', 'sandbox-key', '--yes', '--json'], {
         ecs: new ECSClient({ region: REGION }),
+        secrets: driver.secrets,
+        lambda: driver.lambda,
       });
       expect(rotated.code).toBe(0);
-      expect(JSON.parse(rotated.out)).toMatchObject({ redeployed: ['Api', 'Worker', 'Sandbox'], healthy: true });
+      expect(JSON.parse(rotated.out)).toMatchObject({ restarted: ['Api', 'Worker', 'Sandbox'], healthy: true });
       expect(await d.value(d.outputs.SandboxApiKeySecretArn)).not.toBe(before);
       for (const id of Object.keys(WORKLOADS) as Array<keyof typeof WORKLOADS>) {
         const at = deployment(id).spec.template.metadata.annotations?.[RESTARTED_AT_ANNOTATION];

@@ -1,16 +1,13 @@
 import { DescribeServicesCommand, ECSClient, UpdateServiceCommand } from '@aws-sdk/client-ecs';
-import { DescribeUsersCommand, ElastiCacheClient, ModifyUserCommand } from '@aws-sdk/client-elasticache';
 import { mockClient } from 'aws-sdk-client-mock';
-import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import { CreateKeyCommand, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
-import { SecretsManagerClient, UpdateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { DescribeSecretCommand, SecretsManagerClient, UpdateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { ROTATION_STEPS } from '../../../contracts/rotation';
 import { MOTO_CREDENTIALS } from '../../../gateway/test/helpers/moto';
 import { type Deployment, PLANTED, REGION, rolling, settledEcs, startDeployment } from '../helpers/deployment';
+import { enableRotation, type RotationDriver, rotationDriver } from '../helpers/rotation';
 
 /** dify-aws secrets rotate and secrets migrate-kms, end to end against a deployment in moto_server (helpers/deployment.ts). */
-/** A Lambda response payload, as the SDK hands it back. */
-const payload = (body: unknown) =>
-  Buffer.from(JSON.stringify(body)) as unknown as NonNullable<InvokeCommandOutput['Payload']>;
 
 describe('dify-aws secrets against moto_server', () => {
   let d: Deployment;
@@ -22,46 +19,67 @@ describe('dify-aws secrets against moto_server', () => {
   });
 
   describe('secrets rotate', () => {
-    it('rotates the sandbox key and redeploys exactly its readers until they are stable', async () => {
+    const SANDBOX_READERS = ['dify-api', 'dify-worker', 'dify-sandbox'];
+    let driver: RotationDriver;
+    beforeAll(async () => {
+      await enableRotation(d.clients.secrets, d.outputs.SandboxApiKeySecretArn);
+      driver = rotationDriver({
+        moto: d.clients.secrets,
+        functionName: d.outputs.SecretRotationFunctionName,
+        targets: {
+          [d.outputs.SandboxApiKeySecretArn]: {
+            kind: 'shared-key',
+            what: 'the sandbox API key',
+            consumers: { cluster: 'dify-cluster', services: SANDBOX_READERS, workloads: [] },
+          },
+        },
+      });
+    });
+    beforeEach(() => {
+      driver.stopAfter = undefined;
+      driver.failNext = undefined;
+      driver.steps.length = 0;
+    });
+    const rotateSandboxKey = (...extra: string[]) =>
+      d.cli(['secrets', 'rotate', 'sandbox-key', '--yes', ...extra], '', {
+        clients: {
+          cloudFormation: d.clients.cfn,
+          secrets: driver.secrets,
+          kms: d.clients.kms,
+          ecs: new ECSClient({ region: REGION }),
+          lambda: driver.lambda,
+        },
+      });
+    const stagesOf = async () =>
+      (await d.clients.secrets.send(new DescribeSecretCommand({ SecretId: d.outputs.SandboxApiKeySecretArn })))
+        .VersionIdsToStages ?? {};
+
+    it('starts the scheduled rotation now, follows it until current, then waits for the readers it restarted', async () => {
       // moto registers Fargate services but runs no tasks, so the rollout is played by a mock ECS.
       const ecs = mockClient(ECSClient);
       ecs.on(UpdateServiceCommand).resolves({});
       ecs
         .on(DescribeServicesCommand)
-        .resolvesOnce({
-          services: ['dify-api', 'dify-worker', 'dify-sandbox'].map((n) => rolling(n, 'IN_PROGRESS')),
-        })
-        .resolves({
-          services: ['dify-api', 'dify-worker', 'dify-sandbox'].map((n) => rolling(n, 'COMPLETED')),
-        });
+        .resolvesOnce({ services: SANDBOX_READERS.map((n) => rolling(n, 'IN_PROGRESS')) })
+        .resolves({ services: SANDBOX_READERS.map((n) => rolling(n, 'COMPLETED')) });
       try {
         const before = await d.value(d.outputs.SandboxApiKeySecretArn);
-        const rotated = await d.cli(['secrets', 'rotate', 'sandbox-key', '--yes', '--json'], '', {
-          clients: {
-            cloudFormation: d.clients.cfn,
-            secrets: d.clients.secrets,
-            kms: d.clients.kms,
-            ecs: new ECSClient({ region: REGION }),
-          },
-        });
+        const rotated = await rotateSandboxKey('--json');
         expect(rotated.code).toBe(0);
         const after = await d.value(d.outputs.SandboxApiKeySecretArn);
         expect(after).not.toBe(before);
         expect(after).toMatch(/^[A-Za-z0-9]{64}$/);
-        expect(JSON.parse(rotated.out)).toMatchObject({
-          // Beat never reads the sandbox key (it only schedules), so it is not redeployed.
-          redeployed: ['Api', 'Worker', 'Sandbox'],
-          healthy: true,
-        });
+        const result = JSON.parse(rotated.out);
+        // Beat never reads the sandbox key (it only schedules), so it is not restarted.
+        expect(result).toMatchObject({ restarted: ['Api', 'Worker', 'Sandbox'], healthy: true, resumed: false });
+        expect((await stagesOf())[result.versionId]).toContain('AWSCURRENT');
+        // The four steps of the schedule's function, with the token RotateSecret returned.
+        expect(driver.steps).toEqual(ROTATION_STEPS.map((step) => `${step} ${result.versionId}`));
         expect(
           ecs
             .commandCalls(UpdateServiceCommand)
             .map((c) => [c.args[0].input.service, c.args[0].input.forceNewDeployment]),
-        ).toEqual([
-          ['dify-api', true],
-          ['dify-worker', true],
-          ['dify-sandbox', true],
-        ]);
+        ).toEqual(SANDBOX_READERS.map((service) => [service, true]));
         expect(rotated.err).toContain('waiting for dify-api (1/2)');
         expect(rotated.out + rotated.err).not.toContain(after);
       } finally {
@@ -69,128 +87,74 @@ describe('dify-aws secrets against moto_server', () => {
       }
     });
 
-    it('rotates Dify’s Valkey user: both passwords while its readers redeploy, then only the new one', async () => {
+    it('says which value is live when the rotation stops, and finishes that same rotation when run again', async () => {
       const ecs = settledEcs();
-      const elastiCache = mockClient(ElastiCacheClient);
-      const order: string[] = [];
-      elastiCache.on(ModifyUserCommand).callsFake((input) => {
-        order.push(`modify ${input.AuthenticationMode.Passwords.length}`);
-        return {};
-      });
-      ecs.on(UpdateServiceCommand).callsFake((input) => {
-        order.push(`redeploy ${input.service}`);
-        return {};
-      });
-      elastiCache
-        .on(DescribeUsersCommand)
-        .resolvesOnce({ Users: [{ Status: 'modifying' }] })
-        .resolves({ Users: [{ Status: 'active' }] });
-      const old = JSON.parse(await d.value(d.outputs.CacheDifyUserSecretArn)).password;
       try {
-        const rotated = await d.cli(['secrets', 'rotate', 'cache-dify-password', '--yes'], '', {
-          clients: {
-            cloudFormation: d.clients.cfn,
-            secrets: d.clients.secrets,
-            kms: d.clients.kms,
-            ecs: new ECSClient({ region: REGION }),
-            elastiCache: new ElastiCacheClient({ region: REGION }),
-          },
-        });
-        expect(rotated.code).toBe(0);
-        const stored = JSON.parse(await d.value(d.outputs.CacheDifyUserSecretArn));
-        expect(stored.username).toBe('dify');
-        expect(stored.password).toMatch(/^[A-Za-z0-9]{64}$/);
-        const calls = elastiCache.commandCalls(ModifyUserCommand).map((c) => c.args[0].input);
-        expect(calls.map((c) => [c.UserId, c.AuthenticationMode?.Passwords])).toEqual([
-          ['dify-dify', [old, stored.password]],
-          ['dify-dify', [stored.password]],
-        ]);
-        // Only Dify's own readers redeploy, between adding the new password and removing the old one.
-        expect(order).toEqual([
-          'modify 2',
-          'redeploy dify-api',
-          'redeploy dify-worker',
-          'redeploy dify-beat',
-          'modify 1',
-        ]);
-        expect(rotated.out + rotated.err).not.toContain(stored.password);
-        expect(rotated.out + rotated.err).not.toContain(old);
+        const before = await d.value(d.outputs.SandboxApiKeySecretArn);
+        driver.stopAfter = 1;
+        const stopped = await rotateSandboxKey('--timeout', '30');
+        await driver.running;
+        expect(stopped.code).toBe(1);
+        const pending = Object.entries(await stagesOf()).find(([, s]) => s.includes('AWSPENDING'))![0];
+        expect(stopped.err).toContain(
+          `The live value is still the previous version (AWSCURRENT); the new one is staged as AWSPENDING (version ${pending}). Run \`dify-aws secrets rotate sandbox-key\` again to finish it`,
+        );
+        expect(await d.value(d.outputs.SandboxApiKeySecretArn)).toBe(before);
+        const staged = await d.value(d.outputs.SandboxApiKeySecretArn, 'AWSPENDING');
+
+        driver.stopAfter = undefined;
+        driver.steps.length = 0;
+        const finished = await rotateSandboxKey('--json');
+        expect(finished.code).toBe(0);
+        expect(JSON.parse(finished.out)).toMatchObject({ versionId: pending, resumed: true });
+        // The same token through the function, step by step; the staged value is the one made current.
+        expect(driver.steps).toEqual(ROTATION_STEPS.map((step) => `${step} ${pending}`));
+        expect(await d.value(d.outputs.SandboxApiKeySecretArn)).toBe(staged);
+        expect((await stagesOf())[pending]).toEqual(['AWSCURRENT']);
       } finally {
         ecs.restore();
-        elastiCache.restore();
       }
     });
 
-    /** `secrets rotate plugin-db-password` with moto's stack and secrets, and mocked ECS and Lambda. */
-    const rotatePluginDbPassword = () =>
-      d.cli(['secrets', 'rotate', 'plugin-db-password', '--yes'], '', {
-        clients: {
-          cloudFormation: d.clients.cfn,
-          secrets: d.clients.secrets,
-          kms: d.clients.kms,
-          ecs: new ECSClient({ region: REGION }),
-          lambda: new LambdaClient({ region: REGION }),
-        },
-      });
-
-    it('rotates a database role’s password inside the VPC: pending first, the function sets it, then current', async () => {
+    it('names the failing step and what is live when the function fails while finishing a rotation', async () => {
       const ecs = settledEcs();
-      const lambda = mockClient(LambdaClient);
-      let pendingAtInvoke: string | undefined;
-      lambda.on(InvokeCommand).callsFake(async () => {
-        // What the function would set: the AWSPENDING value, while AWSCURRENT still holds the old one.
-        pendingAtInvoke = await d.value(d.outputs.DatabasePluginSecretArn, 'AWSPENDING');
-        return { StatusCode: 200, Payload: payload({ Role: 'dify_plugin' }) };
-      });
-      const before = await d.value(d.outputs.DatabasePluginSecretArn);
       try {
-        const rotated = await rotatePluginDbPassword();
-        expect(rotated.code).toBe(0);
-        const stored = JSON.parse(await d.value(d.outputs.DatabasePluginSecretArn));
-        expect(stored).toMatchObject({ username: 'dify_plugin', host: 'db.example.internal' });
-        expect(stored.password).toMatch(/^[A-Za-z0-9]{64}$/);
-        expect(JSON.parse(pendingAtInvoke!).password).toBe(stored.password);
-        const [call] = lambda.commandCalls(InvokeCommand);
-        expect(call.args[0].input.FunctionName).toBe(d.outputs.DatabaseBootstrapFunctionName);
-        const payload = Buffer.from(call.args[0].input.Payload as Uint8Array).toString('utf8');
-        expect(JSON.parse(payload)).toEqual({
-          Action: 'SetRolePassword',
-          MasterSecretArn: d.outputs.DatabaseMasterSecretArn,
-          RoleSecretArn: d.outputs.DatabasePluginSecretArn,
-        });
-        // The new password travels only inside Secrets Manager, never in the invocation.
-        expect(payload).not.toContain(stored.password);
-        expect(JSON.stringify(stored)).not.toBe(before);
-        expect(ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input.service)).toEqual([
-          'dify-plugindaemon',
-        ]);
-        expect(rotated.out + rotated.err).not.toContain(stored.password);
-      } finally {
-        ecs.restore();
-        lambda.restore();
-      }
-    });
-
-    it('leaves the current secret and the services alone when the function cannot change the password', async () => {
-      const ecs = mockClient(ECSClient);
-      const lambda = mockClient(LambdaClient);
-      lambda.on(InvokeCommand).resolves({
-        StatusCode: 200,
-        FunctionError: 'Unhandled',
-        Payload: payload({ errorMessage: 'role dify_plugin does not exist: deploy the stack first' }),
-      });
-      const before = await d.value(d.outputs.DatabasePluginSecretArn);
-      try {
-        const failed = await rotatePluginDbPassword();
+        driver.stopAfter = 1;
+        await rotateSandboxKey('--timeout', '10');
+        await driver.running;
+        const before = await d.value(d.outputs.SandboxApiKeySecretArn);
+        const pending = Object.entries(await stagesOf()).find(([, s]) => s.includes('AWSPENDING'))![0];
+        driver.stopAfter = undefined;
+        driver.failNext = 'the cluster responder refused restart: Unhandled';
+        const failed = await rotateSandboxKey();
         expect(failed.code).toBe(1);
-        expect(failed.err).toContain('role dify_plugin does not exist');
-        expect(failed.err).toContain('The database and the current secret are unchanged');
-        expect(await d.value(d.outputs.DatabasePluginSecretArn)).toBe(before);
-        expect(ecs.commandCalls(UpdateServiceCommand)).toEqual([]);
+        expect(failed.err).toContain(
+          `rotating the sandbox API key failed at createSecret: the cluster responder refused restart: Unhandled. The live value is still the previous version (AWSCURRENT), and the new one stays staged as AWSPENDING (version ${pending}); run the command again to finish`,
+        );
+        expect(await d.value(d.outputs.SandboxApiKeySecretArn)).toBe(before);
+        expect((await rotateSandboxKey()).code).toBe(0);
+        expect((await stagesOf())[pending]).toEqual(['AWSCURRENT']);
       } finally {
         ecs.restore();
-        lambda.restore();
       }
+    });
+
+    it('refuses a secret whose rotation is not enabled, saying how to get it', async () => {
+      const refused = await d.cli(['secrets', 'rotate', 'plugin-daemon-key', '--yes']);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain(
+        'rotation is not enabled on the plugin daemon server key: deploy the stack, which gives it its schedule and function (Dify-SecretRotation)',
+      );
+      expect(await d.value(d.outputs.PluginDaemonKeySecretArn)).toBe(PLANTED.pluginDaemon);
+    });
+
+    it('refuses an unknown name with the list, and a bad --timeout, before reading anything', async () => {
+      const unknown = await d.cli(['secrets', 'rotate', 'pepper', '--yes']);
+      expect(unknown.err).toContain(
+        "secrets rotate: expected one of secret-key, sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password, cache-plugin-daemon-password, cache-gateway-password, app-db-password, plugin-db-password, got 'pepper'",
+      );
+      const timeout = await d.cli(['secrets', 'rotate', 'sandbox-key', '--yes', '--timeout', 'soon']);
+      expect(timeout.err).toContain('--timeout: expected a whole number of seconds');
     });
 
     it('refuses SECRET_KEY with the reason, and changes nothing', async () => {
