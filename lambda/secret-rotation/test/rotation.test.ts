@@ -177,10 +177,16 @@ describe('scheduled rotation against moto_server, PostgreSQL and redis-server', 
   }
 
   /** Secrets Manager's side of a rotation: the four steps in order with one token, stopping after `stopAfter` steps. */
-  async function rotate(secret: string, token = randomUUID(), stopAfter = 4) {
+  async function rotate(
+    secret: string,
+    token = randomUUID(),
+    stopAfter = 4,
+    afterEachStep: () => Promise<void> = async () => undefined,
+  ) {
     for (const step of ROTATION_STEPS.slice(0, stopAfter)) {
       const event: RotationEvent = { SecretId: secret, ClientRequestToken: token, Step: step };
       await rotationStep(event, targets, ports());
+      await afterEachStep();
     }
     return token;
   }
@@ -253,36 +259,42 @@ describe('scheduled rotation against moto_server, PostgreSQL and redis-server', 
   };
 
   /**
-   * Runs `rotation` while the consumer uses its value in a loop (a fresh sign-in each time, as a pool
-   * that reconnects does), at least 20 times and at most `most`, for 30 s at the most; the failures.
+   * Rotates `secret` while the consumer uses its value (a fresh sign-in each time, as a pool that
+   * reconnects does): in a loop alongside the whole rotation, and five times more after each step,
+   * so every intermediate state is used whatever the timing. The loop stops after `most` uses or
+   * 30 s. Returns how many uses happened while the rotation ran.
    */
   async function throughRotation(
     consumer: Consumer,
     use: (value: string) => Promise<unknown>,
     most: number,
-    rotation: () => Promise<unknown>,
-  ) {
+    secret: string,
+  ): Promise<number> {
     await consumer.start();
     consumer.ops = 0;
     consumer.failures = [];
+    const once = async () => {
+      try {
+        await use(consumer.value!);
+        consumer.ops++;
+      } catch (error) {
+        consumer.failures.push((error as { code?: string }).code ?? (error as Error).message.split(' ')[0]);
+      }
+    };
     let rotating = true;
     const loop = (async () => {
       const deadline = Date.now() + 30_000;
-      while ((rotating || consumer.ops < 20) && consumer.ops < most && Date.now() < deadline) {
-        try {
-          await use(consumer.value!);
-          consumer.ops++;
-        } catch (error) {
-          consumer.failures.push((error as { code?: string }).code ?? (error as Error).message.split(' ')[0]);
-        }
-      }
+      while (rotating && consumer.ops < most && Date.now() < deadline) await once();
     })();
     try {
-      await rotation();
+      await rotate(secret, randomUUID(), 4, async () => {
+        for (let i = 0; i < 5; i++) await once();
+      });
     } finally {
       rotating = false;
       await loop;
     }
+    return consumer.ops;
   }
 
   let appSecret: string;
@@ -443,9 +455,9 @@ describe('scheduled rotation against moto_server, PostgreSQL and redis-server', 
 
     it('keeps a client that reconnects all the time working through a rotation: zero failed operations', async () => {
       const consumer = consumers['api-db'];
-      await throughRotation(consumer, pgSignIn, 2000, () => rotate(appSecret));
+      const uses = await throughRotation(consumer, pgSignIn, 2000, appSecret);
       expect(consumer.failures).toEqual([]);
-      expect(consumer.ops).toBeGreaterThanOrEqual(20);
+      expect(uses).toBeGreaterThanOrEqual(20);
       // The consumer was restarted onto the new login during the run.
       expect(JSON.parse(consumer.value!).username).toBe(JSON.parse(await value(appSecret)).username);
     });
@@ -517,9 +529,9 @@ describe('scheduled rotation against moto_server, PostgreSQL and redis-server', 
 
     it('keeps a client that reconnects all the time working through a rotation: zero failed operations', async () => {
       const consumer = consumers['api-cache'];
-      await throughRotation(consumer, cacheSignIn, 5000, () => rotate(cacheSecret));
+      const uses = await throughRotation(consumer, cacheSignIn, 5000, cacheSecret);
       expect(consumer.failures).toEqual([]);
-      expect(consumer.ops).toBeGreaterThanOrEqual(20);
+      expect(uses).toBeGreaterThanOrEqual(20);
       expect(consumer.value).toBe(await value(cacheSecret));
     });
 
