@@ -208,7 +208,9 @@ export async function doctor(ctx: Context, options: Options) {
           'rotation',
           name,
           'FAIL',
-          `a rotation stopped with version ${pending} staged but not current (the old value is live): run dify-aws secrets rotate ${name} to finish it`,
+          pending.current
+            ? `a rotation made version ${pending.version} live but did not finish (its readers may not all have restarted): run dify-aws secrets rotate ${name} to finish it`
+            : `a rotation stopped with version ${pending.version} staged but not current (the old value is live): run dify-aws secrets rotate ${name} to finish it`,
         );
         return;
       }

@@ -78,9 +78,16 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
   );
 }
 
-/** The version a rotation left staged AWSPENDING without making it current: an interrupted rotation. */
-export function interruptedRotation(stages: Record<string, string[]>): string | undefined {
-  return Object.entries(stages).find(([, s]) => s.includes('AWSPENDING') && !s.includes('AWSCURRENT'))?.[0];
+/**
+ * The version of a rotation that has not completed: staged AWSPENDING, either not yet current or
+ * current but without its finish step done (the rotation function clears AWSPENDING last, after the
+ * readers restarted).
+ */
+export function interruptedRotation(
+  stages: Record<string, string[]>,
+): { version: string; current: boolean } | undefined {
+  const found = Object.entries(stages).find(([, s]) => s.includes('AWSPENDING'));
+  return found === undefined ? undefined : { version: found[0], current: found[1].includes('AWSCURRENT') };
 }
 
 /**
@@ -115,7 +122,7 @@ async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, ti
     !(await ctx.confirm(
       resume === undefined
         ? `Rotate ${spec.what} now? Its rotation restarts ${restarts}.`
-        : `Finish the interrupted rotation of ${spec.what} (pending version ${resume})? It restarts ${restarts}.`,
+        : `Finish the interrupted rotation of ${spec.what} (pending version ${resume.version})? It restarts ${restarts}.`,
     ))
   ) {
     throw new CliError('cancelled', 3);
@@ -124,7 +131,7 @@ async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, ti
   const elapsed = () => `${Math.round((ctx.now().getTime() - started) / 1000)} s`;
   let version: string;
   if (resume !== undefined) {
-    version = resume;
+    version = resume.version;
     for (const step of ROTATION_STEPS) {
       ctx.progress(`${step} for version ${version} (${elapsed()})…`);
       await invokeStep(ctx, functionName, { SecretId: secretArn, ClientRequestToken: version, Step: step }, spec.what);
@@ -138,11 +145,15 @@ async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, ti
     }
     for (let poll = 0; ; poll++) {
       const stages = (await describe()).VersionIdsToStages ?? {};
-      if ((stages[version] ?? []).includes('AWSCURRENT')) break;
+      const mine = stages[version] ?? [];
+      // Done when current and no longer pending: the function clears AWSPENDING after the restarts.
+      if (mine.includes('AWSCURRENT') && !mine.includes('AWSPENDING')) break;
       if (poll * 10 >= timeoutS) {
-        const staged = (stages[version] ?? []).includes('AWSPENDING');
+        const live = mine.includes('AWSCURRENT')
+          ? `The new value (version ${version}) is live, but the rotation's finish step has not completed, so its readers may not all have restarted`
+          : `The live value is still the previous version (AWSCURRENT)${mine.includes('AWSPENDING') ? `; the new one is staged as AWSPENDING (version ${version})` : ''}`;
         throw new CliError(
-          `the rotation of ${spec.what} did not finish within ${timeoutS} s. The live value is still the previous version (AWSCURRENT)${staged ? `; the new one is staged as AWSPENDING (version ${version})` : ''}. Run \`dify-aws secrets rotate ${name}\` again to finish it; the log of ${functionName} names the failing step`,
+          `the rotation of ${spec.what} did not finish within ${timeoutS} s. ${live}. Run \`dify-aws secrets rotate ${name}\` again to finish it; the log of ${functionName} names the failing step`,
         );
       }
       ctx.progress(

@@ -7,7 +7,12 @@ import {
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeDBClustersCommand, RDSClient } from '@aws-sdk/client-rds';
-import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  CreateSecretCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { GetWebACLForResourceCommand, WAFV2Client } from '@aws-sdk/client-wafv2';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -330,6 +335,29 @@ describe('dify-aws doctor', () => {
       detail: `a rotation stopped with version ${pending} staged but not current (the old value is live): run dify-aws secrets rotate sandbox-key to finish it`,
     });
     expect(JSON.stringify(findings) + err).not.toContain('z'.repeat(64));
+
+    // Made current, but the finish step (which restarts the readers, then clears AWSPENDING) never ended.
+    // (A staging label is on one version at a time; moto does not move AWSPENDING itself.)
+    await secrets.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: sandbox,
+        VersionStage: 'AWSPENDING',
+        RemoveFromVersionId: pending,
+      }),
+    );
+    const live = (
+      await secrets.send(
+        new PutSecretValueCommand({
+          SecretId: sandbox,
+          SecretString: 'w'.repeat(64),
+          VersionStages: ['AWSCURRENT', 'AWSPENDING'],
+        }),
+      )
+    ).VersionId!;
+    const unfinished = await doctor('Interrupted');
+    expect(unfinished.findings.find((f) => f.target === 'sandbox-key')!.detail).toBe(
+      `a rotation made version ${live} live but did not finish (its readers may not all have restarted): run dify-aws secrets rotate sandbox-key to finish it`,
+    );
   });
 
   it('refuses a key age limit that is not a whole number of days', async () => {

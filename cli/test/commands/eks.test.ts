@@ -99,10 +99,13 @@ describe('dify-aws on an EKS deployment', () => {
     });
     const before = await d.value(d.outputs.SandboxApiKeySecretArn);
     try {
-      const rotated = await cli(['secrets', 'rotate', 'sandbox-key', '--yes', '--json'], {
-        ecs: new ECSClient({ region: REGION }),
-        secrets: driver.secrets,
-        lambda: driver.lambda,
+      const rotated = await d.cli(['secrets', 'rotate', 'sandbox-key', '--yes', '--json'], '', {
+        clients: { ecs: new ECSClient({ region: REGION }), secrets: driver.secrets, lambda: driver.lambda },
+        now: () => new Date('2026-12-02T10:00:00Z'),
+        // Each wait lasts until the rotation Secrets Manager runs in the background has ended.
+        sleep: async () => {
+          await driver.running;
+        },
       });
       expect(rotated.code).toBe(0);
       expect(JSON.parse(rotated.out)).toMatchObject({ restarted: ['Api', 'Worker', 'Sandbox'], healthy: true });

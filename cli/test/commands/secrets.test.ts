@@ -42,6 +42,10 @@ describe('dify-aws secrets against moto_server', () => {
     });
     const rotateSandboxKey = (...extra: string[]) =>
       d.cli(['secrets', 'rotate', 'sandbox-key', '--yes', ...extra], '', {
+        // Each wait lasts until the rotation Secrets Manager runs in the background has ended.
+        sleep: async () => {
+          await driver.running;
+        },
         clients: {
           cloudFormation: d.clients.cfn,
           secrets: driver.secrets,

@@ -210,9 +210,25 @@ class Rotation {
       );
       this.ports.log({ secret: this.target.what, step: 'finishSecret', current: this.token });
     }
+    const target = this.target;
+    await this.restart(target.consumers);
+    if (target.kind === 'cache-user') {
+      if (await this.settled(target.consumers)) {
+        const current = credentials(await this.read('AWSCURRENT'), target.what);
+        await this.cachePasswords(target.userId, [current.password], 'removing the old password');
+      } else {
+        this.ports.log({
+          secret: target.what,
+          step: 'finishSecret',
+          warning: 'old-password-kept',
+          why: `the consumers were not all restarted within ${Math.round(this.ports.settleBudgetMs / 1000)} s; the old password stays accepted until the next rotation replaces it, or until this step runs again`,
+        });
+      }
+    }
+    // Last: no version left pending. Until then the version is current and pending at once, which
+    // `secrets rotate` and `doctor` read as a finish that has not completed (its readers may not have
+    // restarted yet), and the next rotation starts clean.
     if (this.stagesOf(this.token).includes('AWSPENDING') || currentVersion !== this.token) {
-      // No version left pending: the next rotation starts clean, and `secrets rotate` tells an
-      // interrupted rotation (a pending version that is not current) from a finished one.
       await this.aws(
         'clearing the pending stage',
         this.ports.secrets.send(
@@ -224,20 +240,6 @@ class Rotation {
         ),
       );
     }
-    const target = this.target;
-    await this.restart(target.consumers);
-    if (target.kind !== 'cache-user') return;
-    if (!(await this.settled(target.consumers))) {
-      this.ports.log({
-        secret: target.what,
-        step: 'finishSecret',
-        warning: 'old-password-kept',
-        why: `the consumers were not all restarted within ${Math.round(this.ports.settleBudgetMs / 1000)} s; the old password stays accepted until the next rotation replaces it, or until this step runs again`,
-      });
-      return;
-    }
-    const current = credentials(await this.read('AWSCURRENT'), target.what);
-    await this.cachePasswords(target.userId, [current.password], 'removing the old password');
   }
 
   private async askBootstrap(action: 'SetRolePassword' | 'TestRolePassword', target: RotationTarget) {
