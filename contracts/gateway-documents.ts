@@ -1,7 +1,9 @@
 /**
- * The gateway's two stored documents, each one JSON secret in Secrets Manager under the stack's secrets key.
- * This module is the contract between the gateway (which reads them) and the operator CLI (which writes them):
- * change it only with both in step.
+ * The gateway's stored documents, each one JSON secret in Secrets Manager under the stack's secrets key:
+ * the provider key pool and the client records, which the operator CLI writes and the gateway reads, and
+ * the client key rehashes, which the gateway writes after a pepper rotation (contracts/client-keys.ts).
+ * This module is the contract between the gateway, the CLI and the rotation function: change it only
+ * with all three in step.
  */
 import { z } from 'zod';
 
@@ -29,6 +31,9 @@ export type Api = (typeof APIS)[number];
 const id = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,31}$/, 'an id is 1-32 characters: a lowercase letter, then lowercase letters, digits or -');
+
+/** A Secrets Manager version id (a UUID, or the ClientRequestToken a rotation used). */
+const versionId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a Secrets Manager version id');
 
 /** One provider API key. `key` is the only secret field in the document. */
 export const providerKeySchema = z.strictObject({
@@ -75,6 +80,11 @@ export const clientSchema = z.strictObject({
   id,
   /** Hex HMAC-SHA256 of the whole client key, keyed with the pepper secret. The key itself is never stored. */
   keyHash: z.string().regex(/^[0-9a-f]{64}$/),
+  /**
+   * The pepper secret's version `keyHash` was made under (the CLI sets it). Absent on records made
+   * before peppers rotated: the gateway then tries the current and the previous pepper.
+   */
+  pepperVersionId: versionId.optional(),
   /** Source networks allowed to use this key (IPv4 or IPv6 CIDRs). */
   allowedCidrs: z.array(z.string()).min(1),
   /** Model ids this client may use; `*` allows every configured model. */
@@ -121,9 +131,29 @@ export const clientsDocumentSchema = z.strictObject({
 });
 export type ClientsDocument = z.infer<typeof clientsDocumentSchema>;
 
-/** The documents a new stack starts from: no key, no client. */
+/**
+ * A client's key hash made again under a newer pepper by the gateway, at the key's first successful
+ * use after a pepper rotation. It applies only while `from` is still the record's `keyHash` (a new key
+ * from `dify-aws clients rotate` makes it stale) and `pepperVersionId` is a pepper the gateway holds.
+ */
+export const rehashSchema = z.strictObject({
+  from: z.string().regex(/^[0-9a-f]{64}$/),
+  to: z.string().regex(/^[0-9a-f]{64}$/),
+  pepperVersionId: versionId,
+});
+export type Rehash = z.infer<typeof rehashSchema>;
+
+/** The client key rehashes secret (`<stack>/llm-gateway/rehash`), written by the gateway only. */
+export const rehashDocumentSchema = z.strictObject({
+  version: z.literal(1),
+  clients: z.record(id, rehashSchema).default({}),
+});
+export type RehashDocument = z.infer<typeof rehashDocumentSchema>;
+
+/** The documents a new stack starts from: no key, no client, no rehash. */
 export const EMPTY_PROVIDER_POOL: ProviderPool = { version: 1, providers: {} };
 export const EMPTY_CLIENTS_DOCUMENT: ClientsDocument = { version: 1, clients: [], customDetectors: [] };
+export const EMPTY_REHASH_DOCUMENT: RehashDocument = { version: 1, clients: {} };
 
 /**
  * What CloudFormation generates as each document secret's first value: a placeholder, never a

@@ -63,6 +63,20 @@ export const RotationTarget = z.discriminatedUnion('kind', [
       masterSecretArn: arn('secretsmanager'),
     })
     .strict(),
+  /**
+   * The LLM gateway's client-key pepper: the gateway reads the current and the previous version
+   * itself and rehashes each key at its first use, so nothing restarts. The rotation refuses while an
+   * enabled client's key is not yet known under the current version (contracts/client-keys.ts).
+   */
+  z
+    .object({
+      kind: z.literal('client-key-pepper'),
+      what: z.string(),
+      consumers: Consumers,
+      clientsSecretArn: arn('secretsmanager'),
+      rehashSecretArn: arn('secretsmanager'),
+    })
+    .strict(),
 ]);
 export type RotationTarget = z.infer<typeof RotationTarget>;
 
@@ -84,6 +98,8 @@ export const RotationConfig = z
     bootstrapFunction: z.string().min(1),
     masterSecretArn: arn('secretsmanager'),
     cache: z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65_535) }).strict(),
+    /** The gateway's client records and rehashes, which the pepper's rotation reads to refuse a lockout. */
+    gateway: z.object({ clients: arn('secretsmanager'), rehash: arn('secretsmanager') }).strict(),
     /** Each rotated secret's ARN: its catalogue id, and for a cache user its ElastiCache user id. */
     secrets: z.record(arn('secretsmanager'), z.tuple([z.string(), z.string().optional()])),
   })
@@ -102,7 +118,15 @@ export function targetsOf(config: RotationConfig): Record<string, RotationTarget
     const what = entry.what;
     const kind = entry.rotation.kind;
     if (kind === 'shared-key') targets[secretArn] = { kind, what, consumers };
-    else if (kind === 'cache-user') {
+    else if (kind === 'client-key-pepper') {
+      targets[secretArn] = {
+        kind,
+        what,
+        consumers,
+        clientsSecretArn: config.gateway.clients,
+        rehashSecretArn: config.gateway.rehash,
+      };
+    } else if (kind === 'cache-user') {
       if (userId === undefined) throw new Error(`secret ${secretArn}: '${id}' needs its ElastiCache user id`);
       targets[secretArn] = RotationTarget.parse({ kind, what, consumers, userId, ...config.cache });
     } else {

@@ -7,7 +7,7 @@
 import { OUTPUTS, type ServiceId } from './stack-outputs';
 
 /** How the rotation function rotates a secret (contracts/rotation.ts, lambda/secret-rotation). */
-export type RotationKind = 'shared-key' | 'cache-user' | 'database-role';
+export type RotationKind = 'shared-key' | 'cache-user' | 'database-role' | 'client-key-pepper';
 
 /** How a secret changes. */
 export type Rotation =
@@ -22,8 +22,6 @@ export type Rotation =
       readonly method: 'value' | 'cache-user' | 'database-role';
       readonly routine?: false;
     }
-  /** By hand, with what to do (the pepper: every client key is re-issued). */
-  | { readonly by: 'operator'; readonly how: string }
   /**
    * The stack's rotation function (lambda/secret-rotation), on the deployment's schedule
    * (configuration key rotationSchedule); `dify-aws secrets rotate <name>` starts the same rotation
@@ -32,7 +30,7 @@ export type Rotation =
   | { readonly by: 'schedule'; readonly name: string; readonly kind: RotationKind }
   /** Secrets Manager's own rotation function (the Aurora master), every `days` days. */
   | { readonly by: 'hosted'; readonly days: number }
-  /** A document the CLI rewrites entry by entry (keys, clients), not a credential of its own. */
+  /** A document rewritten entry by entry (keys and clients by the CLI, rehashes by the gateway), not a credential of its own. */
   | { readonly by: 'document' }
   /** Read once, to create the owner account. */
   | { readonly by: 'never'; readonly why: string };
@@ -46,8 +44,10 @@ export interface SecretEntry {
   readonly consumers: readonly ServiceId[];
   /** One-off tasks given it as well (they run at deploy time, never redeployed). */
   readonly tasks: readonly 'MigrationTask'[];
-  /** Task roles that read it at run time themselves (the gateway's documents). */
+  /** Task roles that read it at run time themselves (the gateway's documents and its pepper). */
   readonly readers?: readonly ServiceId[];
+  /** Task roles that write it at run time (the gateway's rehashes). */
+  readonly writers?: readonly ServiceId[];
   /** For an ElastiCache user's secret: the output holding the user's id. */
   readonly cacheUserIdOutput?: string;
   readonly rotation: Rotation;
@@ -137,9 +137,20 @@ export const SECRETS = {
   gatewayPepper: {
     output: OUTPUTS.gatewayPepperSecretArn,
     what: "the LLM gateway's client-key pepper",
-    consumers: ['Gateway'],
+    consumers: [],
     tasks: [],
-    rotation: { by: 'operator', how: 'the pepper (then clients rotate)' },
+    // Read at run time, its current and previous versions, so that a rotation needs no restart.
+    readers: ['Gateway'],
+    rotation: { by: 'schedule', name: 'gateway-pepper', kind: 'client-key-pepper' },
+  },
+  gatewayRehash: {
+    output: OUTPUTS.gatewayRehashSecretArn,
+    what: "the LLM gateway's client key rehashes",
+    consumers: [],
+    tasks: [],
+    readers: ['Gateway'],
+    writers: ['Gateway'],
+    rotation: { by: 'document' },
   },
   gatewayProviderKeys: {
     output: OUTPUTS.gatewayProviderKeysSecretArn,

@@ -71,6 +71,7 @@ export const OUTPUTS = {
   gatewayProviderKeysSecretArn: 'GatewayProviderKeysSecretArn',
   gatewayClientsSecretArn: 'GatewayClientsSecretArn',
   gatewayPepperSecretArn: 'GatewayPepperSecretArn',
+  gatewayRehashSecretArn: 'GatewayRehashSecretArn',
 } as const;
 export type OutputName = (typeof OUTPUTS)[keyof typeof OUTPUTS];
 

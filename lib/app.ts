@@ -340,6 +340,7 @@ function compose(
       cacheGateway: cache.users.gateway.secret,
       appDatabase: database.appSecret,
       pluginDatabase: database.pluginSecret,
+      gatewayPepper: llm.pepper,
     },
     ecs: { cluster: ecs.cluster, services: new Map([...ecs.services, ['Gateway', llm.service.service]]) },
     responder: responder?.function,
@@ -354,6 +355,7 @@ function compose(
       },
     },
     database: { bootstrap: database.bootstrap.function, masterSecret: database.cluster.secret! },
+    gateway: { clients: llm.clients, rehash: llm.rehash },
   });
   if (flows.pending.length > 0) {
     throw new Error(`flows never rendered: ${flows.pending.map((f) => `${f.from} -> ${f.to}`).join(', ')}`);

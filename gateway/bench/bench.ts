@@ -196,6 +196,9 @@ async function createSecrets(motoUrl: string, providerUrl: string, clientKey: st
       }),
     }),
   );
+  // The pepper as the stack keeps it, and the client record made under its version as the CLI makes it.
+  const pepper = await secrets.send(new CreateSecretCommand({ Name: 'bench/pepper', SecretString: PEPPER }));
+  await secrets.send(new CreateSecretCommand({ Name: 'bench/rehash', SecretString: '{"version":1}' }));
   await secrets.send(
     new CreateSecretCommand({
       Name: 'bench/clients',
@@ -205,6 +208,7 @@ async function createSecrets(motoUrl: string, providerUrl: string, clientKey: st
           {
             id: 'bench',
             keyHash: hashClientKey(PEPPER, clientKey),
+            pepperVersionId: pepper.VersionId,
             allowedCidrs: ['127.0.0.0/8', '::1/128'],
             allowedModels: ['*'],
             requestsPerMinute: 1e9,
@@ -310,7 +314,8 @@ async function main(): Promise<void> {
     AWS_ENDPOINT_URL_SECRETS_MANAGER: motoUrl,
     PROVIDER_KEYS_SECRET_ID: 'bench/pool',
     CLIENTS_SECRET_ID: 'bench/clients',
-    CLIENT_KEY_PEPPER: PEPPER,
+    PEPPER_SECRET_ID: 'bench/pepper',
+    REHASH_SECRET_ID: 'bench/rehash',
     SECRETS_POLL_INTERVAL_SECONDS: '3600',
     REDIS_HOST: '127.0.0.1',
     REDIS_PORT: String(redisPort),

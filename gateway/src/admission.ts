@@ -67,7 +67,7 @@ export function authenticate(deps: Pick<AdmissionDeps, 'clients' | 'ready'>, req
     throw new GatewayError(
       503,
       'secrets_unavailable',
-      'the gateway has not loaded its key pool and client records yet; retry shortly',
+      'the gateway has not loaded its key pool, client records and pepper yet; retry shortly',
       {},
       { 'retry-after': '5' },
     );

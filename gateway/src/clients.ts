@@ -1,6 +1,20 @@
 import * as ipaddr from 'ipaddr.js';
-import { clientIdOf, hashClientKey, sameHash } from '../../contracts/client-keys';
-import type { ClientRecord, ClientsDocument, GuardrailAction } from '../../contracts/gateway-documents';
+import {
+  clientIdOf,
+  type Credential,
+  credentialOf,
+  hashClientKey,
+  type Peppers,
+  sameHash,
+} from '../../contracts/client-keys';
+import {
+  type ClientRecord,
+  type ClientsDocument,
+  EMPTY_REHASH_DOCUMENT,
+  type GuardrailAction,
+  type Rehash,
+  type RehashDocument,
+} from '../../contracts/gateway-documents';
 
 /** A client as the gateway uses it: its record, with its networks parsed once. */
 export interface Client {
@@ -17,26 +31,59 @@ export function clientOf(record: ClientRecord): Client {
 const DUMMY_HASH = '0'.repeat(64);
 
 /**
- * The client records of one document version. Lookup is by the id embedded in the key, then a
- * constant-time comparison of keyed hashes; the key itself is never kept.
+ * The client records of one document version, checked under the pepper versions the gateway holds.
+ * Lookup is by the id embedded in the key, then a constant-time comparison of keyed hashes; the key
+ * itself is never kept. A key that matches under the previous pepper (or a record that does not say
+ * which pepper it was made under) is accepted, and its hash under the current pepper goes to
+ * `onRehash`, which the gateway stores (rehash.ts) so that the next rotation leaves it working.
  */
 export class ClientRegistry {
-  private readonly byId: Map<string, Client>;
+  private readonly byId: Map<string, { client: Client; credential: Credential }>;
 
   constructor(
     document: ClientsDocument,
-    private readonly pepper: string,
+    private readonly peppers: Peppers,
+    rehashes: RehashDocument = EMPTY_REHASH_DOCUMENT,
+    private readonly onRehash: (clientId: string, rehash: Rehash) => void = () => undefined,
   ) {
-    this.byId = new Map(document.clients.map((record) => [record.id, clientOf(record)]));
+    const held = (versionId: string) =>
+      versionId === peppers.current.versionId || versionId === peppers.previous?.versionId;
+    this.byId = new Map(
+      document.clients.map((record) => [
+        record.id,
+        { client: clientOf(record), credential: credentialOf(record, rehashes, held) },
+      ]),
+    );
   }
 
   /** The enabled client this key belongs to, or undefined. */
   authenticate(key: string): Client | undefined {
     const id = clientIdOf(key);
-    const client = id === undefined ? undefined : this.byId.get(id);
-    const presented = hashClientKey(this.pepper, key);
-    const matches = sameHash(presented, client?.record.keyHash ?? DUMMY_HASH);
-    return client !== undefined && matches && !client.record.disabled ? client : undefined;
+    const entry = id === undefined ? undefined : this.byId.get(id);
+    const { current, previous } = this.peppers;
+    const underCurrent = hashClientKey(current.value, key);
+    const underPrevious = previous === undefined ? undefined : hashClientKey(previous.value, key);
+    const expected = entry?.credential.hash ?? DUMMY_HASH;
+    const made = entry?.credential.pepperVersionId;
+    let matched: string | undefined;
+    if ((made === undefined || made === current.versionId) && sameHash(underCurrent, expected)) {
+      matched = current.versionId;
+    } else if (
+      underPrevious !== undefined &&
+      (made === undefined || made === previous!.versionId) &&
+      sameHash(underPrevious, expected)
+    ) {
+      matched = previous!.versionId;
+    }
+    if (entry === undefined || matched === undefined || entry.client.record.disabled) return undefined;
+    if (matched !== current.versionId || made === undefined) {
+      this.onRehash(entry.client.record.id, {
+        from: entry.client.record.keyHash,
+        to: underCurrent,
+        pepperVersionId: current.versionId,
+      });
+    }
+    return entry.client;
   }
 
   get size(): number {

@@ -23,20 +23,16 @@ const oneOf = <T extends readonly [string, ...string[]]>(values: T, fallback: T[
   z.preprocess(blankAsUnset, z.enum(values, { error: `expected one of ${values.join(', ')}` }).default(fallback));
 
 /**
- * The gateway's settings, all from the environment (the ECS task definition sets them; the pepper
- * and the Redis password arrive through ECS secret injection). Names and defaults are documented in
+ * The gateway's settings, all from the environment (the ECS task definition sets them; the Redis
+ * password arrives through ECS secret injection, and the pepper is read from its secret at run time). Names and defaults are documented in
  * gateway/README.md.
  */
 export const configSchema = z.object({
   PORT: int(1, 65_535, 8080),
   PROVIDER_KEYS_SECRET_ID: required('the provider key pool secret ARN or name'),
   CLIENTS_SECRET_ID: required('the client records secret ARN or name'),
-  CLIENT_KEY_PEPPER: z.preprocess(
-    blankAsUnset,
-    z
-      .string({ error: 'required: the client key pepper (32 characters at least)' })
-      .min(32, 'expected 32 characters at least'),
-  ),
+  PEPPER_SECRET_ID: required('the client key pepper secret ARN or name'),
+  REHASH_SECRET_ID: required('the client key rehash secret ARN or name'),
   SECRETS_POLL_INTERVAL_SECONDS: int(1, 3600, 30),
   POOL_STRATEGY: oneOf(['weighted-round-robin', 'least-in-flight'] as const, 'weighted-round-robin'),
   MAX_ATTEMPTS: int(1, 10, 3),

@@ -2,9 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createDispatcher } from './http-client';
-import { ClientRegistry } from './clients';
+import { ClientRegistry, clientOf } from './clients';
 import { loadConfig } from './config';
 import { DocumentSource } from './documents';
+import { PepperSource } from './peppers';
+import { RehashWriter } from './rehash';
+import type { Peppers } from '../../contracts/client-keys';
 import { Guardrails, prepareNormalizer } from './guardrails';
 import { bufferedStdout, Telemetry } from './log';
 import { KeyPool } from './pool';
@@ -14,7 +17,10 @@ import {
   type ClientsDocument,
   EMPTY_CLIENTS_DOCUMENT,
   EMPTY_PROVIDER_POOL,
+  EMPTY_REHASH_DOCUMENT,
   providerPoolSchema,
+  type RehashDocument,
+  rehashDocumentSchema,
 } from '../../contracts/gateway-documents';
 import { Gateway } from './server';
 import { probeDisabledKeys } from './probe';
@@ -89,6 +95,33 @@ export async function main(
     },
     log,
   });
+  // The registry is built from three sources: the client records, the pepper versions and the
+  // rehashes; a new version of any of them builds it again.
+  let clientsDocument: ClientsDocument | undefined;
+  let peppers: Peppers | undefined;
+  let rehashes: RehashDocument = EMPTY_REHASH_DOCUMENT;
+  const rehashWriter = new RehashWriter({
+    client: secrets,
+    secretId: config.REHASH_SECRET_ID,
+    peppers: () => peppers,
+    delayMs: 1000,
+    log,
+  });
+  const buildRegistry = () => {
+    if (clientsDocument === undefined || peppers === undefined) return;
+    registry = new ClientRegistry(clientsDocument, peppers, rehashes, (clientId, rehash) =>
+      rehashWriter.add(clientId, rehash),
+    );
+  };
+  const pepperSource = new PepperSource({
+    client: secrets,
+    secretId: config.PEPPER_SECRET_ID,
+    accept: (next) => {
+      peppers = next;
+      buildRegistry();
+    },
+    log,
+  });
   const clientSource = new DocumentSource<ClientsDocument>({
     client: secrets,
     secretId: config.CLIENTS_SECRET_ID,
@@ -97,9 +130,28 @@ export async function main(
     empty: EMPTY_CLIENTS_DOCUMENT,
     accept: (document) => {
       const nextGuardrails = new Guardrails(document.customDetectors);
-      const nextRegistry = new ClientRegistry(document, config.CLIENT_KEY_PEPPER);
+      for (const record of document.clients) clientOf(record); // throws on a CIDR that does not parse
       guardrails = nextGuardrails;
-      registry = nextRegistry;
+      clientsDocument = document;
+      buildRegistry();
+      // A record made under a pepper this replica does not hold yet (the CLI read a newer one): look now.
+      const held = (v: string) => v === peppers?.current.versionId || v === peppers?.previous?.versionId;
+      if (document.clients.some((r) => r.pepperVersionId !== undefined && !held(r.pepperVersionId))) {
+        void pepperSource.refresh();
+      }
+    },
+    log,
+  });
+  const rehashSource = new DocumentSource<RehashDocument>({
+    client: secrets,
+    secretId: config.REHASH_SECRET_ID,
+    name: 'client key rehashes',
+    schema: rehashDocumentSchema,
+    empty: EMPTY_REHASH_DOCUMENT,
+    accept: (document) => {
+      rehashes = document;
+      rehashWriter.documentLoaded(document);
+      buildRegistry();
     },
     log,
   });
@@ -136,7 +188,7 @@ export async function main(
     guardrails: () => guardrails,
     limiter,
     telemetry,
-    ready: () => poolSource.loaded && clientSource.loaded,
+    ready: () => poolSource.loaded && clientSource.loaded && pepperSource.loaded && rehashSource.loaded,
     onKeyRejected: () => void poolSource.refresh(),
     now,
     random: options.random ?? Math.random,
@@ -151,10 +203,14 @@ export async function main(
     idleTimeoutMs: config.IDLE_TIMEOUT_MS,
   });
 
-  await Promise.all([poolSource.refresh(), clientSource.refresh()]);
+  await pepperSource.refresh();
+  await Promise.all([poolSource.refresh(), clientSource.refresh(), rehashSource.refresh()]);
   const poll = setInterval(() => {
     void poolSource.refresh();
+    void pepperSource.refresh();
     void clientSource.refresh();
+    void rehashSource.refresh();
+    void rehashWriter.flush();
   }, config.SECRETS_POLL_INTERVAL_SECONDS * 1000);
   const probe = setInterval(
     () => void probeDisabledKeys(pool, { dispatcher, timeoutMs: 10_000 }),
@@ -181,11 +237,14 @@ export async function main(
     clearInterval(poll);
     clearInterval(probe);
     clearInterval(gauge);
+    rehashWriter.stop();
     gateway.startDraining();
     const deadline = Date.now() + config.SHUTDOWN_DRAIN_SECONDS * 1000;
     while (gateway.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (gateway.activeRequests > 0) telemetry.log('warn', 'drain_timeout', { unfinished: gateway.activeRequests });
     gateway.server.closeAllConnections();
+    // A rehash not yet written would otherwise wait for this client's next request at another replica.
+    await rehashWriter.flush();
     await screener.close();
     await limiter.close();
     await dispatcher.close();

@@ -1,4 +1,9 @@
-import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  CreateSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { spawnSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { freeLoopbackPort } from '../../test/helpers/free-port';
@@ -18,6 +23,7 @@ import { loopbackCertificate } from './helpers/tls';
  */
 
 const PEPPER = 'process-test-pepper-0123456789abcdefghijklmnop';
+const NEXT_PEPPERS = ['process-second-pepper-0123456789abcdefghijklm', 'process-third-pepper-0123456789abcdefghijklmn'];
 const KEYS = [
   'sk-proc-key-one-1111111111111111',
   'sk-proc-key-two-2222222222222222',
@@ -70,6 +76,7 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
   let secrets: SecretsManagerClient;
   let main: string;
   const replicas: Replica[] = [];
+  let firstPepper: string;
   const clientKey = generateClientKey('dify', fixedBytes(7));
   const limitedKey = generateClientKey('limited', fixedBytes(8));
   const lateKey = generateClientKey('late', fixedBytes(9));
@@ -96,7 +103,8 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
       AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
       PROVIDER_KEYS_SECRET_ID: 'proc/pool',
       CLIENTS_SECRET_ID: 'proc/clients',
-      CLIENT_KEY_PEPPER: PEPPER,
+      PEPPER_SECRET_ID: 'proc/pepper',
+      REHASH_SECRET_ID: 'proc/rehash',
       SECRETS_POLL_INTERVAL_SECONDS: '1',
       SHUTDOWN_DRAIN_SECONDS: '10',
       REDIS_HOST: '127.0.0.1',
@@ -140,6 +148,12 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
         }),
       }),
     );
+    firstPepper = (await secrets.send(new CreateSecretCommand({ Name: 'proc/pepper', SecretString: PEPPER })))
+      .VersionId!;
+    // The placeholder CloudFormation writes, which reads as an empty rehash document.
+    await secrets.send(
+      new CreateSecretCommand({ Name: 'proc/rehash', SecretString: '{"uninitialized":true,"placeholder":"x"}' }),
+    );
     await startReplica();
     await startReplica({ POOL_STRATEGY: 'least-in-flight' });
   });
@@ -161,7 +175,7 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
         SCREEN_WORKERS: '0',
         PROVIDER_ALLOWED_PRIVATE_CIDRS: '10.0.0.0/8,169.254.0.0/16',
         PROVIDER_KEYS_SECRET_ID: 'x',
-        CLIENT_KEY_PEPPER: PEPPER,
+        PEPPER_SECRET_ID: 'x',
         AWS_REGION: 'us-east-1',
       },
       encoding: 'utf8',
@@ -173,6 +187,7 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
     expect(line.message).toContain('PORT: expected a whole number from 1 to 65535');
     expect(line.message).toContain('POOL_STRATEGY: expected one of weighted-round-robin, least-in-flight');
     expect(line.message).toContain('CLIENTS_SECRET_ID: required');
+    expect(line.message).toContain('REHASH_SECRET_ID: required: the client key rehash secret ARN or name');
     expect(line.message).toContain('BODY_TIMEOUT_MS: expected a whole number from 100 to 600000');
     expect(line.message).toContain('SCREEN_WORKERS: expected 1 at least');
     expect(line.message).toContain(
@@ -298,6 +313,63 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
     for (const replica of replicas) expect((await post(replica.url, lateKey, chat())).status).toBe(200);
   });
 
+  it('rotates the pepper twice under load without one refused request: keys in use are rehashed and survive both', async () => {
+    const rotate = async (value: string) =>
+      (await secrets.send(new PutSecretValueCommand({ SecretId: 'proc/pepper', SecretString: value }))).VersionId!;
+    const rehashes = async () => {
+      const stored = await secrets.send(new GetSecretValueCommand({ SecretId: 'proc/rehash' }));
+      return { versionId: stored.VersionId!, clients: JSON.parse(stored.SecretString!).clients ?? {} };
+    };
+    const loadedPepper = (versionId: string) =>
+      replicas.every((r) => linesOf(r).some((l) => l.event === 'pepper_loaded' && l.versionId === versionId));
+    const loadedRehashes = (versionId: string) =>
+      replicas.every((r) =>
+        linesOf(r).some(
+          (l) => l.event === 'document_loaded' && l.document === 'client key rehashes' && l.versionId === versionId,
+        ),
+      );
+    // Load on both replicas with the key Dify uses, bounded in count; every reply is counted.
+    const statuses: number[] = [];
+    let running = true;
+    const load = (async () => {
+      for (let i = 0; running && i < 4000; i++)
+        statuses.push((await post(replicas[i % 2].url, clientKey, chat())).status);
+    })();
+    try {
+      const second = await rotate(NEXT_PEPPERS[0]);
+      await waitFor('both replicas to hold the second pepper', async () => loadedPepper(second));
+      expect((await post(replicas[1].url, lateKey, chat())).status).toBe(200);
+      await waitFor('the rehashes under the second pepper', async () => {
+        const document = await rehashes();
+        return ['dify', 'late'].every((id) => document.clients[id]?.pepperVersionId === second);
+      });
+      // 'limited' made no request since the rotation: it keeps the confirmation its first use wrote
+      // (its record names no pepper), under the first pepper.
+      expect((await rehashes()).clients.limited?.pepperVersionId).toBe(firstPepper);
+      await waitFor('both replicas to load them', async () => loadedRehashes((await rehashes()).versionId));
+      const third = await rotate(NEXT_PEPPERS[1]);
+      await waitFor('both replicas to hold the third pepper', async () => loadedPepper(third));
+      for (const replica of replicas) expect((await post(replica.url, lateKey, chat())).status).toBe(200);
+      // A key left unused through a whole rotation is made under a pepper no longer held: the reason the
+      // rotation function refuses to rotate while such a client exists (pepperRotationBlockers).
+      for (const replica of replicas) expect((await post(replica.url, limitedKey, chat())).status).toBe(401);
+      await waitFor(
+        'the rehash under the third pepper',
+        async () => (await rehashes()).clients.dify?.pepperVersionId === third,
+      );
+      // Entries under a pepper no longer held are dropped as the document is written.
+      expect((await rehashes()).clients.limited).toBeUndefined();
+    } finally {
+      running = false;
+      await load;
+    }
+    expect(statuses.length).toBeGreaterThan(20);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    for (const replica of replicas) {
+      expect(linesOf(replica).filter((l) => l.event === 'rehash_write_failed')).toEqual([]);
+    }
+  });
+
   it('keeps serving when Redis goes away, and reports the degraded rate limit as a metric', async () => {
     await redis.stop();
     const [a] = replicas;
@@ -334,7 +406,7 @@ describe('the built gateway as two processes, with Secrets Manager and Redis on 
 
   it('wrote one request line per request, and nothing secret, in all of the above', () => {
     const output = replicas.map((r) => r.output.stdout + r.output.stderr).join('\n');
-    for (const secret of [...KEYS, clientKey, limitedKey, lateKey, PEPPER, PROMPT])
+    for (const secret of [...KEYS, clientKey, limitedKey, lateKey, PEPPER, ...NEXT_PEPPERS, PROMPT])
       expect(output).not.toContain(secret);
     const ids = replicas
       .flatMap(linesOf)

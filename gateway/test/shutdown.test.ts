@@ -48,6 +48,8 @@ describe('the gateway process on SIGTERM', () => {
         }),
       }),
     );
+    await secrets.send(new CreateSecretCommand({ Name: 'stop/pepper', SecretString: PEPPER }));
+    await secrets.send(new CreateSecretCommand({ Name: 'stop/rehash', SecretString: '{"version":1}' }));
     await secrets.send(
       new CreateSecretCommand({
         Name: 'stop/clients',
@@ -86,7 +88,8 @@ describe('the gateway process on SIGTERM', () => {
       AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
       PROVIDER_KEYS_SECRET_ID: 'stop/pool',
       CLIENTS_SECRET_ID: 'stop/clients',
-      CLIENT_KEY_PEPPER: PEPPER,
+      PEPPER_SECRET_ID: 'stop/pepper',
+      REHASH_SECRET_ID: 'stop/rehash',
       // Far longer than any test waits: a shutdown that waits out its drain fails the test.
       SHUTDOWN_DRAIN_SECONDS: '600',
       REDIS_HOST: '127.0.0.1',

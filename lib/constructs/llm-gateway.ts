@@ -10,7 +10,7 @@ import { UNINITIALIZED_TEMPLATE } from '../../contracts/gateway-documents';
 import type { TaskSizing } from '../config/sizing';
 import { acknowledge } from '../nag/acknowledge';
 import { repoPath } from '../paths';
-import { noAutomaticRotation } from './app-secrets';
+import { noAutomaticRotation, rotatedOnSchedule } from './app-secrets';
 import { type Cache, CACHE_PORT } from './cache';
 import type { LogSettings } from './log-group';
 import type { Network } from './network';
@@ -18,7 +18,7 @@ import { SERVICE_NAMESPACE } from './runtime/ecs-runtime';
 import { DifyService, type TaskPlatform } from './runtime/ecs-task';
 import { OUTPUTS } from '../../contracts/stack-outputs';
 import { output } from './outputs';
-import { grantSecretRead } from './secret-access';
+import { grantSecretRead, grantSecretWrite } from './secret-access';
 
 /** The gateway's name in `dify.internal` and its port. */
 export const GATEWAY_ENDPOINT = { name: 'llm-gateway', port: 8080 } as const;
@@ -43,7 +43,7 @@ export interface LlmGatewayProps {
 /**
  * The zero-trust LLM gateway (gateway/) on ECS: private subnets only, reachable on 8080 from Dify's
  * api, worker and plugin daemon and from nothing else, with its own task role that can read only its
- * own two documents. Provider keys live in one secret and reach the gateway's memory only; clients
+ * own documents and pepper. Provider keys live in one secret and reach the gateway's memory only; clients
  * authenticate with keys of their own, of which only a keyed hash (under the pepper secret) is stored.
  */
 export class LlmGateway extends Construct {
@@ -52,8 +52,10 @@ export class LlmGateway extends Construct {
   public readonly providerKeys: secretsmanager.Secret;
   /** Client records: ids, keyed hashes, allowed networks and models, limits, guardrail policies. */
   public readonly clients: secretsmanager.Secret;
-  /** The HMAC key under which client keys are hashed. */
+  /** The HMAC key under which client keys are hashed; rotated on the deployment's schedule. */
   public readonly pepper: secretsmanager.Secret;
+  /** Client key hashes made again under a newer pepper, written by the gateway itself (gateway/src/rehash.ts). */
+  public readonly rehash: secretsmanager.Secret;
   /** `http://llm-gateway.dify.internal:8080/v1`: what Dify's OpenAI-compatible provider points at. */
   public readonly url: string;
 
@@ -83,18 +85,28 @@ export class LlmGateway extends Construct {
       'Clients',
       'LLM gateway client records: keyed hashes, never keys (written by dify-aws clients)',
     );
+    this.rehash = document(
+      'Rehash',
+      'LLM gateway client key rehashes: keyed hashes under the newest pepper, never keys (written by the gateway)',
+    );
     this.pepper = new secretsmanager.Secret(this, 'Pepper', {
       description: 'LLM gateway client key hashing key (HMAC-SHA256)',
       encryptionKey: props.secretsKey,
       generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
       removalPolicy: props.removalPolicy,
     });
-    for (const secret of [this.providerKeys, this.clients, this.pepper]) {
+    acknowledge(
+      this.pepper.node.defaultChild!,
+      ...rotatedOnSchedule(
+        'The gateway checks a client key under the current and the previous pepper and stores its hash under the current one at its first use after a rotation, so no client key is re-issued; the rotation refuses while an enabled client has not signed in since the last one (dify-aws doctor names them).',
+      ),
+    );
+    for (const secret of [this.providerKeys, this.clients, this.rehash]) {
       acknowledge(
         secret.node.defaultChild!,
         ...noAutomaticRotation(
-          secret === this.pepper
-            ? 'Rotating the pepper invalidates every client key at once; it is rotated by the operator (dify-aws clients rotate for each client after a new pepper), and only the gateway task and the operator can read it.'
+          secret === this.rehash
+            ? 'This document holds keyed hashes of client keys, which the gateway writes as keys are first used after a pepper rotation; it holds no credential of its own to rotate, and a hash in it is only accepted while it matches a record of the client records secret.'
             : 'This document holds the provider keys or client records, which change when an operator adds, replaces or removes an entry (dify-aws keys / clients); the gateway re-reads each new version without a restart, so rotation is that operator step, not a schedule.',
         ),
       );
@@ -121,6 +133,8 @@ export class LlmGateway extends Construct {
           PORT: String(GATEWAY_ENDPOINT.port),
           PROVIDER_KEYS_SECRET_ID: this.providerKeys.secretArn,
           CLIENTS_SECRET_ID: this.clients.secretArn,
+          PEPPER_SECRET_ID: this.pepper.secretArn,
+          REHASH_SECRET_ID: this.rehash.secretArn,
           SECRETS_POLL_INTERVAL_SECONDS: '30',
           REDIS_HOST: props.cache.host,
           REDIS_PORT: String(CACHE_PORT),
@@ -133,7 +147,6 @@ export class LlmGateway extends Construct {
             : {}),
         },
         secrets: {
-          CLIENT_KEY_PEPPER: { secret: this.pepper },
           // Its own ElastiCache user, which sees only the gateway's rate-limit keys (gw:rl:*).
           REDIS_USERNAME: { secret: props.cache.users.gateway.secret, field: 'username' },
           REDIS_PASSWORD: { secret: props.cache.users.gateway.secret, field: 'password' },
@@ -155,10 +168,14 @@ export class LlmGateway extends Construct {
         },
       },
     });
-    // It reads its two documents itself (and again on every new version); the pepper and the Valkey
-    // token are injected by ECS at start, through the execution role.
+    // It reads its documents and the pepper's current and previous versions itself (and again on
+    // every new version), and writes its rehashes; the Valkey token is injected by ECS at start,
+    // through the execution role.
     grantSecretRead(this.providerKeys, this.service.taskRole);
     grantSecretRead(this.clients, this.service.taskRole);
+    grantSecretRead(this.pepper, this.service.taskRole);
+    grantSecretRead(this.rehash, this.service.taskRole);
+    grantSecretWrite(this.rehash, this.service.taskRole);
 
     // Its callers (Dify's api, worker and plugin daemon, never the load balancer) are flows of the
     // service catalogue (dify/catalog.ts), rendered with theirs.
@@ -178,5 +195,6 @@ export class LlmGateway extends Construct {
     output(this, OUTPUTS.gatewayProviderKeysSecretArn, this.providerKeys.secretArn);
     output(this, OUTPUTS.gatewayClientsSecretArn, this.clients.secretArn);
     output(this, OUTPUTS.gatewayPepperSecretArn, this.pepper.secretArn);
+    output(this, OUTPUTS.gatewayRehashSecretArn, this.rehash.secretArn);
   }
 }

@@ -29,3 +29,25 @@ export function grantSecretRead(secret: secretsmanager.ISecret, grantee: iam.IGr
   secret.grantRead(grantee);
   allowSecretsDecrypt(grantee, [secret]);
 }
+
+/**
+ * Write access to a secret: new versions only (`PutSecretValue`, not its settings, policy or
+ * deletion), and a data key from its key through Secrets Manager to encrypt them.
+ */
+export function grantSecretWrite(secret: secretsmanager.ISecret, grantee: iam.IGrantable): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({ actions: ['secretsmanager:PutSecretValue'], resources: [secret.secretArn] }),
+  );
+  if (secret.encryptionKey === undefined) return;
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['kms:GenerateDataKey'],
+      resources: [secret.encryptionKey.keyArn],
+      conditions: {
+        StringEquals: {
+          'kms:ViaService': `secretsmanager.${Stack.of(grantee.grantPrincipal as iam.Role).region}.amazonaws.com`,
+        },
+      },
+    }),
+  );
+}

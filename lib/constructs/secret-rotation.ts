@@ -44,6 +44,8 @@ export interface SecretRotationProps {
   };
   /** The database bootstrap function, which alone holds the master secret and reaches the database. */
   readonly database: { readonly bootstrap: lambda.IFunction; readonly masterSecret: secretsmanager.ISecret };
+  /** The gateway's client records and rehashes: the pepper's rotation reads them, and refuses a lockout. */
+  readonly gateway: { readonly clients: secretsmanager.ISecret; readonly rehash: secretsmanager.ISecret };
 }
 
 /**
@@ -115,6 +117,7 @@ export class SecretRotation extends Construct {
       bootstrapFunction: props.database.bootstrap.functionName,
       masterSecretArn: props.database.masterSecret.secretArn,
       cache: { host: props.cache.host, port: props.cache.port },
+      gateway: { clients: props.gateway.clients.secretArn, rehash: props.gateway.rehash.secretArn },
       secrets: secretsConfig,
     };
     const userIds = Object.values(secretsConfig).flatMap(([, userId]) => (userId === undefined ? [] : [userId]));
@@ -134,7 +137,7 @@ export class SecretRotation extends Construct {
       // One rotation per secret at a time is all Secrets Manager starts; a bound on a stolen invoke right.
       reservedConcurrentExecutions: 4,
       description:
-        'Rotates the deployment’s secrets in four steps: shared keys (both sides restart together), Valkey users (two passwords during the switch), database roles (alternating logins)',
+        'Rotates the deployment’s secrets in four steps: shared keys (both sides restart together), Valkey users (two passwords during the switch), database roles (alternating logins), the gateway pepper (two versions held)',
       vpc: props.network.vpc,
       vpcSubnets: props.network.privateSubnets,
       securityGroups: [securityGroup],
@@ -200,8 +203,20 @@ export class SecretRotation extends Construct {
         resources: rotated.map(({ secret }) => secret.secretArn),
       }),
     );
+    const gatewayDocuments = [props.gateway.clients, props.gateway.rehash];
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadGatewayClientsBeforeAPepperRotation',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: gatewayDocuments.map((secret) => secret.secretArn),
+      }),
+    );
     const keys = [
-      ...new Set(rotated.flatMap(({ secret }) => (secret.encryptionKey ? [secret.encryptionKey.keyArn] : []))),
+      ...new Set(
+        [...rotated.map(({ secret }) => secret), ...gatewayDocuments].flatMap((secret) =>
+          secret.encryptionKey ? [secret.encryptionKey.keyArn] : [],
+        ),
+      ),
     ];
     if (keys.length > 0) {
       role.addToPrincipalPolicy(

@@ -34,11 +34,13 @@ describe.each(Object.entries(VARIANTS))('security invariants of variant %s', (_n
     const secrets = resources(template, 'AWS::SecretsManager::Secret');
     // SECRET_KEY, sandbox key, plugin daemon key, plugin inner key, INIT_PASSWORD, the three Valkey
     // users (dify, plugin daemon, gateway), the master, dify and dify_plugin database credentials,
-    // the LLM gateway's pepper, and its two documents (a placeholder the gateway reads as empty):
+    // the LLM gateway's pepper, and its three documents (a placeholder the gateway reads as empty):
     // every one generated, none carrying a SecretString, so no value of any secret is in the template.
     // 14 since issue 10: INIT_PASSWORD got its own secret, and the one Valkey AUTH token became three
-    // users' secrets; the two documents no longer carry their empty document as a literal.
-    expect(secrets).toHaveLength(14);
+    // users' secrets; the two documents no longer carry their empty document as a literal. 15 since
+    // the pepper rotates: the gateway's rehashes of client keys under a new pepper are a document of
+    // their own, the one secret the gateway writes.
+    expect(secrets).toHaveLength(15);
     for (const [id, secret] of secrets) {
       expect({ id, generated: secret.Properties?.GenerateSecretString !== undefined }).toEqual({ id, generated: true });
       expect(secret.Properties?.SecretString).toBeUndefined();

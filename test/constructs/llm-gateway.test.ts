@@ -6,7 +6,9 @@ import {
   clientsDocumentSchema,
   EMPTY_CLIENTS_DOCUMENT,
   EMPTY_PROVIDER_POOL,
+  EMPTY_REHASH_DOCUMENT,
   providerPoolSchema,
+  rehashDocumentSchema,
   storedDocument,
   UNINITIALIZED_TEMPLATE,
 } from '../../contracts/gateway-documents';
@@ -61,40 +63,53 @@ describe('LLM gateway on ECS', () => {
     for (const subnet of network.Subnets) expect(privateSubnets).toContain(subnet.Ref);
   });
 
-  const readableSecrets = (built: Built, roleId: string) =>
+  const secretsBy = (built: Built, roleId: string, action = 'secretsmanager:') =>
     resources(built.template, 'AWS::IAM::Policy')
       .filter(([, p]) => (p.Properties?.Roles as Array<{ Ref: string }>).some((r) => r.Ref === roleId))
       .flatMap(
         ([, p]) => (p.Properties?.PolicyDocument as any).Statement as Array<{ Action: unknown; Resource: unknown }>,
       )
-      .filter((s) => JSON.stringify(s.Action).includes('secretsmanager:'))
+      .filter((s) => JSON.stringify(s.Action).includes(action))
       .flatMap((s) => [...JSON.stringify(s.Resource).matchAll(/"Ref":"([A-Za-z0-9]+)"/g)].map((m) => m[1]))
       .sort();
+  const readableSecrets = (built: Built, roleId: string) => secretsBy(built, roleId);
 
-  it('lets its task role read only its own two documents, and its execution role only the pepper and its own Valkey user', () => {
+  // Changed with the pepper's rotation: the gateway reads the pepper's current and previous versions
+  // itself (no restart on rotation), so the pepper moved from the execution role to the task role.
+  it('lets its task role read only its own documents and the pepper, and write only its rehashes; its execution role only its Valkey user', () => {
     const taskRole = taskDefinition().TaskRoleArn['Fn::GetAtt'][0];
     const executionRole = taskDefinition().ExecutionRoleArn['Fn::GetAtt'][0];
     expect([...new Set(readableSecrets(dev, taskRole))]).toEqual(
-      [logicalId(gateway.clients), logicalId(gateway.providerKeys)].sort(),
+      [
+        logicalId(gateway.clients),
+        logicalId(gateway.providerKeys),
+        logicalId(gateway.pepper),
+        logicalId(gateway.rehash),
+      ].sort(),
     );
-    expect([...new Set(readableSecrets(dev, executionRole))]).toEqual(
-      [logicalId(gateway.pepper), logicalId(dev.stacks.cache.users.gateway.secret)].sort(),
-    );
+    expect([...new Set(secretsBy(dev, taskRole, 'secretsmanager:PutSecretValue'))]).toEqual([
+      logicalId(gateway.rehash),
+    ]);
+    expect([...new Set(readableSecrets(dev, executionRole))]).toEqual([
+      logicalId(dev.stacks.cache.users.gateway.secret),
+    ]);
   });
 
-  it('is told where its documents are by ARN and gets the pepper only through ECS secret injection', () => {
+  it('is told where its documents and its pepper are by ARN; only its Valkey user arrives through ECS secret injection', () => {
     const environment = Object.fromEntries(
       (container().Environment as Array<{ Name: string; Value: unknown }>).map((e) => [e.Name, e.Value]),
     );
     expect(references(environment.PROVIDER_KEYS_SECRET_ID, logicalId(gateway.providerKeys))).toBe(true);
     expect(references(environment.CLIENTS_SECRET_ID, logicalId(gateway.clients))).toBe(true);
+    expect(references(environment.PEPPER_SECRET_ID, logicalId(gateway.pepper))).toBe(true);
+    expect(references(environment.REHASH_SECRET_ID, logicalId(gateway.rehash))).toBe(true);
     expect(environment).toMatchObject({ PORT: '8080', REDIS_TLS: 'true' });
     expect(Object.keys(environment)).not.toEqual(expect.arrayContaining(['CLIENT_KEY_PEPPER']));
     // Provider keys go to public addresses only, unless the deployment names a private network.
     expect(environment.PROVIDER_ALLOWED_PRIVATE_CIDRS).toBeUndefined();
     const secrets = (container().Secrets as Array<{ Name: string; ValueFrom: unknown }>).map((s) => s.Name).sort();
     // Its own ElastiCache user: name and password, both from its secret.
-    expect(secrets).toEqual(['CLIENT_KEY_PEPPER', 'REDIS_PASSWORD', 'REDIS_USERNAME']);
+    expect(secrets).toEqual(['REDIS_PASSWORD', 'REDIS_USERNAME']);
   });
 
   it('may send provider keys into the private networks the deployment names, and no others', () => {
@@ -116,6 +131,7 @@ describe('LLM gateway on ECS', () => {
     for (const [secret, schema, empty] of [
       [gateway.providerKeys, providerPoolSchema, EMPTY_PROVIDER_POOL],
       [gateway.clients, clientsDocumentSchema, EMPTY_CLIENTS_DOCUMENT],
+      [gateway.rehash, rehashDocumentSchema, EMPTY_REHASH_DOCUMENT],
     ] as const) {
       const properties = json.Resources[logicalId(secret)].Properties;
       expect(properties.SecretString).toBeUndefined();

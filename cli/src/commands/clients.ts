@@ -1,11 +1,14 @@
 import * as ipaddr from 'ipaddr.js';
-import { generateClientKey, hashClientKey } from '../../../contracts/client-keys';
+import { generateClientKey, hashClientKey, pepperRotationBlockers } from '../../../contracts/client-keys';
 import {
   type ClientRecord,
   clientSchema,
   clientsDocumentSchema,
   EMPTY_CLIENTS_DOCUMENT,
+  EMPTY_REHASH_DOCUMENT,
+  rehashDocumentSchema,
 } from '../../../contracts/gateway-documents';
+import type { StackOutputs } from '../stack';
 import type { Command } from '../command';
 import type { Context } from '../context';
 import { SecretDocument } from '../documents';
@@ -44,6 +47,35 @@ const positive = (name: string, value: unknown, fallback: number) => {
   return n;
 };
 
+/**
+ * The enabled clients a pepper rotation would lock out (contracts/client-keys.ts), from the stack's
+ * client records and the gateway's rehashes; none on a stack without them.
+ */
+export async function pepperRotationBlockersOf(
+  ctx: Context,
+  stack: StackOutputs,
+  currentVersionId: string,
+): Promise<string[]> {
+  if (!stack.has(OUTPUTS.gatewayClientsSecretArn) || !stack.has(OUTPUTS.gatewayRehashSecretArn)) return [];
+  const [records, rehashes] = await Promise.all([
+    new SecretDocument(
+      ctx.secrets(),
+      stack.get(OUTPUTS.gatewayClientsSecretArn),
+      'client records',
+      clientsDocumentSchema,
+      EMPTY_CLIENTS_DOCUMENT,
+    ).read(),
+    new SecretDocument(
+      ctx.secrets(),
+      stack.get(OUTPUTS.gatewayRehashSecretArn),
+      'client key rehashes',
+      rehashDocumentSchema,
+      EMPTY_REHASH_DOCUMENT,
+    ).read(),
+  ]);
+  return pepperRotationBlockers(records, rehashes, currentVersionId);
+}
+
 export async function clients(
   ctx: Context,
   action: string | undefined,
@@ -63,9 +95,10 @@ export async function clients(
       const value = await ctx
         .secrets()
         .send(new GetSecretValueCommand({ SecretId: stack.get(OUTPUTS.gatewayPepperSecretArn) }));
-      if (!value.SecretString || value.SecretString.length < 32)
+      if (!value.SecretString || value.SecretString.length < 32 || value.VersionId === undefined)
         throw new CliError('the pepper secret is missing or too short');
-      return value.SecretString;
+      // The version goes into the record: the gateway checks the key under that pepper version only.
+      return { value: value.SecretString, versionId: value.VersionId };
     } catch (error) {
       if (error instanceof CliError) throw error;
       throw awsError('reading the client key pepper', error);
@@ -98,9 +131,11 @@ export async function clients(
       if (document.clients.some((c) => c.id === id))
         throw new CliError(`--id: a client '${id}' exists; use 'clients rotate --id ${id}' for a new key`);
       const key = generateClientKey(id, ctx.randomBytes);
+      const { value: pepperValue, versionId: pepperVersionId } = await pepper();
       const record: ClientRecord = clientSchema.parse({
         id,
-        keyHash: hashClientKey(await pepper(), key),
+        keyHash: hashClientKey(pepperValue, key),
+        pepperVersionId,
         allowedCidrs: cidrs(options.cidrs),
         allowedModels: list(options.models) ?? ['*'],
         requestsPerMinute: positive('rpm', options.rpm, 600),
@@ -119,9 +154,11 @@ export async function clients(
       if (!(await ctx.confirm(`Replace client ${id}'s key? The old key stops working within 30 s.`)))
         throw new CliError('cancelled', 3);
       const key = generateClientKey(id!, ctx.randomBytes);
+      const { value: pepperValue, versionId: pepperVersionId } = await pepper();
       document.clients[index] = {
         ...document.clients[index],
-        keyHash: hashClientKey(await pepper(), key),
+        keyHash: hashClientKey(pepperValue, key),
+        pepperVersionId,
         disabled: false,
       };
       const version = await doc.write(document);

@@ -27,6 +27,7 @@ import {
 import { askCluster, platformOf } from '../cluster';
 import { keyAgeDays, poolKeys, readPool } from './keys';
 import { interruptedRotation } from './secrets';
+import { pepperRotationBlockersOf } from './clients';
 
 export interface Finding {
   readonly check: string;
@@ -46,11 +47,7 @@ const APPROVED_CLOUDFRONT = ['TLSv1.2_2018', 'TLSv1.2_2019', 'TLSv1.2_2021', 'TL
  */
 const OPERATOR_ROTATED: Record<string, string> = Object.fromEntries(
   Object.values(SECRETS as Record<string, SecretEntry>).flatMap((entry) =>
-    entry.rotation.by === 'cli' && entry.rotation.routine !== false
-      ? [[entry.output, entry.rotation.name]]
-      : entry.rotation.by === 'operator'
-        ? [[entry.output, entry.rotation.how]]
-        : [],
+    entry.rotation.by === 'cli' && entry.rotation.routine !== false ? [[entry.output, entry.rotation.name]] : [],
   ),
 );
 
@@ -233,6 +230,18 @@ export async function doctor(ctx: Context, options: Options) {
         'PASS',
         `${schedule}; last ${days}${next !== undefined ? `; next ${next.toISOString().slice(0, 10)}` : ''}`,
       );
+      if (kind === 'client-key-pepper') {
+        const current = Object.entries(secret.VersionIdsToStages ?? {}).find(([, s]) => s.includes('AWSCURRENT'))?.[0];
+        const blockers = current === undefined ? [] : await pepperRotationBlockersOf(ctx, stack, current);
+        if (blockers.length > 0) {
+          add(
+            'rotation',
+            name,
+            'WARN',
+            `client ${blockers.join(', ')} has not signed in since the pepper last changed: the next pepper rotation${next !== undefined ? ` (${next.toISOString().slice(0, 10)})` : ''} refuses to run until each makes one request through the gateway, gets a new key (dify-aws clients rotate --id ID) or is revoked`,
+          );
+        }
+      }
       if (kind === 'cache-user' && entry.cacheUserIdOutput !== undefined && stack.has(entry.cacheUserIdOutput)) {
         const userId = stack.get(entry.cacheUserIdOutput);
         const user = (await ctx.elastiCache().send(new DescribeUsersCommand({ UserId: userId }))).Users?.[0];

@@ -18,6 +18,7 @@ import { WORKLOADS, type WorkloadId } from '../../../contracts/kubernetes';
 import { OUTPUTS, type ServiceId, serviceNameOutput } from '../../../contracts/stack-outputs';
 import { askCluster, platformOf } from '../cluster';
 import type { StackOutputs } from '../stack';
+import { pepperRotationBlockersOf } from './clients';
 
 /**
  * The secrets `secrets rotate` knows, from the stack's secret catalogue (contracts/secrets.ts): where
@@ -117,12 +118,25 @@ async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, ti
     );
   }
   const resume = interruptedRotation(described.VersionIdsToStages ?? {});
-  const restarts = `${spec.consumers.length} services (${spec.consumers.join(', ')})`;
+  if (resume === undefined && spec.rotation.by === 'schedule' && spec.rotation.kind === 'client-key-pepper') {
+    // The function refuses this too; saying so here names the clients before anything starts.
+    const current = Object.entries(described.VersionIdsToStages ?? {}).find(([, s]) => s.includes('AWSCURRENT'))?.[0];
+    const blockers = current === undefined ? [] : await pepperRotationBlockersOf(ctx, stack, current);
+    if (blockers.length > 0) {
+      throw new CliError(
+        `not rotating ${spec.what}: client ${blockers.join(', ')} has not signed in since the pepper last changed, so after this rotation it could not sign in. Have each make one request through the gateway, or issue it a new key (dify-aws clients rotate --id ID), or revoke it (dify-aws clients revoke --id ID); then run this again. Nothing was changed`,
+      );
+    }
+  }
+  const restarts =
+    spec.consumers.length > 0
+      ? `restarts ${spec.consumers.length} services (${spec.consumers.join(', ')})`
+      : `restarts nothing (${(spec.readers ?? []).join(', ')} reads the new value itself)`;
   if (
     !(await ctx.confirm(
       resume === undefined
-        ? `Rotate ${spec.what} now? Its rotation restarts ${restarts}.`
-        : `Finish the interrupted rotation of ${spec.what} (pending version ${resume.version})? It restarts ${restarts}.`,
+        ? `Rotate ${spec.what} now? Its rotation ${restarts}.`
+        : `Finish the interrupted rotation of ${spec.what} (pending version ${resume.version})? It ${restarts}.`,
     ))
   ) {
     throw new CliError('cancelled', 3);
@@ -162,11 +176,17 @@ async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, ti
       await ctx.sleep(10_000);
     }
   }
-  ctx.progress(`version ${version} of ${spec.what} is current; waiting for ${spec.consumers.join(', ')}…`);
-  await waitStable(ctx, consumers, timeoutS);
+  if (spec.consumers.length > 0) {
+    ctx.progress(`version ${version} of ${spec.what} is current; waiting for ${spec.consumers.join(', ')}…`);
+    await waitStable(ctx, consumers, timeoutS);
+  }
   ctx.print(
     { secret: name, versionId: version, resumed: resume !== undefined, restarted: spec.consumers, healthy: true },
-    `rotated ${spec.what} (version ${version}${resume !== undefined ? ', an interrupted rotation finished' : ''}); ${spec.consumers.join(', ')} restarted, stable and healthy`,
+    `rotated ${spec.what} (version ${version}${resume !== undefined ? ', an interrupted rotation finished' : ''}); ${
+      spec.consumers.length > 0
+        ? `${spec.consumers.join(', ')} restarted, stable and healthy`
+        : `nothing restarted: ${(spec.readers ?? []).join(', ')} reads the new value within its poll interval`
+    }`,
   );
 }
 

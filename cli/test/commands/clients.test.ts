@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { type Deployment, PEPPER, startDeployment } from '../helpers/deployment';
 
 /** dify-aws clients, end to end against a deployment in moto_server (helpers/deployment.ts). */
@@ -32,6 +33,12 @@ describe('dify-aws clients against moto_server', () => {
       expect(stored).not.toContain(firstKey);
       const [record] = JSON.parse(stored).clients;
       expect(record.keyHash).toBe(createHmac('sha256', PEPPER).update(firstKey).digest('hex'));
+      // Made under the pepper's current version, which the record names: the gateway checks it under that one.
+      const pepper = await d.clients.secrets.send(
+        new DescribeSecretCommand({ SecretId: d.outputs.GatewayPepperSecretArn }),
+      );
+      const current = Object.entries(pepper.VersionIdsToStages!).find(([, s]) => s.includes('AWSCURRENT'))![0];
+      expect(record.pepperVersionId).toBe(current);
       expect(record).toMatchObject({ allowedCidrs: ['10.0.4.0/22', '10.0.8.0/22'], allowedModels: ['gpt-4o-mini'] });
       const listed = await d.cli(['clients', 'list']);
       expect(listed.out).toContain('dify');

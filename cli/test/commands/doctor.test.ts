@@ -9,6 +9,7 @@ import {
 import { DescribeDBClustersCommand, RDSClient } from '@aws-sdk/client-rds';
 import {
   CreateSecretCommand,
+  DescribeSecretCommand,
   PutSecretValueCommand,
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
@@ -302,6 +303,74 @@ describe('dify-aws doctor', () => {
     expect(run.findings.filter((f) => f.status === 'FAIL').every((f) => f.check !== 'provider key age')).toBe(true);
     const lenient = await doctor('Keys', ['--max-key-age-days', '365']);
     expect(lenient.findings.find((f) => f.target === 'openai old')!.status).toBe('PASS');
+  });
+
+  it('warns of a gateway client the next pepper rotation would refuse to lock out, naming it', async () => {
+    const pepper = (
+      await secrets.send(new CreateSecretCommand({ Name: 'pepper-doctor', SecretString: 'p'.repeat(64) }))
+    ).ARN!;
+    await enableRotation(secrets, pepper);
+    const stages = (await secrets.send(new DescribeSecretCommand({ SecretId: pepper }))).VersionIdsToStages!;
+    const current = Object.entries(stages).find(([, s]) => s.includes('AWSCURRENT'))![0];
+    const record = (id: string, extra: Record<string, unknown>) => ({
+      id,
+      keyHash: 'a'.repeat(64),
+      allowedCidrs: ['10.0.0.0/8'],
+      allowedModels: ['*'],
+      requestsPerMinute: 1,
+      tokensPerMinute: 1,
+      ...extra,
+    });
+    const clientsDocument = (records: unknown[]) => JSON.stringify({ version: 1, clients: records });
+    const clients = (
+      await secrets.send(
+        new CreateSecretCommand({
+          Name: 'clients-doctor',
+          SecretString: clientsDocument([
+            record('dify', { pepperVersionId: current }),
+            record('idle', {}),
+            record('off', { disabled: true }),
+          ]),
+        }),
+      )
+    ).ARN!;
+    const rehash = (
+      await secrets.send(
+        new CreateSecretCommand({ Name: 'rehash-doctor', SecretString: '{"uninitialized":true,"placeholder":"r"}' }),
+      )
+    ).ARN!;
+    await cfn.send(
+      new CreateStackCommand({
+        StackName: 'Pepper',
+        TemplateBody: JSON.stringify({
+          Resources: { Handle: { Type: 'AWS::CloudFormation::WaitConditionHandle' } },
+          Outputs: {
+            GatewayPepperSecretArn: { Value: pepper },
+            GatewayClientsSecretArn: { Value: clients },
+            GatewayRehashSecretArn: { Value: rehash },
+            LoadBalancerArn: { Value: LB },
+            Profile: { Value: 'dev' },
+          },
+        }),
+      }),
+    );
+    const rows = async () => (await doctor('Pepper')).findings.filter((f) => f.target === 'gateway-pepper');
+    const warned = await rows();
+    expect(warned.map((f) => f.status)).toEqual(['PASS', 'WARN']);
+    expect(warned[1].detail).toMatch(
+      /^client idle has not signed in since the pepper last changed: the next pepper rotation( \(\d{4}-\d{2}-\d{2}\))? refuses to run until each makes one request through the gateway, gets a new key \(dify-aws clients rotate --id ID\) or is revoked$/,
+    );
+    // Once the gateway confirmed it under the current pepper, nothing to warn of.
+    await secrets.send(
+      new PutSecretValueCommand({
+        SecretId: rehash,
+        SecretString: JSON.stringify({
+          version: 1,
+          clients: { idle: { from: 'a'.repeat(64), to: 'b'.repeat(64), pepperVersionId: current } },
+        }),
+      }),
+    );
+    expect((await rows()).map((f) => f.status)).toEqual(['PASS']);
   });
 
   it('fails a rotation that stopped with its new value staged, and says how to finish it', async () => {

@@ -1,7 +1,16 @@
 import { DescribeServicesCommand, ECSClient, UpdateServiceCommand } from '@aws-sdk/client-ecs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { CreateKeyCommand, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
-import { DescribeSecretCommand, SecretsManagerClient, UpdateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import {
+  DescribeSecretCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+  UpdateSecretCommand,
+} from '@aws-sdk/client-secrets-manager';
+import type { Peppers } from '../../../contracts/client-keys';
+import { clientsDocumentSchema } from '../../../contracts/gateway-documents';
+import { ClientRegistry } from '../../../gateway/src/clients';
+import { PepperSource } from '../../../gateway/src/peppers';
 import { ROTATION_STEPS } from '../../../contracts/rotation';
 import { MOTO_CREDENTIALS } from '../../../gateway/test/helpers/moto';
 import { type Deployment, PLANTED, REGION, rolling, settledEcs, startDeployment } from '../helpers/deployment';
@@ -23,10 +32,18 @@ describe('dify-aws secrets against moto_server', () => {
     let driver: RotationDriver;
     beforeAll(async () => {
       await enableRotation(d.clients.secrets, d.outputs.SandboxApiKeySecretArn);
+      await enableRotation(d.clients.secrets, d.outputs.GatewayPepperSecretArn);
       driver = rotationDriver({
         moto: d.clients.secrets,
         functionName: d.outputs.SecretRotationFunctionName,
         targets: {
+          [d.outputs.GatewayPepperSecretArn]: {
+            kind: 'client-key-pepper',
+            what: "the LLM gateway's client-key pepper",
+            consumers: { cluster: '', services: [], workloads: [] },
+            clientsSecretArn: d.outputs.GatewayClientsSecretArn,
+            rehashSecretArn: d.outputs.GatewayRehashSecretArn,
+          },
           [d.outputs.SandboxApiKeySecretArn]: {
             kind: 'shared-key',
             what: 'the sandbox API key',
@@ -40,8 +57,9 @@ describe('dify-aws secrets against moto_server', () => {
       driver.failNext = undefined;
       driver.steps.length = 0;
     });
-    const rotateSandboxKey = (...extra: string[]) =>
-      d.cli(['secrets', 'rotate', 'sandbox-key', '--yes', ...extra], '', {
+    /** The CLI with Secrets Manager's rotation played by the driver. */
+    const viaDriver = (...args: string[]) =>
+      d.cli(args, '', {
         // Each wait lasts until the rotation Secrets Manager runs in the background has ended.
         sleep: async () => {
           await driver.running;
@@ -54,6 +72,7 @@ describe('dify-aws secrets against moto_server', () => {
           lambda: driver.lambda,
         },
       });
+    const rotateSandboxKey = (...extra: string[]) => viaDriver('secrets', 'rotate', 'sandbox-key', '--yes', ...extra);
     const stagesOf = async () =>
       (await d.clients.secrets.send(new DescribeSecretCommand({ SecretId: d.outputs.SandboxApiKeySecretArn })))
         .VersionIdsToStages ?? {};
@@ -143,6 +162,70 @@ describe('dify-aws secrets against moto_server', () => {
       }
     });
 
+    it('rotates the gateway pepper with nothing restarted, and a client key made before still signs in', async () => {
+      const cli = viaDriver;
+      const pepperStages = async () =>
+        (await d.clients.secrets.send(new DescribeSecretCommand({ SecretId: d.outputs.GatewayPepperSecretArn })))
+          .VersionIdsToStages ?? {};
+      const current = async () => Object.entries(await pepperStages()).find(([, s]) => s.includes('AWSCURRENT'))![0];
+      const clientsBefore = await d.value(d.outputs.GatewayClientsSecretArn);
+      try {
+        // A record from before records named their pepper, whose client never signed in since: refused up front.
+        await d.clients.secrets.send(
+          new PutSecretValueCommand({
+            SecretId: d.outputs.GatewayClientsSecretArn,
+            SecretString: JSON.stringify({
+              version: 1,
+              clients: [
+                {
+                  id: 'legacy',
+                  keyHash: 'a'.repeat(64),
+                  allowedCidrs: ['10.0.0.0/8'],
+                  allowedModels: ['*'],
+                  requestsPerMinute: 1,
+                  tokensPerMinute: 1,
+                },
+              ],
+            }),
+          }),
+        );
+        const before = await current();
+        const refused = await cli('secrets', 'rotate', 'gateway-pepper', '--yes');
+        expect(refused.code).toBe(1);
+        expect(refused.err).toContain(
+          "not rotating the LLM gateway's client-key pepper: client legacy has not signed in since the pepper last changed",
+        );
+        expect(driver.steps).toEqual([]);
+        expect(await current()).toBe(before);
+
+        expect((await cli('clients', 'revoke', '--id', 'legacy', '--yes')).code).toBe(0);
+        const created = JSON.parse(
+          (await cli('clients', 'create', '--id', 'tool', '--cidrs', '127.0.0.0/8', '--json')).out,
+        ) as { key: string };
+        const rotated = await cli('secrets', 'rotate', 'gateway-pepper', '--yes', '--json');
+        expect(rotated.code).toBe(0);
+        const result = JSON.parse(rotated.out);
+        expect(result).toMatchObject({ secret: 'gateway-pepper', restarted: [], healthy: true, resumed: false });
+        const stages = await pepperStages();
+        expect([stages[result.versionId], stages[before]]).toEqual([['AWSCURRENT'], ['AWSPREVIOUS']]);
+        // The gateway's own view after the rotation: both versions held, and the key made before accepted.
+        let peppers: Peppers | undefined;
+        await new PepperSource({
+          client: d.clients.secrets,
+          secretId: d.outputs.GatewayPepperSecretArn,
+          accept: (p) => (peppers = p),
+          log: () => undefined,
+        }).refresh();
+        const records = clientsDocumentSchema.parse(JSON.parse(await d.value(d.outputs.GatewayClientsSecretArn)));
+        expect(new ClientRegistry(records, peppers!).authenticate(created.key)?.record.id).toBe('tool');
+        expect(rotated.out + rotated.err).not.toContain(peppers!.current.value);
+      } finally {
+        await d.clients.secrets.send(
+          new PutSecretValueCommand({ SecretId: d.outputs.GatewayClientsSecretArn, SecretString: clientsBefore }),
+        );
+      }
+    });
+
     it('refuses a secret whose rotation is not enabled, saying how to get it', async () => {
       const refused = await d.cli(['secrets', 'rotate', 'plugin-daemon-key', '--yes']);
       expect(refused.code).toBe(1);
@@ -155,7 +238,7 @@ describe('dify-aws secrets against moto_server', () => {
     it('refuses an unknown name with the list, and a bad --timeout, before reading anything', async () => {
       const unknown = await d.cli(['secrets', 'rotate', 'pepper', '--yes']);
       expect(unknown.err).toContain(
-        "secrets rotate: expected one of secret-key, sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password, cache-plugin-daemon-password, cache-gateway-password, app-db-password, plugin-db-password, got 'pepper'",
+        "secrets rotate: expected one of secret-key, sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password, cache-plugin-daemon-password, cache-gateway-password, app-db-password, plugin-db-password, gateway-pepper, got 'pepper'",
       );
       const timeout = await d.cli(['secrets', 'rotate', 'sandbox-key', '--yes', '--timeout', 'soon']);
       expect(timeout.err).toContain('--timeout: expected a whole number of seconds');

@@ -125,6 +125,10 @@ export async function startDeployment(options: { platform?: 'ecs' | 'eks' } = {}
     JSON.stringify({ version: 1, clients: [], customDetectors: [] }),
   );
   outputs.GatewayPepperSecretArn = await secret('Dify/pepper', PEPPER);
+  outputs.GatewayRehashSecretArn = await secret(
+    'Dify/rehash',
+    JSON.stringify({ uninitialized: true, placeholder: 'GeneratedByCfn1' }),
+  );
   outputs.SandboxApiKeySecretArn = await secret('Dify/sandbox', PLANTED.sandbox);
   outputs.PluginDaemonKeySecretArn = await secret('Dify/plugin-daemon', PLANTED.pluginDaemon);
   outputs.DifySecretKeySecretArn = await secret('Dify/secret-key', PLANTED.secretKey);

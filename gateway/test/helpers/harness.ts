@@ -92,7 +92,10 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
       keyHash: hashClientKey(PEPPER, key),
     });
   });
-  const registry = new ClientRegistry({ version: 1, clients: records, customDetectors: [] }, PEPPER);
+  const registry = new ClientRegistry(
+    { version: 1, clients: records, customDetectors: [] },
+    { current: { versionId: 'pepper-1', value: PEPPER } },
+  );
   const guardrails = options.guardrails ?? new Guardrails(options.customDetectors ?? []);
   const limiter = options.limiter ?? createRateLimiter({ now });
   const dispatcher = createDispatcher({

@@ -7,6 +7,14 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { pepperRotationBlockers } from '../../../contracts/client-keys';
+import {
+  clientsDocumentSchema,
+  EMPTY_CLIENTS_DOCUMENT,
+  EMPTY_REHASH_DOCUMENT,
+  rehashDocumentSchema,
+  storedDocument,
+} from '../../../contracts/gateway-documents';
 import {
   alternateUser,
   type Consumers,
@@ -30,6 +38,9 @@ import {
  * - database-role: the new password goes to the login nobody uses (`dify` ⇄ `dify_clone`), through
  *   the database bootstrap function; the finish makes it current and restarts the consumers, and the
  *   previous login keeps working until the next rotation.
+ * - client-key-pepper (the LLM gateway's): the gateway holds the current and the previous version
+ *   and rehashes each client key at its first use, so nothing restarts. It refuses to start while an
+ *   enabled client's key is not known under the current version: that client would be locked out.
  *
  * Every step checks before it acts, so a rotation stopped after any step completes when it runs
  * again with the same token. Nothing it logs or throws holds a secret value.
@@ -132,9 +143,10 @@ class Rotation {
     if (this.stagesOf(this.token).includes('AWSPENDING') && (await this.read('AWSPENDING', this.token, true))) {
       return this.skip('createSecret', 'the pending value is already staged');
     }
+    if (this.target.kind === 'client-key-pepper') await this.refuseLockout(this.target);
     const value = newSecretValue(this.ports.randomBytes);
     let secretString: string;
-    if (this.target.kind === 'shared-key') {
+    if (this.target.kind === 'shared-key' || this.target.kind === 'client-key-pepper') {
       secretString = value;
     } else {
       const current = credentials(await this.read('AWSCURRENT'), this.target.what);
@@ -159,6 +171,9 @@ class Rotation {
     if (this.isCurrent) return this.skip('setSecret', 'the token is already current');
     const target = this.target;
     if (target.kind === 'shared-key') return this.skip('setSecret', 'both sides read the key at start');
+    if (target.kind === 'client-key-pepper') {
+      return this.skip('setSecret', 'the gateway reads the current and the previous pepper itself');
+    }
     if (target.kind === 'cache-user') {
       const current = credentials(await this.read('AWSCURRENT'), target.what);
       const pending = credentials(await this.read('AWSPENDING', this.token), target.what);
@@ -172,7 +187,7 @@ class Rotation {
   async testSecret(): Promise<void> {
     if (this.isCurrent) return this.skip('testSecret', 'the token is already current');
     const target = this.target;
-    if (target.kind === 'shared-key') {
+    if (target.kind === 'shared-key' || target.kind === 'client-key-pepper') {
       const pending = (await this.read('AWSPENDING', this.token)) ?? '';
       if (!/^[A-Za-z0-9]{64}$/.test(pending)) {
         throw new RotationError(`${target.what}: the pending value is not 64 letters and digits`);
@@ -238,6 +253,50 @@ class Rotation {
             RemoveFromVersionId: this.token,
           }),
         ),
+      );
+    }
+  }
+
+  /**
+   * Refuses a pepper rotation that would lock a client out: one whose key is not known under the
+   * current pepper would, after it, be under a version the gateway no longer holds.
+   */
+  private async refuseLockout(target: Extract<RotationTarget, { kind: 'client-key-pepper' }>): Promise<void> {
+    const current = Object.entries(this.versions).find(([, stages]) => stages.includes('AWSCURRENT'))?.[0];
+    if (current === undefined) throw new RotationError(`${target.what}: the secret has no current version`);
+    const clients = clientsDocumentSchema.safeParse(
+      storedDocument(await this.readDocument(target.clientsSecretArn, 'client records'), EMPTY_CLIENTS_DOCUMENT),
+    );
+    const rehashes = rehashDocumentSchema.safeParse(
+      storedDocument(await this.readDocument(target.rehashSecretArn, 'client key rehashes'), EMPTY_REHASH_DOCUMENT),
+    );
+    if (!clients.success || !rehashes.success) {
+      const [name, issue] = !clients.success
+        ? ['client records', clients.error.issues[0]]
+        : ['client key rehashes', rehashes.error!.issues[0]];
+      throw new RotationError(
+        `${target.what}: not rotated: the gateway's ${name} do not parse at '${issue.path.join('.')}' (${issue.message}); nothing was changed`,
+      );
+    }
+    const blockers = pepperRotationBlockers(clients.data, rehashes.data, current);
+    if (blockers.length > 0) {
+      throw new RotationError(
+        `${target.what}: not rotated: client ${blockers.join(', ')} has not signed in since the pepper last changed, so the gateway does not yet hold its key's hash under the current pepper, and after this rotation it could not sign in. Have each make one request through the gateway, or issue it a new key (dify-aws clients rotate --id ID), or revoke it (dify-aws clients revoke --id ID); then rotate again. Nothing was changed`,
+      );
+    }
+  }
+
+  /** One of the gateway's documents, as JSON (its values are hashes and settings, never keys). */
+  private async readDocument(secretId: string, name: string): Promise<unknown> {
+    const answer = await this.aws(
+      `reading the gateway's ${name}`,
+      this.ports.secrets.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' })),
+    );
+    try {
+      return JSON.parse(answer.SecretString ?? '');
+    } catch {
+      throw new RotationError(
+        `${this.target.what}: not rotated: the gateway's ${name} are not JSON; nothing was changed`,
       );
     }
   }

@@ -41,8 +41,13 @@ describe('the rotation function’s AWS side', () => {
     bootstrapFunction: 'dify-bootstrap',
     masterSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:master',
     cache: { host: 'cache.internal', port: 6379 },
+    gateway: {
+      clients: 'arn:aws:secretsmanager:eu-west-1:1:secret:clients',
+      rehash: 'arn:aws:secretsmanager:eu-west-1:1:secret:rehash',
+    },
     secrets: {
       'arn:aws:secretsmanager:eu-west-1:1:secret:sandbox': ['sandboxApiKey'],
+      'arn:aws:secretsmanager:eu-west-1:1:secret:pepper': ['gatewayPepper'],
       'arn:aws:secretsmanager:eu-west-1:1:secret:cache': ['cacheDify', 'dify-dify'],
       'arn:aws:secretsmanager:eu-west-1:1:secret:app': ['appDatabase'],
     },
@@ -69,6 +74,14 @@ describe('the rotation function’s AWS side', () => {
         consumers: { cluster: 'dify-cluster', services: ['dify-api', 'dify-worker', 'dify-beat'], workloads: [] },
         bootstrapFunction: 'dify-bootstrap',
         masterSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:master',
+      },
+      // Read at run time by the gateway, which holds two versions: nothing restarts.
+      'arn:aws:secretsmanager:eu-west-1:1:secret:pepper': {
+        kind: 'client-key-pepper',
+        what: "the LLM gateway's client-key pepper",
+        consumers: { cluster: '', services: [], workloads: [] },
+        clientsSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:clients',
+        rehashSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:rehash',
       },
     });
   });

@@ -4,6 +4,7 @@ import {
   CreateSecretCommand,
   DescribeSecretCommand,
   GetSecretValueCommand,
+  PutSecretValueCommand,
   RotateSecretCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
@@ -24,6 +25,10 @@ import {
   verifiedConnection,
 } from '../../db-bootstrap/src/index';
 import { type Ports, type RotationEvent, rotationStep } from '../src/rotation';
+import { generateClientKey, hashClientKey, type Peppers } from '../../../contracts/client-keys';
+import { clientsDocumentSchema } from '../../../contracts/gateway-documents';
+import { ClientRegistry } from '../../../gateway/src/clients';
+import { PepperSource } from '../../../gateway/src/peppers';
 
 /**
  * Each kind of rotation end to end against the real thing on loopback: Secrets Manager's version
@@ -604,6 +609,132 @@ describe('scheduled rotation against moto_server, PostgreSQL and redis-server', 
         await rotate(sandboxSecret, token);
         // The rerun kept the value staged the first time.
         expect(await value(sandboxSecret)).toBe(pending);
+      },
+    );
+  });
+
+  describe("the LLM gateway's pepper, two versions held", () => {
+    const key = generateClientKey('dify', () => Buffer.alloc(32, 3));
+    const idle = generateClientKey('idle', () => Buffer.alloc(32, 4));
+    let pepperSecret: string;
+    let clientsSecret: string;
+    let rehashSecret: string;
+    const base = { allowedCidrs: ['10.0.0.0/8'], allowedModels: ['*'], requestsPerMinute: 1, tokensPerMinute: 1 };
+    const currentVersion = async () =>
+      Object.entries(await stages(pepperSecret)).find(([, s]) => s.includes('AWSCURRENT'))![0];
+    const writeClients = (clients: Array<Record<string, unknown>>) =>
+      secrets.send(
+        new PutSecretValueCommand({
+          SecretId: clientsSecret,
+          SecretString: JSON.stringify({ version: 1, clients: clients.map((c) => ({ ...base, ...c })) }),
+        }),
+      );
+    /** What the gateway holds after reading the secret's stages (its own PepperSource). */
+    const gatewayPeppers = async () => {
+      let held: Peppers | undefined;
+      await new PepperSource({
+        client: secrets,
+        secretId: pepperSecret,
+        accept: (p) => (held = p),
+        log: () => undefined,
+      }).refresh();
+      return held!;
+    };
+    const gatewayAccepts = async (k: string) => {
+      const stored = JSON.parse(
+        (await secrets.send(new GetSecretValueCommand({ SecretId: clientsSecret }))).SecretString!,
+      );
+      return (
+        new ClientRegistry(clientsDocumentSchema.parse(stored), await gatewayPeppers()).authenticate(k) !== undefined
+      );
+    };
+
+    beforeAll(async () => {
+      pepperSecret = await createSecret('pepper', 'P'.repeat(64));
+      clientsSecret = (
+        await secrets.send(new CreateSecretCommand({ Name: 'gw-clients', SecretString: '{"version":1}' }))
+      ).ARN!;
+      rehashSecret = (
+        await secrets.send(
+          new CreateSecretCommand({ Name: 'gw-rehash', SecretString: '{"uninitialized":true,"placeholder":"q"}' }),
+        )
+      ).ARN!;
+      targets[pepperSecret] = {
+        kind: 'client-key-pepper',
+        what: "the LLM gateway's client-key pepper",
+        consumers: consumersOf(),
+        clientsSecretArn: clientsSecret,
+        rehashSecretArn: rehashSecret,
+      };
+    });
+
+    it('refuses while an enabled client is not known under the current pepper, naming it and changing nothing', async () => {
+      const first = await currentVersion();
+      await writeClients([
+        { id: 'dify', keyHash: hashClientKey('P'.repeat(64), key), pepperVersionId: first },
+        { id: 'idle', keyHash: hashClientKey('P'.repeat(64), idle) },
+        { id: 'gone', keyHash: 'e'.repeat(64), pepperVersionId: 'older-version', disabled: true },
+      ]);
+      const token = randomUUID();
+      await expect(rotate(pepperSecret, token)).rejects.toThrow(
+        "the LLM gateway's client-key pepper: not rotated: client idle has not signed in since the pepper last changed",
+      );
+      expect(await currentVersion()).toBe(first);
+      expect(Object.values(await stages(pepperSecret)).flat()).not.toContain('AWSPENDING');
+      // The gateway confirms it at its first use (a rehash under the current version): now it rotates.
+      await secrets.send(
+        new PutSecretValueCommand({
+          SecretId: rehashSecret,
+          SecretString: JSON.stringify({
+            version: 1,
+            clients: {
+              idle: {
+                from: hashClientKey('P'.repeat(64), idle),
+                to: hashClientKey('P'.repeat(64), idle),
+                pepperVersionId: first,
+              },
+            },
+          }),
+        }),
+      );
+      await rotate(pepperSecret, token);
+      expect(await currentVersion()).toBe(token);
+    });
+
+    it('makes a new value current with the old one previous, restarts nothing, and every key keeps working', async () => {
+      const before = await currentVersion();
+      const beforeValue = await value(pepperSecret);
+      await writeClients([{ id: 'dify', keyHash: hashClientKey(beforeValue, key), pepperVersionId: before }]);
+      expect(await gatewayAccepts(key)).toBe(true);
+      const token = await rotate(pepperSecret);
+      const after = await value(pepperSecret);
+      expect(after).toMatch(/^[A-Za-z0-9]{64}$/);
+      expect(after).not.toBe(beforeValue);
+      const moved = await stages(pepperSecret);
+      expect([moved[before], moved[token]]).toEqual([['AWSPREVIOUS'], ['AWSCURRENT']]);
+      expect(ecsCalls).toEqual([]);
+      expect(await gatewayPeppers()).toEqual({
+        current: { versionId: token, value: after },
+        previous: { versionId: before, value: beforeValue },
+      });
+      // The key made under the pepper now previous still signs in, with nothing re-issued.
+      expect(await gatewayAccepts(key)).toBe(true);
+    });
+
+    it.each([1, 2, 3])(
+      'stopped after step %i, the current pepper is untouched and keys still sign in; the rerun completes',
+      async (stopAfter) => {
+        const before = await currentVersion();
+        const beforeValue = await value(pepperSecret);
+        await writeClients([{ id: 'dify', keyHash: hashClientKey(beforeValue, key), pepperVersionId: before }]);
+        const token = randomUUID();
+        await rotate(pepperSecret, token, stopAfter);
+        expect(await value(pepperSecret)).toBe(beforeValue);
+        expect(await gatewayAccepts(key)).toBe(true);
+        const pending = await value(pepperSecret, 'AWSPENDING', token);
+        await rotate(pepperSecret, token);
+        expect(await value(pepperSecret)).toBe(pending);
+        expect(await gatewayAccepts(key)).toBe(true);
       },
     );
   });
