@@ -277,6 +277,7 @@ function compose(
       secretsKey: keys.secretsKeyFor(runtime),
       sizing: sizing.services.gateway,
       removalPolicy,
+      alarms: observability,
       providerPrivateCidrs: config.gatewayProviderPrivateCidrs,
     });
     flows.add('llm_gateway', created.service);
@@ -357,6 +358,8 @@ function compose(
     database: { bootstrap: database.bootstrap.function, masterSecret: database.cluster.secret! },
     gateway: { clients: llm.clients, rehash: llm.rehash },
   });
+  // Last: every component has declared what it watches.
+  observability.renderDashboards();
   if (flows.pending.length > 0) {
     throw new Error(`flows never rendered: ${flows.pending.map((f) => `${f.from} -> ${f.to}`).join(', ')}`);
   }

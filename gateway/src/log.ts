@@ -150,3 +150,26 @@ export class Telemetry {
     this.aggregates.clear();
   }
 }
+
+/**
+ * What the gateway writes when a provider key changes health: a log line (never the key) and the
+ * KeyStateChanges and Cooldowns metrics the stack's alarms watch (contracts/gateway-signals.ts).
+ */
+export function reportKeyState(
+  telemetry: Telemetry,
+  change: { provider: string; keyId: string; health: 'healthy' | 'cooling' | 'disabled'; reason: string },
+): void {
+  telemetry.log(change.health === 'healthy' ? 'info' : 'warn', 'key_state_changed', change);
+  telemetry.metric(
+    {
+      KeyStateChanges: { value: 1, unit: 'Count' },
+      ...(change.health === 'cooling' ? { Cooldowns: { value: 1, unit: 'Count' } } : {}),
+    },
+    { Provider: change.provider, State: change.health },
+  );
+}
+
+/** The RateLimitDegraded gauge (1 while limits are counted per replica), written every minute and on each change. */
+export function reportRateLimitDegraded(telemetry: Telemetry, degraded: boolean): void {
+  telemetry.metric({ RateLimitDegraded: { value: degraded ? 1 : 0, unit: 'Count' } });
+}

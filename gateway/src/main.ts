@@ -9,7 +9,7 @@ import { PepperSource } from './peppers';
 import { RehashWriter } from './rehash';
 import type { Peppers } from '../../contracts/client-keys';
 import { Guardrails, prepareNormalizer } from './guardrails';
-import { bufferedStdout, Telemetry } from './log';
+import { bufferedStdout, reportKeyState, reportRateLimitDegraded, Telemetry } from './log';
 import { KeyPool } from './pool';
 import { createRateLimiter } from './ratelimit';
 import {
@@ -61,16 +61,7 @@ export async function main(
   const pool = new KeyPool({
     strategy: config.POOL_STRATEGY,
     now,
-    onStateChange: (change) => {
-      telemetry.log(change.health === 'healthy' ? 'info' : 'warn', 'key_state_changed', change);
-      telemetry.metric(
-        {
-          KeyStateChanges: { value: 1, unit: 'Count' },
-          ...(change.health === 'cooling' ? { Cooldowns: { value: 1, unit: 'Count' } } : {}),
-        },
-        { Provider: change.provider, State: change.health },
-      );
-    },
+    onStateChange: (change) => reportKeyState(telemetry, change),
   });
   let registry: ClientRegistry | undefined;
   let guardrails = new Guardrails([]);
@@ -168,7 +159,7 @@ export async function main(
           },
     onDegradedChange: (degraded: boolean) => {
       telemetry.log(degraded ? 'warn' : 'info', degraded ? 'rate_limit_local_fallback' : 'rate_limit_shared_again', {});
-      telemetry.metric({ RateLimitDegraded: { value: degraded ? 1 : 0, unit: 'Count' } });
+      reportRateLimitDegraded(telemetry, degraded);
       telemetry.flushMetrics();
     },
   });
@@ -217,10 +208,7 @@ export async function main(
     options.probeIntervalMs ?? 5 * 60_000,
   );
   // A gauge as well as the change events: an alarm on RateLimitDegraded >= 1 sees every minute of it.
-  const gauge = setInterval(
-    () => telemetry.metric({ RateLimitDegraded: { value: limiter.degraded ? 1 : 0, unit: 'Count' } }),
-    60_000,
-  );
+  const gauge = setInterval(() => reportRateLimitDegraded(telemetry, limiter.degraded), 60_000);
   gauge.unref();
   poll.unref();
   probe.unref();

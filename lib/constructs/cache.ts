@@ -190,21 +190,20 @@ export class Cache extends Construct implements ec2.IConnectable {
     // not per replication group, so each node gets its own alarms.
     for (const node of this.nodeIds) {
       const cacheId = { CacheClusterId: node.id };
-      props.alarms.alarm(
-        this,
-        `CacheCpu${node.index}`,
-        Observability.metric('AWS/ElastiCache', 'EngineCPUUtilization', cacheId),
-        { threshold: 80, description: `Valkey node ${node.index} engine CPU at or above 80% for 15 minutes` },
-      );
-      props.alarms.alarm(
-        this,
-        `CacheMemory${node.index}`,
-        Observability.metric('AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', cacheId),
-        {
-          threshold: 85,
-          description: `Valkey node ${node.index} memory at or above 85% for 15 minutes: Celery tasks may be evicted`,
-        },
-      );
+      props.alarms.watch(this, `CacheCpu${node.index}`, {
+        signal: 'data.valkey-cpu',
+        title: `Valkey node ${node.index} engine CPU %`,
+        metric: Observability.metric('AWS/ElastiCache', 'EngineCPUUtilization', cacheId),
+        threshold: 80,
+        description: `Valkey node ${node.index} engine CPU at or above 80% for 15 minutes. Check first: the worker queue length and the gateway's request rate.`,
+      });
+      props.alarms.watch(this, `CacheMemory${node.index}`, {
+        signal: 'data.valkey-memory',
+        title: `Valkey node ${node.index} memory %`,
+        metric: Observability.metric('AWS/ElastiCache', 'DatabaseMemoryUsagePercentage', cacheId),
+        threshold: 85,
+        description: `Valkey node ${node.index} memory at or above 85% for 15 minutes: Celery tasks may be evicted. Check first: the Celery queue backlog (worker logs), then the node size.`,
+      });
     }
     output(this, OUTPUTS.cacheReplicationGroupId, this.replicationGroup.ref);
     // One ElastiCache user per component: the secret (user name and password) and the user id.

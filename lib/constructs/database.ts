@@ -186,13 +186,21 @@ export class Database extends Construct implements ec2.IConnectable {
 
     this.acknowledgeFindings(sizing);
     const clusterId = { DBClusterIdentifier: this.cluster.clusterIdentifier };
-    props.alarms.alarm(this, 'DatabaseCpu', Observability.metric('AWS/RDS', 'CPUUtilization', clusterId), {
+    props.alarms.watch(this, 'DatabaseCpu', {
+      signal: 'data.aurora-cpu',
+      title: 'Aurora CPU %',
+      metric: Observability.metric('AWS/RDS', 'CPUUtilization', clusterId),
       threshold: 80,
-      description: 'Aurora CPU at or above 80% for 15 minutes',
+      description:
+        'Aurora CPU at or above 80% for 15 minutes. Check first: Performance Insights top SQL, then the api and worker load.',
     });
-    props.alarms.alarm(this, 'DatabaseCapacity', Observability.metric('AWS/RDS', 'ACUUtilization', clusterId), {
+    props.alarms.watch(this, 'DatabaseCapacity', {
+      signal: 'data.aurora-acu',
+      title: 'Aurora ACU % of maximum',
+      metric: Observability.metric('AWS/RDS', 'ACUUtilization', clusterId),
       threshold: 90,
-      description: 'Aurora Serverless v2 at or above 90% of its maximum ACU for 15 minutes: raise the maximum',
+      description:
+        'Aurora Serverless v2 at or above 90% of its maximum ACU for 15 minutes. Check first: what the load is (Performance Insights), then raise the maximum (sizing profile).',
     });
     output(this, OUTPUTS.databaseClusterArn, this.cluster.clusterArn);
     output(this, OUTPUTS.databaseMasterSecretArn, this.cluster.secret!.secretArn);

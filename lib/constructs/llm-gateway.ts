@@ -1,4 +1,5 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -17,6 +18,14 @@ import type { Network } from './network';
 import { SERVICE_NAMESPACE } from './runtime/ecs-runtime';
 import { DifyService, type TaskPlatform } from './runtime/ecs-task';
 import { OUTPUTS } from '../../contracts/stack-outputs';
+import {
+  GATEWAY_NAMESPACE,
+  GATEWAY_SIGNALS,
+  type GatewaySignal,
+  refusedKeysBySourceRule,
+} from '../../contracts/gateway-signals';
+import type { Observability } from './observability';
+import { deploymentName } from './deployment-name';
 import { output } from './outputs';
 import { grantSecretRead, grantSecretWrite } from './secret-access';
 
@@ -33,6 +42,8 @@ export interface LlmGatewayProps {
   readonly secretsKey: kms.IKey;
   readonly sizing: TaskSizing;
   readonly removalPolicy: RemovalPolicy;
+  /** Where its alarms go: the gateway's own signals (contracts/gateway-signals.ts). */
+  readonly alarms: Observability;
   /**
    * Private IPv4 networks a provider base URL may resolve to (an in-VPC model server).
    * @default none: the gateway sends provider keys to public addresses only
@@ -189,6 +200,7 @@ export class LlmGateway extends Construct {
     scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 60 });
     this.service.acknowledgeRolePolicies();
     this.url = `http://${GATEWAY_ENDPOINT.name}.${SERVICE_NAMESPACE}:${GATEWAY_ENDPOINT.port}/v1`;
+    this.watchSignals(props.alarms);
     output(this, OUTPUTS.gatewayUrl, this.url);
     output(this, OUTPUTS.gatewayServiceName, this.service.service.serviceName);
     output(this, OUTPUTS.gatewayLogGroupName, this.service.logGroup.logGroupName);
@@ -196,5 +208,64 @@ export class LlmGateway extends Construct {
     output(this, OUTPUTS.gatewayClientsSecretArn, this.clients.secretArn);
     output(this, OUTPUTS.gatewayPepperSecretArn, this.pepper.secretArn);
     output(this, OUTPUTS.gatewayRehashSecretArn, this.rehash.secretArn);
+  }
+
+  /**
+   * An alarm per signal of contracts/gateway-signals.ts, on the metrics the gateway writes (the
+   * gateway's tests check it writes each one), and refused client keys per source address, from the
+   * audit lines (a Contributor Insights rule: the metrics carry no address).
+   */
+  private watchSignals(alarms: Observability): void {
+    const period = Duration.minutes(5);
+    for (const [id, signal] of Object.entries(GATEWAY_SIGNALS) as Array<[string, GatewaySignal]>) {
+      const metrics = signal.metrics.map(
+        (m) =>
+          new cloudwatch.Metric({
+            namespace: GATEWAY_NAMESPACE,
+            metricName: m.metricName,
+            dimensionsMap: { ...m.dimensions },
+            statistic: signal.statistic,
+            period,
+          }),
+      );
+      const metric =
+        metrics.length === 1
+          ? metrics[0]
+          : new cloudwatch.MathExpression({
+              expression: `SUM([${metrics.map((_, i) => `m${i}`).join(',')}])`,
+              usingMetrics: Object.fromEntries(metrics.map((m, i) => [`m${i}`, m])),
+              label: signal.title,
+              period,
+            });
+      alarms.watch(this, `${id.charAt(0).toUpperCase()}${id.slice(1)}Alarm`, {
+        signal: signal.signal,
+        title: signal.title,
+        metric,
+        threshold: signal.threshold,
+        periods: 1,
+        description: signal.description,
+      });
+    }
+    const rule = new cloudwatch.CfnInsightRule(this, 'RefusedKeysBySource', {
+      ruleName: `${deploymentName(this)}-gateway-refused-keys-by-source`,
+      ruleState: 'ENABLED',
+      ruleBody: Stack.of(this).toJsonString(refusedKeysBySourceRule(this.service.logGroup.logGroupName)),
+    });
+    const bySource = alarms.watch(this, 'RefusedKeysBySourceAlarm', {
+      signal: 'gateway.client-key-failures-by-source',
+      title: 'Gateway: refused client keys, top source address',
+      metric: new cloudwatch.MathExpression({
+        expression: `INSIGHT_RULE_METRIC('${rule.ruleName}', 'MaxContributorValue')`,
+        usingMetrics: {},
+        label: 'refused keys from the busiest source address',
+        period,
+      }),
+      threshold: 10,
+      periods: 1,
+      description:
+        'Ten or more requests with a wrong, revoked or missing client key from one source address in five minutes: a scan or credential stuffing from inside the VPC. Check first: the rule RefusedKeysBySource in Contributor Insights (which address), then what runs there.',
+    });
+    // The alarm names the rule in its expression only: create the rule first.
+    bySource.node.addDependency(rule);
   }
 }

@@ -1,4 +1,5 @@
-import { build, ZONE } from '../helpers/synth';
+import { GATEWAY_NAMESPACE, GATEWAY_SIGNALS, type GatewaySignal } from '../../contracts/gateway-signals';
+import { build, VARIANTS, ZONE } from '../helpers/synth';
 import { logicalId, references, resources } from '../helpers/template';
 
 describe('Observability', () => {
@@ -41,5 +42,112 @@ describe('Observability', () => {
   it('subscribes alarmEmail, and nobody when it is unset', () => {
     prod.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
     dev.template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  describe('signals', () => {
+    const eks = build(VARIANTS['eks-dev']);
+    const signalOf = (alarm: Record<string, unknown>) =>
+      /^\[([a-z0-9.-]+)\] /.exec(String(alarm.AlarmDescription))?.[1];
+    const signals = (built: typeof dev) => new Set(alarms(built).map(signalOf));
+    const BOTH = [
+      ...Object.values(GATEWAY_SIGNALS).map((s) => s.signal),
+      'gateway.client-key-failures-by-source',
+      'data.aurora-cpu',
+      'data.aurora-acu',
+      'data.valkey-cpu',
+      'data.valkey-memory',
+    ];
+    const EKS_ONLY = ['eks.secret-access', 'eks.pod-exec', 'eks.refused-requests'];
+
+    it('names the signal each alarm watches and what to check first, on both platforms', () => {
+      for (const alarm of [...alarms(dev), ...alarms(eks)]) {
+        expect(signalOf(alarm)).toBeDefined();
+        expect(String(alarm.AlarmDescription)).toMatch(/Check first|Read the audit log/);
+      }
+      expect([...signals(dev)].sort()).toEqual([...BOTH].sort());
+      expect([...signals(eks)].sort()).toEqual([...BOTH, ...EKS_ONLY].sort());
+    });
+
+    it('builds each gateway alarm on exactly the metrics the gateway writes (contracts/gateway-signals.ts)', () => {
+      const dimensionsOf = (d: Record<string, string>) =>
+        Object.entries(d)
+          .sort()
+          .map(([Name, Value]) => ({ Name, Value }));
+      const sortDimensions = (list: Array<{ Name: string }> = []) =>
+        [...list].sort((a, b) => a.Name.localeCompare(b.Name));
+      for (const signal of Object.values(GATEWAY_SIGNALS) as GatewaySignal[]) {
+        const found = alarms(dev).filter((a) => signalOf(a) === signal.signal);
+        expect(found).toHaveLength(1);
+        const [alarm] = found as Array<Record<string, any>>;
+        expect(alarm.EvaluationPeriods).toBe(1);
+        if (signal.threshold === 'baseline') {
+          const band = alarm.Metrics.find((m: any) => m.Expression !== undefined);
+          expect(band.Expression).toMatch(/^ANOMALY_DETECTION_BAND\(\w+, ?3\)$/);
+          expect(alarm.ThresholdMetricId).toBe(band.Id);
+          expect(alarm.ComparisonOperator).toBe('GreaterThanUpperThreshold');
+        } else {
+          expect(alarm.Threshold).toBe(signal.threshold);
+          expect(alarm.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
+        }
+        const stats =
+          alarm.MetricName !== undefined
+            ? [
+                {
+                  Namespace: alarm.Namespace,
+                  MetricName: alarm.MetricName,
+                  Dimensions: alarm.Dimensions,
+                  Stat: alarm.Statistic,
+                  Period: alarm.Period,
+                },
+              ]
+            : alarm.Metrics.filter((m: any) => m.MetricStat !== undefined).map((m: any) => ({
+                ...m.MetricStat.Metric,
+                Stat: m.MetricStat.Stat,
+                Period: m.MetricStat.Period,
+              }));
+        expect(stats.map((m: any) => ({ ...m, Dimensions: sortDimensions(m.Dimensions) }))).toEqual(
+          signal.metrics.map((m) => ({
+            Namespace: GATEWAY_NAMESPACE,
+            MetricName: m.metricName,
+            Dimensions: dimensionsOf(m.dimensions),
+            Stat: signal.statistic,
+            Period: 300,
+          })),
+        );
+        if (signal.metrics.length > 1) {
+          const sum = alarm.Metrics.find((m: any) => m.Expression !== undefined);
+          expect(sum.Expression).toBe(`SUM([${signal.metrics.map((_, i) => `m${i}`).join(',')}])`);
+          expect(sum.ReturnData).not.toBe(false);
+        }
+      }
+    });
+
+    it('counts refused keys per source address over the gateway log group, and alarms on the busiest address', () => {
+      const [[, rule]] = resources(dev.template, 'AWS::CloudWatch::InsightRule');
+      const body = JSON.stringify(rule.Properties!.RuleBody);
+      expect(references(rule.Properties!.RuleBody, logicalId(dev.stacks.gateway.service.logGroup))).toBe(true);
+      expect(body).toContain('$.sourceIp');
+      const [alarm] = alarms(dev).filter((a) => signalOf(a) === 'gateway.client-key-failures-by-source') as Array<
+        Record<string, any>
+      >;
+      expect(JSON.stringify(alarm.Metrics)).toContain('INSIGHT_RULE_METRIC(');
+      expect(JSON.stringify(alarm.Metrics)).toContain("'MaxContributorValue'");
+    });
+
+    it('gives each stack with alarms one dashboard, showing every alarm of that stack', () => {
+      for (const built of [dev, eks]) {
+        let dashboards = 0;
+        for (const [, template] of Object.entries(built.templates)) {
+          const stackAlarms = resources(template, 'AWS::CloudWatch::Alarm').map(([id]) => id);
+          const stackDashboards = resources(template, 'AWS::CloudWatch::Dashboard');
+          expect(stackDashboards).toHaveLength(stackAlarms.length > 0 ? 1 : 0);
+          if (stackAlarms.length === 0) continue;
+          dashboards += 1;
+          const body = JSON.stringify(stackDashboards[0][1].Properties!.DashboardBody);
+          for (const id of stackAlarms) expect(body).toContain(`"${id}"`);
+        }
+        expect(dashboards).toBeGreaterThanOrEqual(2);
+      }
+    });
   });
 });

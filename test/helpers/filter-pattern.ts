@@ -114,7 +114,7 @@ class JsonPatternParser {
     const read = (event: Json): Json | typeof MISSING => {
       let value: Json | typeof MISSING = event;
       for (const step of path) {
-        if (value === MISSING || value === null || typeof value !== 'object') return MISSING;
+        if (value === null || typeof value !== 'object') return MISSING;
         if (typeof step === 'number') {
           if (!Array.isArray(value) || step >= value.length) return MISSING;
           value = value[step];

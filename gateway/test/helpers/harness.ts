@@ -7,7 +7,7 @@ import { loopbackCertificate } from './tls';
 import { generateClientKey, hashClientKey } from '../../../contracts/client-keys';
 import { ClientRegistry } from '../../src/clients';
 import { Guardrails } from '../../src/guardrails';
-import { Telemetry } from '../../src/log';
+import { reportKeyState, Telemetry } from '../../src/log';
 import { KeyPool, type Strategy } from '../../src/pool';
 import { createRateLimiter, type RateLimiter } from '../../src/ratelimit';
 import {
@@ -76,7 +76,7 @@ export async function startGateway(options: HarnessOptions): Promise<Harness> {
   const pool = new KeyPool({
     strategy: options.strategy ?? 'weighted-round-robin',
     now,
-    onStateChange: (change) => telemetry.log('info', 'key_state_changed', change),
+    onStateChange: (change) => reportKeyState(telemetry, change),
   });
   pool.load(providerPoolSchema.parse(options.pool));
   const keys: Record<string, string> = {};

@@ -55,17 +55,23 @@ export const AUDIT_ALARMS = {
     pattern:
       '{ ($.objectRef.resource = "secrets") && (($.verb = "get") || ($.verb = "list") || ($.verb = "watch")) && ($.user.username != "system:*") && ($.user.username != "eks:*") }',
     threshold: 1,
+    signal: 'eks.secret-access',
+    title: 'Kubernetes Secrets read',
     description: 'someone other than the control plane read a Kubernetes Secret (this deployment keeps none)',
   },
   PodShell: {
     pattern:
       '{ ($.objectRef.resource = "pods") && (($.objectRef.subresource = "exec") || ($.objectRef.subresource = "attach") || ($.objectRef.subresource = "portforward")) }',
     threshold: 1,
+    signal: 'eks.pod-exec',
+    title: 'shells, attaches and port-forwards into pods',
     description: 'someone opened a shell, attached to or forwarded a port into a pod',
   },
   Refused: {
     pattern: '{ $.responseStatus.code = 403 }',
     threshold: 20,
+    signal: 'eks.refused-requests',
+    title: 'Kubernetes API requests refused',
     description: 'twenty or more Kubernetes API requests refused in five minutes (RBAC, Pod Security or admission)',
   },
 } as const;
@@ -144,7 +150,10 @@ export class EksCluster extends Construct {
         metricValue: '1',
         defaultValue: 0,
       });
-      props.alarms.alarm(this, `Audit${name}Alarm`, filter.metric({ statistic: 'Sum', period: Duration.minutes(5) }), {
+      props.alarms.watch(this, `Audit${name}Alarm`, {
+        signal: alarm.signal,
+        title: `EKS: ${alarm.title}`,
+        metric: filter.metric({ statistic: 'Sum', period: Duration.minutes(5) }),
         threshold: alarm.threshold,
         periods: 1,
         description: `EKS ${props.clusterName}: ${alarm.description}. Read the audit log (log group /aws/eks/${props.clusterName}/cluster) and follow the incident steps in the README.`,
