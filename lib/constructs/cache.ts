@@ -204,6 +204,23 @@ export class Cache extends Construct implements ec2.IConnectable {
         threshold: 85,
         description: `Valkey node ${node.index} memory at or above 85% for 15 minutes: Celery tasks may be evicted. Check first: the Celery queue backlog (worker logs), then the node size.`,
       });
+      props.alarms.watch(this, `CacheEvictions${node.index}`, {
+        signal: 'data.valkey-evictions',
+        title: `Valkey node ${node.index} evictions`,
+        metric: Observability.metric('AWS/ElastiCache', 'Evictions', cacheId).with({ statistic: 'Sum' }),
+        threshold: 1,
+        periods: 1,
+        description: `Valkey node ${node.index} evicted keys for lack of memory: queued Celery tasks, locks or sessions were lost. Check first: which keys grow (the Celery backlog in the worker logs), then the node size.`,
+      });
+      if (node.index > 1) {
+        props.alarms.watch(this, `CacheReplicationLag${node.index}`, {
+          signal: 'data.valkey-replication-lag',
+          title: `Valkey node ${node.index} replication lag (s)`,
+          metric: Observability.metric('AWS/ElastiCache', 'ReplicationLag', cacheId).with({ statistic: 'Maximum' }),
+          threshold: 30,
+          description: `Valkey replica ${node.index} is 30 seconds or more behind the primary for 15 minutes: a failover now would lose those writes. Check first: the primary's engine CPU and network, then the node size.`,
+        });
+      }
     }
     output(this, OUTPUTS.cacheReplicationGroupId, this.replicationGroup.ref);
     // One ElastiCache user per component: the secret (user name and password) and the user id.

@@ -202,6 +202,26 @@ export class Database extends Construct implements ec2.IConnectable {
       description:
         'Aurora Serverless v2 at or above 90% of its maximum ACU for 15 minutes. Check first: what the load is (Performance Insights), then raise the maximum (sizing profile).',
     });
+    // Aurora PostgreSQL sets max_connections to LEAST(DBInstanceClassMemory / 9531392, 5000), and
+    // Serverless v2 derives the memory from the maximum capacity, 2 GiB per ACU.
+    const maxConnections = Math.min(5000, Math.floor((sizing.maxCapacity * 2 * 1024 ** 3) / 9_531_392));
+    props.alarms.watch(this, 'DatabaseConnections', {
+      signal: 'data.aurora-connections',
+      title: 'Aurora connections',
+      metric: Observability.metric('AWS/RDS', 'DatabaseConnections', clusterId).with({ statistic: 'Maximum' }),
+      threshold: Math.floor(maxConnections * 0.8),
+      description: `Aurora connections at or above 80% of max_connections (${maxConnections} at ${sizing.maxCapacity} ACU) for 15 minutes: new connections will soon be refused. Check first: which service holds them (pg_stat_activity by usename and application_name), then the api and worker task counts.`,
+    });
+    if (sizing.readers > 0) {
+      props.alarms.watch(this, 'DatabaseReplicaLag', {
+        signal: 'data.aurora-replica-lag',
+        title: 'Aurora replica lag (ms)',
+        metric: Observability.metric('AWS/RDS', 'AuroraReplicaLagMaximum', clusterId).with({ statistic: 'Maximum' }),
+        threshold: 5000,
+        description:
+          'The reader is five seconds or more behind the writer for 15 minutes: a failover now would start on stale data. Check first: the writer’s write load (Performance Insights) and the reader’s capacity.',
+      });
+    }
     output(this, OUTPUTS.databaseClusterArn, this.cluster.clusterArn);
     output(this, OUTPUTS.databaseMasterSecretArn, this.cluster.secret!.secretArn);
     output(this, OUTPUTS.databaseAppSecretArn, this.appSecret.secretArn);

@@ -23,19 +23,20 @@ describe('Observability', () => {
     // Why: a ReplicationGroupId dimension has no data, so such an alarm would stay OK forever.
     const group = logicalId(prod.stacks.cache.replicationGroup);
     const cacheAlarms = alarms(prod).filter((a) => a.Namespace === 'AWS/ElastiCache');
-    expect(cacheAlarms).toHaveLength(4);
+    // CPU, memory and evictions per node, and replication lag on the replica.
+    expect(cacheAlarms).toHaveLength(7);
     const ids = cacheAlarms.map((a) => JSON.stringify((a.Dimensions as Array<{ Name: string; Value: unknown }>)[0]));
     for (const suffix of ['-001', '-002']) {
       expect(ids).toContain(
         JSON.stringify({ Name: 'CacheClusterId', Value: { 'Fn::Join': ['', [{ Ref: group }, suffix]] } }),
       );
     }
-    expect(alarms(dev).filter((a) => a.Namespace === 'AWS/ElastiCache')).toHaveLength(2);
+    expect(alarms(dev).filter((a) => a.Namespace === 'AWS/ElastiCache')).toHaveLength(3);
   });
 
   it('watches Aurora by its cluster identifier', () => {
     const rds = alarms(dev).filter((a) => a.Namespace === 'AWS/RDS');
-    expect(rds.map((a) => a.MetricName).sort()).toEqual(['ACUUtilization', 'CPUUtilization']);
+    expect(rds.map((a) => a.MetricName).sort()).toEqual(['ACUUtilization', 'CPUUtilization', 'DatabaseConnections']);
     for (const alarm of rds) expect((alarm.Dimensions as Array<{ Name: string }>)[0].Name).toBe('DBClusterIdentifier');
   });
 
@@ -56,6 +57,8 @@ describe('Observability', () => {
       'data.aurora-acu',
       'data.valkey-cpu',
       'data.valkey-memory',
+      'data.aurora-connections',
+      'data.valkey-evictions',
     ];
     const EKS_ONLY = ['eks.secret-access', 'eks.pod-exec', 'eks.refused-requests'];
 
@@ -66,6 +69,25 @@ describe('Observability', () => {
       }
       expect([...signals(dev)].sort()).toEqual([...BOTH].sort());
       expect([...signals(eks)].sort()).toEqual([...BOTH, ...EKS_ONLY].sort());
+    });
+
+    it('watches replication lag where there is a replica (prod), and connections against the configured capacity', () => {
+      const lag = alarms(prod).filter((a) =>
+        /^\[data\.(aurora-replica-lag|valkey-replication-lag)\]/.test(String(a.AlarmDescription)),
+      );
+      expect(lag.map((a) => a.MetricName).sort()).toEqual(['AuroraReplicaLagMaximum', 'ReplicationLag']);
+      // ElastiCache reports ReplicationLag on replicas only: node 002, not the primary.
+      const valkey = lag.find((a) => a.MetricName === 'ReplicationLag')!;
+      expect(JSON.stringify(valkey.Dimensions)).toContain('-002');
+      expect([...signals(dev)].filter((s) => s?.endsWith('lag'))).toEqual([]);
+      // dev: at most 4 ACU, so max_connections is LEAST(8 GiB / 9531392, 5000) = 901, and the alarm 80% of it.
+      const connections = alarms(dev).find((a) => a.MetricName === 'DatabaseConnections')!;
+      expect([connections.Threshold, connections.Statistic]).toEqual([720, 'Maximum']);
+      const evictions = alarms(prod).filter((a) => a.MetricName === 'Evictions');
+      expect(evictions.map((a) => [a.Statistic, a.Threshold, a.EvaluationPeriods])).toEqual([
+        ['Sum', 1, 1],
+        ['Sum', 1, 1],
+      ]);
     });
 
     it('builds each gateway alarm on exactly the metrics the gateway writes (contracts/gateway-signals.ts)', () => {
