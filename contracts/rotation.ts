@@ -159,6 +159,11 @@ function consumersOf(ids: readonly ServiceId[], config: RotationConfig): Consume
   };
 }
 
+/** The version a secret's stages mark AWSCURRENT, if any (DescribeSecret's VersionIdsToStages). */
+export function currentVersionOf(stages: Readonly<Record<string, readonly string[]>>): string | undefined {
+  return Object.entries(stages).find(([, labels]) => labels.includes('AWSCURRENT'))?.[0];
+}
+
 /** The suffix of a database role's alternate login (AWS's alternating-users convention). */
 export const CLONE_SUFFIX = '_clone';
 

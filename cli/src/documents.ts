@@ -7,6 +7,7 @@ import {
 import type { z } from 'zod';
 import { storedDocument } from '../../contracts/gateway-documents';
 import { awsError, CliError } from './errors';
+import { currentVersionOf } from '../../contracts/rotation';
 
 /**
  * One of the gateway's JSON documents in Secrets Manager, read and written as whole versions. A write
@@ -54,7 +55,7 @@ export class SecretDocument<T> {
     const parsed = this.schema.parse(document);
     try {
       const described = await this.client.send(new DescribeSecretCommand({ SecretId: this.secretId }));
-      const current = Object.entries(described.VersionIdsToStages ?? {}).find(([, s]) => s.includes('AWSCURRENT'))?.[0];
+      const current = currentVersionOf(described.VersionIdsToStages ?? {});
       if (this.versionId !== undefined && current !== this.versionId) {
         throw new CliError(`the ${this.name} changed while this command ran; run it again`);
       }

@@ -28,6 +28,7 @@ import { askCluster, platformOf } from '../cluster';
 import { keyAgeDays, poolKeys, readPool } from './keys';
 import { interruptedRotation } from './secrets';
 import { pepperRotationBlockersOf } from './clients';
+import { currentVersionOf } from '../../../contracts/rotation';
 
 export interface Finding {
   readonly check: string;
@@ -231,7 +232,7 @@ export async function doctor(ctx: Context, options: Options) {
         `${schedule}; last ${days}${next !== undefined ? `; next ${next.toISOString().slice(0, 10)}` : ''}`,
       );
       if (kind === 'client-key-pepper') {
-        const current = Object.entries(secret.VersionIdsToStages ?? {}).find(([, s]) => s.includes('AWSCURRENT'))?.[0];
+        const current = currentVersionOf(secret.VersionIdsToStages ?? {});
         const blockers = current === undefined ? [] : await pepperRotationBlockersOf(ctx, stack, current);
         if (blockers.length > 0) {
           add(

@@ -12,7 +12,7 @@ import type { Command } from '../command';
 import type { Context } from '../context';
 import { awsError, CliError } from '../errors';
 import { table } from '../io';
-import { newSecretValue, ROTATION_STEPS, type RotationStep } from '../../../contracts/rotation';
+import { currentVersionOf, newSecretValue, ROTATION_STEPS, type RotationStep } from '../../../contracts/rotation';
 import { cliRotated, type SecretEntry } from '../../../contracts/secrets';
 import { WORKLOADS, type WorkloadId } from '../../../contracts/kubernetes';
 import { OUTPUTS, type ServiceId, serviceNameOutput } from '../../../contracts/stack-outputs';
@@ -120,7 +120,7 @@ async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, ti
   const resume = interruptedRotation(described.VersionIdsToStages ?? {});
   if (resume === undefined && spec.rotation.by === 'schedule' && spec.rotation.kind === 'client-key-pepper') {
     // The function refuses this too; saying so here names the clients before anything starts.
-    const current = Object.entries(described.VersionIdsToStages ?? {}).find(([, s]) => s.includes('AWSCURRENT'))?.[0];
+    const current = currentVersionOf(described.VersionIdsToStages ?? {});
     const blockers = current === undefined ? [] : await pepperRotationBlockersOf(ctx, stack, current);
     if (blockers.length > 0) {
       throw new CliError(

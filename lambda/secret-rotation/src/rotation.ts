@@ -17,6 +17,7 @@ import {
 } from '../../../contracts/gateway-documents';
 import {
   alternateUser,
+  currentVersionOf,
   type Consumers,
   newSecretValue,
   ROTATION_STEPS,
@@ -210,7 +211,7 @@ class Rotation {
 
   /** Makes the pending value current, restarts its consumers, and ends the old value's acceptance. */
   async finishSecret(): Promise<void> {
-    const currentVersion = Object.entries(this.versions).find(([, stages]) => stages.includes('AWSCURRENT'))?.[0];
+    const currentVersion = currentVersionOf(this.versions);
     if (currentVersion !== this.token) {
       await this.aws(
         'making the new value current',
@@ -262,7 +263,7 @@ class Rotation {
    * current pepper would, after it, be under a version the gateway no longer holds.
    */
   private async refuseLockout(target: Extract<RotationTarget, { kind: 'client-key-pepper' }>): Promise<void> {
-    const current = Object.entries(this.versions).find(([, stages]) => stages.includes('AWSCURRENT'))?.[0];
+    const current = currentVersionOf(this.versions);
     if (current === undefined) throw new RotationError(`${target.what}: the secret has no current version`);
     const clients = clientsDocumentSchema.safeParse(
       storedDocument(await this.readDocument(target.clientsSecretArn, 'client records'), EMPTY_CLIENTS_DOCUMENT),
