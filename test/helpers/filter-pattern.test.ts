@@ -82,6 +82,38 @@ describe('CloudWatch Logs filter patterns', () => {
     expect(matches(pattern, message)).toBe(expected);
   });
 
+  it.each([
+    // The documented examples: %ERROR%, %gray|grey%, %colou?r%, %10\.10\.0\.1%, %[a-z]%.
+    ['%ERROR%', '[ERROR] Failed to connect', true],
+    ['%gray|grey%', 'a grey cat', true],
+    ['%colou?r%', 'color', true],
+    ['%colou?r%', 'colr', false],
+    ['%10\\.10\\.0\\.1%', 'from 10.10.0.1 port 22', true],
+    ['%10\\.10\\.0\\.1%', 'from 10a10b0c1 port 22', false],
+    ['%^[a-z]+$%', 'lowercase', true],
+    ['%^[a-z]+$%', 'Mixed', false],
+    ['%code.401.|code.429.%', 'code 429 slow down', true],
+    ['%code.401.|code.429.%', 'code 403 forbidden', false],
+  ])('regular expression %j on %j -> %s', (pattern, message, expected) => {
+    expect(matches(pattern, message)).toBe(expected);
+  });
+
+  it.each([
+    ['{ $.log = %^POST./login% }', '{"log":"POST /login 401"}', true],
+    ['{ $.log = %^POST./login% }', '{"log":"GET /login 401"}', false],
+    ['{ $.log != %^POST% && $.n = 1 }', '{"log":"GET /","n":1}', true],
+    ['{ $.log = %POST% }', '{"other":"POST"}', false],
+  ])('regular expression in JSON %j on %j -> %s', (pattern, message, expected) => {
+    expect(matches(pattern, message)).toBe(expected);
+  });
+
+  it('refuses what CloudWatch refuses in a regular expression: parentheses, spaces, other symbols', () => {
+    expect(() => matches('%(a|b)c%', 'ac')).toThrow("does not admit '('");
+    expect(() => matches('%a b%', 'a b')).toThrow("does not admit ' '");
+    expect(() => matches('%something!%', 'something!')).toThrow("does not admit '!'");
+    expect(() => matches('%abc', 'abc')).toThrow('a regular expression is written %expression%');
+  });
+
   it('refuses a pattern it cannot read, naming it, rather than matching or not', () => {
     expect(() => matches('{ $.a = "x" ', '{}')).toThrow('filter pattern { $.a = "x" : a JSON pattern ends with }');
     expect(() => matches('{ a = "x" }', '{}')).toThrow('expected a selector such as $.field');

@@ -13,6 +13,9 @@
  *   `NOT EXISTS` for that).
  * - Term patterns: space-separated terms that must all occur (case-sensitive), a quoted term for
  *   text with spaces or punctuation, `?term` alternatives (any of them), `-term` exclusions.
+ * - Regular expressions between `%` signs, standing alone or as a JSON comparison's value, with only the characters CloudWatch admits:
+ *   letters, digits, `_ # = @ / ; , -` and the operators `^ $ ? [ ] { } | \ * + .` (no parentheses,
+ *   no spaces, no multi-byte characters); a pattern with anything else throws, as CloudWatch refuses it.
  * - The empty pattern, which matches every event.
  * Anything else throws, naming the pattern: a test never passes on a pattern this cannot read.
  */
@@ -35,7 +38,24 @@ export function matchesFilterPattern(pattern: string, message: string): boolean 
     const predicate = parser.parse();
     return predicate(event);
   }
+  if (trimmed.startsWith('%')) return regexMatches(trimmed, message, pattern);
   return termsMatch(trimmed, message, pattern);
+}
+
+// ---- regular expressions ----
+
+const REGEX_CHARACTERS = /^[A-Za-z0-9_#=@/;,\-^$?[\]{}|\\*+.]*$/;
+
+function regexMatches(pattern: string, message: string, original: string): boolean {
+  if (pattern.length < 3 || !pattern.endsWith('%')) {
+    throw new Error(`filter pattern ${original}: a regular expression is written %expression%`);
+  }
+  const body = pattern.slice(1, -1);
+  if (!REGEX_CHARACTERS.test(body)) {
+    const bad = [...body].find((c) => !REGEX_CHARACTERS.test(c));
+    throw new Error(`filter pattern ${original}: CloudWatch does not admit '${bad}' in a regular expression`);
+  }
+  return new RegExp(body).test(message);
 }
 
 // ---- term patterns ----
@@ -138,6 +158,17 @@ class JsonPatternParser {
     if (operator === undefined) this.fail(`expected an operator after ${selector} at '${this.rest()}'`);
     this.position += operator!.length;
     this.skipSpace();
+    const regex = /^%[^%]+%/.exec(this.rest())?.[0];
+    if (regex !== undefined) {
+      if (operator !== '=' && operator !== '!=') this.fail(`${operator} cannot compare with a regular expression`);
+      this.position += regex.length;
+      return (event) => {
+        const value = read(event);
+        if (value === MISSING || value === null || typeof value === 'object') return false;
+        const matched = regexMatches(regex, String(value), this.original);
+        return operator === '=' ? matched : !matched;
+      };
+    }
     const literal = this.value();
     if (typeof literal === 'number') {
       return (event) => {
