@@ -161,7 +161,10 @@ function compose(
       `/aws/rds/cluster/${clusterIdentifier}/`,
       `aws-waf-logs-${config.stackName}.`,
       // EKS writes its control-plane logs here (platform=eks), into the group the cluster pre-creates.
-      ...(config.platform === 'eks' ? [`/aws/eks/${config.stackName}/`] : []),
+      // ... and Container Insights its containers' logs and pod metrics (the groups are created first).
+      ...(config.platform === 'eks'
+        ? [`/aws/eks/${config.stackName}/`, `/aws/containerinsights/${config.stackName}/`]
+        : []),
     ],
     removalPolicy,
   });
@@ -191,6 +194,7 @@ function compose(
     key: keys.logs,
     alarmEmail: config.alarmEmail,
   });
+  network.watchEgress(observability);
 
   const database = new Database(data, 'Database', {
     network,
@@ -237,18 +241,25 @@ function compose(
         allowedIpv4Cidrs: config.allowedIpv4Cidrs,
         allowedIpv6Cidrs: config.allowedIpv6Cidrs,
         rateLimit: config.wafRateLimit,
+        loginRateLimit: config.wafLoginRateLimit,
         anonymousIpList: config.wafAnonymousIpList,
       },
       deletionProtection: sizing.edge.deletionProtection,
       logs,
       cloudFront,
       surface: DIFY_URL_SURFACE,
+      alarms: observability,
     });
     flows.add('edge', created.loadBalancer);
     return created;
   };
   const ecsRuntime = (scope: Construct) =>
-    new EcsRuntime(scope, 'Runtime', { network, logs, execKey: config.enableExec ? keys.logs : undefined });
+    new EcsRuntime(scope, 'Runtime', {
+      network,
+      logs,
+      execKey: config.enableExec ? keys.logs : undefined,
+      alarms: observability,
+    });
   // The one place the platform is chosen. The LLM gateway runs on Fargate beside either.
   const platform: DifyServicesProps['runtime'] =
     config.platform === 'eks'
@@ -281,6 +292,7 @@ function compose(
       providerPrivateCidrs: config.gatewayProviderPrivateCidrs,
     });
     flows.add('llm_gateway', created.service);
+    ecs.watchService(created.service, 'llm-gateway', created.service.service);
     return created;
   };
 
@@ -360,6 +372,7 @@ function compose(
   });
   // Last: every component has declared what it watches.
   observability.renderDashboards();
+  observability.renderIncidents(main);
   if (flows.pending.length > 0) {
     throw new Error(`flows never rendered: ${flows.pending.map((f) => `${f.from} -> ${f.to}`).join(', ')}`);
   }

@@ -192,6 +192,15 @@ export const configSchema = z
       })
       .default(1000)
       .describe('WAF rate limit: requests per client IP in any 5 minutes before it is blocked.'),
+    wafLoginRateLimit: num()
+      .refine((limit) => Number.isInteger(limit) && limit >= 10 && limit <= 10_000, {
+        error:
+          'expected a whole number of console sign-in attempts per 5 minutes per client IP, from 10 (the WAF minimum) to 10000',
+      })
+      .default(30)
+      .describe(
+        'WAF sign-in limit: console sign-in attempts per client IP in any 5 minutes before it is refused (429), whatever the e-mail address.',
+      ),
     wafAnonymousIpList: bool()
       .default(false)
       .describe('Also block VPNs, proxies, Tor and hosting providers (AWS managed anonymous-IP list).'),

@@ -14,6 +14,11 @@ export interface NetworkSizing {
   /** Interface endpoints for AWS APIs, so that secrets and images never cross the NAT. */
   readonly interfaceEndpoints: boolean;
   readonly logRetention: RetentionDays;
+  /**
+   * Bytes a NAT gateway may send out in an hour before it alarms: Dify's own egress (LLM calls,
+   * plugin and package downloads) stays well under it, an exfiltration through the NAT does not.
+   */
+  readonly natBytesOutPerHourAlarm: number;
 }
 
 /** What a profile decides for Aurora PostgreSQL. */
@@ -129,6 +134,7 @@ export function sizingFor(
       natGateways: prod ? AZ_COUNT.prod : 1,
       interfaceEndpoints: config.vpcInterfaceEndpoints ?? prod,
       logRetention,
+      natBytesOutPerHourAlarm: (prod ? 20 : 5) * 1024 ** 3,
     },
     database: {
       minCapacity: prod ? 1 : 0,

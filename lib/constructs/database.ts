@@ -37,6 +37,13 @@ export const DATABASE_PORT = 5432;
 /** Characters left out of generated database passwords: they break libpq and SQLAlchemy URLs. */
 export const PASSWORD_EXCLUDED_CHARACTERS = ` "'@/\\%:?#[]{}<>^\`|~&+=,;`;
 
+/**
+ * The Aurora writer's free local storage at or below which it alarms. Serverless v2's local storage
+ * scales with capacity; 1 GiB is left even at the minimum ACU in normal use (not yet measured on a
+ * live cluster at 0.5 ACU).
+ */
+export const LOCAL_STORAGE_ALARM_BYTES = 1024 ** 3;
+
 /** Engine for every variant: PostgreSQL 16, whose 16.3+ minor versions let Serverless v2 pause at 0 ACU. */
 export const ENGINE = rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_9 });
 
@@ -211,6 +218,18 @@ export class Database extends Construct implements ec2.IConnectable {
       metric: Observability.metric('AWS/RDS', 'DatabaseConnections', clusterId).with({ statistic: 'Maximum' }),
       threshold: Math.floor(maxConnections * 0.8),
       description: `Aurora connections at or above 80% of max_connections (${maxConnections} at ${sizing.maxCapacity} ACU) for 15 minutes: new connections will soon be refused. Check first: which service holds them (pg_stat_activity by usename and application_name), then the api and worker task counts.`,
+    });
+    props.alarms.watch(this, 'DatabaseLocalStorage', {
+      signal: 'data.aurora-free-storage',
+      title: 'Aurora writer free local storage (bytes)',
+      // The cluster volume grows by itself; the instance's local storage (temporary tables, sorts,
+      // index builds such as pgvector's) does not, and a full one fails the query that needed it.
+      metric: Observability.metric('AWS/RDS', 'FreeLocalStorage', { ...clusterId, Role: 'WRITER' }).with({
+        statistic: 'Minimum',
+      }),
+      threshold: LOCAL_STORAGE_ALARM_BYTES,
+      below: true,
+      description: `The Aurora writer's free local storage was at or below ${LOCAL_STORAGE_ALARM_BYTES / 1024 ** 3} GiB for 15 minutes: large sorts, temporary tables or index builds (pgvector) fill it, and the query that needs more fails. Check first: the running queries' temp usage (pg_stat_activity, temp_files in pg_stat_database), then raise the minimum ACU (local storage scales with capacity).`,
     });
     if (sizing.readers > 0) {
       props.alarms.watch(this, 'DatabaseReplicaLag', {

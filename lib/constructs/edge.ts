@@ -1,5 +1,6 @@
 import { Aws, Duration, Stack, Token } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -14,6 +15,7 @@ import { CloudFrontFront, type CloudFrontOptions } from './cloudfront-front';
 import type { EdgeDomain } from './edge-domain';
 import type { LogSettings } from './log-group';
 import type { Network } from './network';
+import type { Observability } from './observability';
 import { WebAcl, type WebAclRules } from './web-acl';
 import { OUTPUTS } from '../../contracts/stack-outputs';
 import { output } from './outputs';
@@ -44,6 +46,8 @@ export interface EdgeProps {
   readonly cloudFront?: CloudFrontOptions;
   /** The application's paths: what CloudFront may cache and which bodies WAF lets through large. */
   readonly surface: UrlSurface;
+  /** Where the front door's alarms notify. */
+  readonly alarms: Observability;
 }
 
 /** How a service is routed: the port it listens on, its health check, and the paths it serves. */
@@ -94,6 +98,7 @@ export class Edge extends Construct {
   public readonly webAcl?: WebAcl;
   public readonly cloudFront?: CloudFrontFront;
   private readonly registered: Array<{ id: string; priority: number; patterns: readonly string[] }> = [];
+  private readonly alarms: Observability;
   private nextPriority = PRIORITY_STEP;
   private hasDefault = false;
 
@@ -192,6 +197,7 @@ export class Edge extends Construct {
         refuseClientAddressHeaders: true,
         logs: props.logs,
         largeBodyPaths: props.surface.largeBodyPaths,
+        alarms: props.alarms,
       });
       new wafv2.CfnWebACLAssociation(this, 'WebAclAssociation', {
         resourceArn: this.loadBalancer.loadBalancerArn,
@@ -211,6 +217,28 @@ export class Edge extends Construct {
     output(this, OUTPUTS.loadBalancerArn, this.loadBalancer.loadBalancerArn);
     if (this.cloudFront !== undefined)
       output(this, OUTPUTS.distributionId, this.cloudFront.distribution.distributionId);
+
+    this.alarms = props.alarms;
+    const metrics = this.loadBalancer.metrics;
+    const every = { period: Duration.minutes(5), statistic: 'Sum' };
+    props.alarms.watch(this, 'ServerErrorsAlarm', {
+      signal: 'edge.alb-5xx',
+      title: 'Load balancer: 5xx, % of requests',
+      metric: new cloudwatch.MathExpression({
+        // Answered by the load balancer itself (no healthy target, timeouts) or by a service.
+        expression: '100 * (FILL(elb, 0) + FILL(target, 0)) / IF(FILL(requests, 0) > 0, requests, 1)',
+        usingMetrics: {
+          elb: metrics.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, every),
+          target: metrics.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, every),
+          requests: metrics.requestCount(every),
+        },
+        label: '5xx %',
+        period: Duration.minutes(5),
+      }),
+      threshold: 5,
+      periods: 3,
+      description: `At least 5% of the requests the load balancer ${this.loadBalancer.loadBalancerName} answered in 15 minutes were 5xx. Check first the unhealthy-targets alarm, then which service answers 5xx (HTTPCode_Target_5XX_Count by target group) and its log.`,
+    });
   }
 
   /**
@@ -240,6 +268,7 @@ export class Edge extends Construct {
         conditions: [elbv2.ListenerCondition.pathPatterns(['/*'])],
       });
       this.registered.push({ id, priority: CATCH_ALL_PRIORITY, patterns: ['/*'] });
+      this.watchTargets(id, group, options.healthCheckPath);
       return group;
     }
     for (let start = 0; start < patterns.length; start += PATTERNS_PER_RULE) {
@@ -253,7 +282,20 @@ export class Edge extends Construct {
       });
       this.registered.push({ id, priority, patterns: chunk });
     }
+    this.watchTargets(id, group, options.healthCheckPath);
     return group;
+  }
+
+  /** Unhealthy targets in a group, once it is attached (its metrics name the load balancer). */
+  private watchTargets(id: string, group: elbv2.ApplicationTargetGroup, healthCheckPath: string): void {
+    this.alarms.watch(this, `${id}UnhealthyAlarm`, {
+      signal: 'edge.unhealthy-targets',
+      title: `Load balancer: unhealthy ${id} targets`,
+      metric: group.metrics.unhealthyHostCount({ period: Duration.minutes(5), statistic: 'Maximum' }),
+      threshold: 1,
+      periods: 3,
+      description: `A ${id} target has failed the load balancer's health check (${healthCheckPath}) for 15 minutes. Check first the service's events and stopped tasks (or pods), then its log.`,
+    });
   }
 
   /** The routing table so far: target id, rule priority and path patterns, in evaluation order. */

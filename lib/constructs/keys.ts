@@ -80,17 +80,7 @@ export class Keys extends Construct {
     });
 
     allowLogGroups(this.logs, [props.logGroupPrefix, ...(props.extraLogGroupPrefixes ?? [])]);
-    // CloudWatch alarms publish to the KMS-encrypted alarm topic; SNS needs the alarm service to be
-    // able to create data keys, and only on behalf of alarms in this account.
-    this.logs.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'CloudWatchAlarmsToEncryptedTopic',
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        resources: ['*'],
-        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
-      }),
-    );
+    allowAlarmNotifications(this.logs);
     output(this, OUTPUTS.dataKeyArn, this.data.keyArn);
     output(this, OUTPUTS.secretsKeyArn, this.secrets.keyArn);
     output(this, OUTPUTS.logsKeyArn, this.logs.keyArn);
@@ -134,6 +124,26 @@ export function allowLogGroups(key: kms.Key, prefixes: readonly string[]): void 
           ),
         },
       },
+    }),
+  );
+}
+
+/**
+ * Lets CloudWatch alarms and EventBridge rules of this account publish to an SNS topic encrypted with
+ * `key`: SNS asks the publishing service for a data key, and only on behalf of this account.
+ */
+export function allowAlarmNotifications(key: kms.Key): void {
+  const stack = Stack.of(key);
+  key.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'AlarmsAndRulesToEncryptedTopic',
+      principals: [
+        new iam.ServicePrincipal('cloudwatch.amazonaws.com'),
+        new iam.ServicePrincipal('events.amazonaws.com'),
+      ],
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      resources: ['*'],
+      conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
     }),
   );
 }

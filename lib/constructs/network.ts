@@ -1,4 +1,5 @@
-import { Aws, Fn } from 'aws-cdk-lib';
+import { Aws, Duration, Fn } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53resolver from 'aws-cdk-lib/aws-route53resolver';
@@ -8,6 +9,7 @@ import type { NetworkSizing } from '../config/sizing';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { DnsFirewall } from './dns-firewall';
 import { encryptedLogGroup, type LogSettings } from './log-group';
+import type { Observability } from './observability';
 import { CLOUDFRONT_ORIGIN_FACING, ManagedPrefixList } from './managed-prefix-list';
 import { OUTPUTS } from '../../contracts/stack-outputs';
 import { output } from './outputs';
@@ -103,6 +105,32 @@ export class Network extends Construct {
   private readonly props: NetworkProps;
   private s3Prefixes?: ManagedPrefixList;
   private cloudFrontPrefixes?: ManagedPrefixList;
+
+  /**
+   * Bytes out through each NAT gateway per hour, against the profile's threshold: the one path out of
+   * the VPC besides the endpoints, so a large upload from a compromised task shows here first.
+   */
+  public watchEgress(alarms: Observability): void {
+    const limit = this.props.sizing.natBytesOutPerHourAlarm;
+    this.vpc.publicSubnets.forEach((subnet, index) => {
+      const nat = subnet.node.tryFindChild('NATGateway') as ec2.CfnNatGateway | undefined;
+      if (nat === undefined) return;
+      alarms.watch(this, `NatBytesOut${index + 1}`, {
+        signal: 'egress.nat-bytes-out',
+        title: `NAT gateway ${index + 1}: bytes out per hour`,
+        metric: new cloudwatch.Metric({
+          namespace: 'AWS/NATGateway',
+          metricName: 'BytesOutToDestination',
+          dimensionsMap: { NatGatewayId: nat.ref },
+          statistic: 'Sum',
+          period: Duration.hours(1),
+        }),
+        threshold: limit,
+        periods: 1,
+        description: `NAT gateway ${index + 1} sent ${limit / 1024 ** 3} GiB or more to the internet in an hour, more than Dify's LLM calls and downloads need: possibly data leaving through a compromised task. Check first the VPC flow log (log group ${this.props.logs.prefix}vpc-flow-logs) for the source addresses and destinations with the most bytes, then which task holds those addresses.`,
+      });
+    });
+  }
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);

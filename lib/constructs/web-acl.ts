@@ -1,8 +1,10 @@
-import { ArnFormat, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import { deploymentName } from './deployment-name';
+import type { Observability } from './observability';
 
 /** What the web ACL admits and blocks. */
 export interface WebAclRules {
@@ -12,6 +14,8 @@ export interface WebAclRules {
   readonly allowedIpv6Cidrs: readonly string[];
   /** Requests per client IP in any five minutes before the IP is blocked. */
   readonly rateLimit: number;
+  /** Console sign-in attempts per client IP in any five minutes before the IP is refused (429). */
+  readonly loginRateLimit: number;
   /** Also block anonymizing networks (VPNs, proxies, Tor, hosting providers). */
   readonly anonymousIpList: boolean;
 }
@@ -30,6 +34,8 @@ export interface WebAclProps extends WebAclRules {
   readonly logs: LogSettings;
   /** Request paths whose bodies are large by design (UrlSurface.largeBodyPaths). */
   readonly largeBodyPaths: readonly string[];
+  /** Where its alarms notify: an Observability of the ACL's own region (alarms cannot cross regions). */
+  readonly alarms: Observability;
 }
 
 /**
@@ -62,6 +68,12 @@ export const CLIENT_ADDRESS_HEADERS = [
 ] as const;
 
 /**
+ * Dify 1.13.3's console sign-in endpoints (api/controllers/console/auth/login.py): password sign-in,
+ * and the e-mailed code's check. Both are POST, and Dify's own lock-out is per e-mail address only.
+ */
+export const SIGN_IN_PATHS = ['/console/api/login', '/console/api/email-code-login/validity'] as const;
+
+/**
  * The order in which rules are evaluated; tests hold the ACL to it. The `NoClient...` rules exist only
  * with `refuseClientAddressHeaders`. They follow the allow-list, so that only admitted networks learn
  * why a request was refused, and precede the rate limit, which aggregates by the connection's address
@@ -71,6 +83,7 @@ export const RULE_ORDER: readonly string[] = [
   'AllowListedNetworksOnly',
   ...CLIENT_ADDRESS_HEADERS.map((entry) => entry.rule),
   'RateLimitPerClientIp',
+  'LoginRateLimitPerClientIp',
   'AWS-AWSManagedRulesAmazonIpReputationList',
   'AWS-AWSManagedRulesAnonymousIpList',
   'AWS-AWSManagedRulesKnownBadInputsRuleSet',
@@ -83,7 +96,8 @@ export const RULE_ORDER: readonly string[] = [
  * 1. block every client outside the allow-lists (empty lists block everyone);
  * 2. with `refuseClientAddressHeaders`, answer 400 to a request that carries CF-Connecting-IP, then
  *    to one that carries X-Forwarded-For, saying which header is not accepted and why;
- * 3. block a client IP above the rate limit;
+ * 3. block a client IP above the rate limit, and answer 429 to one above the sign-in limit on Dify's
+ *    console sign-in paths ({@link SIGN_IN_PATHS}): a credential-stuffing run from one address;
  * 4. AWS managed IP reputation list, then (optionally) the anonymous-IP list;
  * 5. AWS managed known-bad-inputs and common rule sets, with the common set's body-size rule
  *    counted instead of blocking;
@@ -171,6 +185,44 @@ export class WebAcl extends Construct {
         statement: { rateBasedStatement: { limit: props.rateLimit, aggregateKeyType: 'IP', evaluationWindowSec: 300 } },
         visibilityConfig: visibility('RateLimitPerClientIp'),
       },
+      {
+        name: 'LoginRateLimitPerClientIp',
+        action: { block: { customResponse: { responseCode: 429 } } },
+        statement: {
+          rateBasedStatement: {
+            limit: props.loginRateLimit,
+            aggregateKeyType: 'IP',
+            evaluationWindowSec: 300,
+            scopeDownStatement: {
+              andStatement: {
+                statements: [
+                  {
+                    byteMatchStatement: {
+                      searchString: 'POST',
+                      positionalConstraint: 'EXACTLY',
+                      fieldToMatch: { method: {} },
+                      textTransformations: [{ priority: 0, type: 'NONE' }],
+                    },
+                  },
+                  {
+                    orStatement: {
+                      statements: SIGN_IN_PATHS.map((path) => ({
+                        byteMatchStatement: {
+                          searchString: path,
+                          positionalConstraint: 'EXACTLY',
+                          fieldToMatch: { uriPath: {} },
+                          textTransformations: [{ priority: 0, type: 'NONE' }],
+                        },
+                      })),
+                    },
+                  },
+                ],
+              },
+            },
+          },
+        },
+        visibilityConfig: visibility('LoginRateLimitPerClientIp'),
+      },
       managed('AWSManagedRulesAmazonIpReputationList'),
       ...(props.anonymousIpList ? [managed('AWSManagedRulesAnonymousIpList')] : []),
       managed('AWSManagedRulesKnownBadInputsRuleSet'),
@@ -203,6 +255,8 @@ export class WebAcl extends Construct {
     ];
 
     this.acl = new wafv2.CfnWebACL(this, 'Resource', {
+      // Named as its metric is, so the WebACL dimension of its metrics is known at synth.
+      name: name('web-acl'),
       scope: props.scope,
       defaultAction: { allow: {} },
       description: 'Dify front door - allow-list, rate limit, AWS managed rules',
@@ -234,6 +288,45 @@ export class WebAcl extends Construct {
       redactedFields: [{ singleHeader: { Name: 'authorization' } }, { singleHeader: { Name: 'cookie' } }],
     });
     logging.node.addDependency(logGroup);
+
+    const blocked = (rule: string) =>
+      new cloudwatch.Metric({
+        namespace: 'AWS/WAFV2',
+        metricName: 'BlockedRequests',
+        // CLOUDFRONT-scope ACLs publish without a Region dimension (in us-east-1).
+        dimensionsMap: {
+          WebACL: name('web-acl'),
+          Rule: rule,
+          ...(props.scope === 'REGIONAL' ? { Region: stack.region } : {}),
+        },
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      });
+    const where = `web ACL ${name('web-acl')} (${props.scope === 'REGIONAL' ? 'the load balancer' : 'CloudFront'}, log group ${logGroupName})`;
+    props.alarms.watch(this, 'BlockedAlarm', {
+      signal: 'edge.waf-blocked',
+      title: 'WAF: blocked requests',
+      metric: blocked('ALL'),
+      threshold: 'baseline',
+      periods: 2,
+      description: `Blocked requests at ${where} rose above their usual band: a scan, an attack, or a rule now refusing real users. Check first which rule blocks (terminatingRuleId in the WAF log) and from where (httpRequest.clientIp).`,
+    });
+    props.alarms.watch(this, 'RateLimitedAlarm', {
+      signal: 'edge.waf-rate-limited',
+      title: 'WAF: clients over the rate limit',
+      metric: blocked('RateLimitPerClientIp'),
+      threshold: 1,
+      periods: 1,
+      description: `A client address went over ${props.rateLimit} requests in 5 minutes at ${where} and is blocked until it slows down. Check first the address (httpRequest.clientIp where terminatingRuleId is RateLimitPerClientIp) and whether it is one of yours.`,
+    });
+    props.alarms.watch(this, 'SignInBurstAlarm', {
+      signal: 'auth.console-sign-in-burst-by-source',
+      title: 'WAF: sign-in bursts per address',
+      metric: blocked('LoginRateLimitPerClientIp'),
+      threshold: 1,
+      periods: 1,
+      description: `A client address tried to sign in to the Dify console more than ${props.loginRateLimit} times in 5 minutes at ${where}, across any e-mail addresses: credential stuffing. It is refused (429) until it slows down. Check first the address (terminatingRuleId LoginRateLimitPerClientIp), then the auth.console-sign-in-failures alarm for passwords that were tried.`,
+    });
   }
 
   public get arn(): string {

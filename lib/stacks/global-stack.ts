@@ -5,7 +5,8 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import type { Construct } from 'constructs';
 import type { Config } from '../config/schema';
 import type { Sizing } from '../config/sizing';
-import { allowLogGroups } from '../constructs/keys';
+import { allowAlarmNotifications, allowLogGroups } from '../constructs/keys';
+import { Observability } from '../constructs/observability';
 import { DIFY_URL_SURFACE } from '../constructs/dify/urls';
 import { WebAcl } from '../constructs/web-acl';
 
@@ -22,6 +23,8 @@ export interface GlobalStackProps extends StackProps {
 export class GlobalStack extends Stack {
   public readonly webAcl: WebAcl;
   public readonly certificate?: acm.Certificate;
+  /** us-east-1's own alarm topic: CloudFront's and its web ACL's metrics exist only here, and alarms cannot cross regions. */
+  public readonly observability: Observability;
 
   constructor(scope: Construct, id: string, props: GlobalStackProps) {
     super(scope, id, props);
@@ -30,17 +33,25 @@ export class GlobalStack extends Stack {
       enableKeyRotation: true,
       removalPolicy: sizing.retention.removalPolicy,
       alias: `alias/${this.stackName}/logs`,
-      description: `${this.stackName}: CloudFront web ACL logs`,
+      description: `${this.stackName}: CloudFront web ACL logs and alarm notifications`,
     });
     allowLogGroups(logsKey, [`aws-waf-logs-${this.stackName}.`]);
+    allowAlarmNotifications(logsKey);
+    this.observability = new Observability(this, 'Observability', {
+      key: logsKey,
+      alarmEmail: config.alarmEmail,
+      incidents: false,
+    });
 
     this.webAcl = new WebAcl(this, 'WebAcl', {
       scope: 'CLOUDFRONT',
       allowedIpv4Cidrs: config.allowedIpv4Cidrs,
       allowedIpv6Cidrs: config.allowedIpv6Cidrs,
       rateLimit: config.wafRateLimit,
+      loginRateLimit: config.wafLoginRateLimit,
       anonymousIpList: config.wafAnonymousIpList,
       largeBodyPaths: DIFY_URL_SURFACE.largeBodyPaths,
+      alarms: this.observability,
       logs: {
         prefix: `/dify/${this.stackName}/`,
         key: logsKey,
@@ -59,5 +70,6 @@ export class GlobalStack extends Stack {
         validation: acm.CertificateValidation.fromDns(zone),
       });
     }
+    this.observability.renderDashboards();
   }
 }

@@ -291,6 +291,7 @@ describe('configuration: defaults', () => {
       rotationWindowHours: 3,
       edge: 'cloudfront',
       wafRateLimit: 1000,
+      wafLoginRateLimit: 30,
       wafAnonymousIpList: false,
       uploadFileSizeLimitMb: 15,
       cloudFrontPriceClass: 'PriceClass_100',

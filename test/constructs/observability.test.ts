@@ -1,4 +1,7 @@
+import { FAILED_TASK_PATTERNS } from '../../contracts/ecs-task-events';
 import { GATEWAY_NAMESPACE, GATEWAY_SIGNALS, type GatewaySignal } from '../../contracts/gateway-signals';
+import { LOG_SIGNALS, logSignalPattern } from '../../contracts/log-signals';
+import { SIGN_IN_PATHS } from '../../lib/constructs/web-acl';
 import { build, VARIANTS, ZONE } from '../helpers/synth';
 import { logicalId, references, resources } from '../helpers/template';
 
@@ -8,12 +11,24 @@ describe('Observability', () => {
   const alarms = (built: typeof dev) =>
     resources(built.template, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties!);
 
-  it('notifies the encrypted alarm topic when an alarm fires and when it clears', () => {
+  it('notifies the encrypted alarm topic when an alarm fires and when it clears, itself or through its incident', () => {
     const topic = logicalId(dev.stacks.observability.topic);
     expect(alarms(dev).length).toBeGreaterThanOrEqual(4);
-    for (const alarm of alarms(dev)) {
-      expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
-      expect(alarm.OKActions).toEqual([{ Ref: topic }]);
+    const composites = resources(dev.template, 'AWS::CloudWatch::CompositeAlarm');
+    const rules = JSON.stringify(composites.map(([, c]) => c.Properties!.AlarmRule));
+    for (const [id, alarm] of resources(dev.template, 'AWS::CloudWatch::Alarm')) {
+      if (alarm.Properties!.AlarmActions === undefined) {
+        // A member of an incident: its composite notifies, once for the whole incident.
+        expect(rules).toContain(`"${id}"`);
+        continue;
+      }
+      expect(alarm.Properties!.AlarmActions).toEqual([{ Ref: topic }]);
+      expect(alarm.Properties!.OKActions).toEqual([{ Ref: topic }]);
+    }
+    expect(composites.length).toBeGreaterThan(0);
+    for (const [, composite] of composites) {
+      expect(composite.Properties!.AlarmActions).toEqual([{ Ref: topic }]);
+      expect(composite.Properties!.OKActions).toEqual([{ Ref: topic }]);
     }
     const [[, topicResource]] = resources(dev.template, 'AWS::SNS::Topic');
     expect(references(topicResource.Properties?.KmsMasterKeyId, logicalId(dev.stacks.keys.logs))).toBe(true);
@@ -36,7 +51,12 @@ describe('Observability', () => {
 
   it('watches Aurora by its cluster identifier', () => {
     const rds = alarms(dev).filter((a) => a.Namespace === 'AWS/RDS');
-    expect(rds.map((a) => a.MetricName).sort()).toEqual(['ACUUtilization', 'CPUUtilization', 'DatabaseConnections']);
+    expect(rds.map((a) => a.MetricName).sort()).toEqual([
+      'ACUUtilization',
+      'CPUUtilization',
+      'DatabaseConnections',
+      'FreeLocalStorage',
+    ]);
     for (const alarm of rds) expect((alarm.Dimensions as Array<{ Name: string }>)[0].Name).toBe('DBClusterIdentifier');
   });
 
@@ -47,8 +67,13 @@ describe('Observability', () => {
 
   describe('signals', () => {
     const eks = build(VARIANTS['eks-dev']);
-    const signalOf = (alarm: Record<string, unknown>) =>
-      /^\[([a-z0-9.-]+)\] /.exec(String(alarm.AlarmDescription))?.[1];
+    // A description with a resource's name in it is an Fn::Join; its first part starts with the signal.
+    const signalOf = (alarm: Record<string, any>) =>
+      /^\[([a-z0-9.-]+)\] /.exec(
+        typeof alarm.AlarmDescription === 'string'
+          ? alarm.AlarmDescription
+          : String(alarm.AlarmDescription?.['Fn::Join']?.[1]?.[0] ?? ''),
+      )?.[1];
     const signals = (built: typeof dev) => new Set(alarms(built).map(signalOf));
     const BOTH = [
       ...Object.values(GATEWAY_SIGNALS).map((s) => s.signal),
@@ -58,14 +83,32 @@ describe('Observability', () => {
       'data.valkey-cpu',
       'data.valkey-memory',
       'data.aurora-connections',
+      'data.aurora-free-storage',
       'data.valkey-evictions',
+      'auth.console-sign-in-failures',
+      'auth.service-api-failures',
+      'containers.cpu',
+      'containers.memory',
+      'containers.task-failed',
+      'edge.alb-5xx',
+      'edge.unhealthy-targets',
+      'egress.nat-bytes-out',
+      'egress.squid-denied',
     ];
-    const EKS_ONLY = ['eks.secret-access', 'eks.pod-exec', 'eks.refused-requests'];
+    const EKS_ONLY = [
+      'eks.secret-access',
+      'eks.pod-exec',
+      'eks.refused-requests',
+      'eks.policy-change',
+      'eks.pod-security-violation',
+      'eks.pod-restarts',
+      'eks.pods-failed',
+    ];
 
     it('names the signal each alarm watches and what to check first, on both platforms', () => {
       for (const alarm of [...alarms(dev), ...alarms(eks)]) {
         expect(signalOf(alarm)).toBeDefined();
-        expect(String(alarm.AlarmDescription)).toMatch(/Check first|Read the audit log/);
+        expect(JSON.stringify(alarm.AlarmDescription)).toMatch(/Check first|Read the audit log/);
       }
       expect([...signals(dev)].sort()).toEqual([...BOTH].sort());
       expect([...signals(eks)].sort()).toEqual([...BOTH, ...EKS_ONLY].sort());
@@ -170,6 +213,125 @@ describe('Observability', () => {
         }
         expect(dashboards).toBeGreaterThanOrEqual(2);
       }
+    });
+  });
+
+  describe('where each signal is read', () => {
+    const eks = build(VARIANTS['eks-dev']);
+    const alb = build(VARIANTS['alb-zone']);
+    const cloudFront = build(VARIANTS.dev);
+    const filters = (built: typeof dev) =>
+      resources(built.template, 'AWS::Logs::MetricFilter').map(([, f]) => f.Properties!);
+
+    it('reads the sign-in, API-key and egress signals from the api and SSRF proxy log groups (ECS)', () => {
+      const api = logicalId(dev.stacks.platform.taskOf(dev.stacks.services.api).logGroup);
+      const proxy = logicalId(dev.stacks.platform.taskOf(dev.stacks.services.ssrf_proxy).logGroup);
+      for (const [signal, group] of [
+        [LOG_SIGNALS.consoleSignInFailures, api],
+        [LOG_SIGNALS.serviceApiAuthFailures, api],
+        [LOG_SIGNALS.deniedEgress, proxy],
+      ] as const) {
+        const found = filters(dev).filter((f) => f.FilterPattern === logSignalPattern(signal));
+        expect(found).toHaveLength(1);
+        expect(found[0].LogGroupName).toEqual({ Ref: group });
+      }
+      // And the api writes the lines they read.
+      const api_ = resources(dev.template, 'AWS::ECS::TaskDefinition')
+        .map(([, t]) => (t.Properties as Record<string, any>).ContainerDefinitions[0])
+        .find((c: any) => c.Name === 'api');
+      expect(api_.Environment).toEqual(
+        expect.arrayContaining([
+          { Name: 'ENABLE_REQUEST_LOGGING', Value: 'true' },
+          { Name: 'LOG_OUTPUT_FORMAT', Value: 'json' },
+        ]),
+      );
+    });
+
+    it('reads them from Container Insights’ application group on EKS, by container, and keeps that group encrypted', () => {
+      const application = logicalId(eks.stacks.eks!.insights.applicationLogs);
+      for (const [signal, container] of [
+        [LOG_SIGNALS.consoleSignInFailures, 'api'],
+        [LOG_SIGNALS.serviceApiAuthFailures, 'api'],
+        [LOG_SIGNALS.deniedEgress, 'ssrf-proxy'],
+      ] as const) {
+        const found = filters(eks).filter((f) => f.FilterPattern === logSignalPattern(signal, container));
+        expect(found).toHaveLength(1);
+        expect(found[0].LogGroupName).toEqual({ Ref: application });
+      }
+      const groups = resources(eks.template, 'AWS::Logs::LogGroup')
+        .map(([, g]) => g.Properties!)
+        .filter((g) => String(g.LogGroupName).startsWith('/aws/containerinsights/'));
+      expect(groups.map((g) => g.LogGroupName).sort()).toEqual(
+        ['application', 'dataplane', 'host', 'performance'].map((n) => `/aws/containerinsights/Dify/${n}`),
+      );
+      for (const group of groups) {
+        expect(references(group.KmsKeyId, logicalId(eks.stacks.keys.logs))).toBe(true);
+        expect(group.RetentionInDays).toBeGreaterThan(0);
+      }
+      eks.template.hasResourceProperties('AWS::EKS::Addon', { AddonName: 'amazon-cloudwatch-observability' });
+      // The agents write to those groups only: no log action on any other resource.
+      const [, policy] = resources(eks.template, 'AWS::IAM::Policy').find(([id]) => id.includes('InsightsAgentRole'))!;
+      for (const statement of (policy.Properties as Record<string, any>).PolicyDocument.Statement) {
+        const logActions = [statement.Action]
+          .flat()
+          .filter((a: string) => a.startsWith('logs:') && a !== 'logs:DescribeLogGroups');
+        if (logActions.length > 0) expect(JSON.stringify(statement.Resource)).toContain('InsightsApplicationLogs');
+        if (logActions.length > 0) expect(JSON.stringify(statement.Resource)).not.toContain('"*"');
+      }
+    });
+
+    it('sends each failed ECS task of the cluster to the topic, by the patterns contracts/ecs-task-events.ts tests', () => {
+      const cluster = logicalId(dev.stacks.platform.cluster);
+      const rules = resources(dev.template, 'AWS::Events::Rule')
+        .map(([, r]) => r.Properties as Record<string, any>)
+        .filter((r) => r.EventPattern?.['detail-type']?.[0] === 'ECS Task State Change');
+      expect(rules.map((r) => r.EventPattern.detail)).toEqual(
+        Object.values(FAILED_TASK_PATTERNS).map((detail) => ({
+          clusterArn: [{ 'Fn::GetAtt': [cluster, 'Arn'] }],
+          ...detail,
+        })),
+      );
+      for (const rule of rules) {
+        expect(rule.Targets).toHaveLength(1);
+        expect(rule.Targets[0].Arn).toEqual({ Ref: logicalId(dev.stacks.observability.topic) });
+        expect(JSON.stringify(rule.Targets[0].InputTransformer)).toContain('stoppedReason');
+      }
+      // EventBridge may publish to the KMS-encrypted topic: the key admits it, for this account only.
+      const [, key] = resources(dev.template, 'AWS::KMS::Key').find(([id]) => id === logicalId(dev.stacks.keys.logs))!;
+      const statement = (key.Properties as Record<string, any>).KeyPolicy.Statement.find(
+        (s: any) => s.Sid === 'AlarmsAndRulesToEncryptedTopic',
+      );
+      expect(statement.Principal.Service).toEqual(['cloudwatch.amazonaws.com', 'events.amazonaws.com']);
+      expect(statement.Condition).toEqual({ StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } });
+    });
+
+    it('rate-limits console sign-ins per client address at WAF, and alarms where the web ACL publishes', () => {
+      const rulesOf = (template: typeof dev.template) =>
+        resources(template, 'AWS::WAFv2::WebACL').flatMap(
+          ([, acl]) => acl.Properties!.Rules as Array<Record<string, any>>,
+        );
+      const regional = rulesOf(alb.template).find((r) => r.Name === 'LoginRateLimitPerClientIp')!;
+      expect(regional.Action).toEqual({ Block: { CustomResponse: { ResponseCode: 429 } } });
+      const statement = regional.Statement.RateBasedStatement;
+      expect([statement.Limit, statement.AggregateKeyType, statement.EvaluationWindowSec]).toEqual([30, 'IP', 300]);
+      const scope = JSON.stringify(statement.ScopeDownStatement);
+      for (const path of SIGN_IN_PATHS) expect(scope).toContain(`"SearchString":"${path}"`);
+      expect(scope).toContain('"SearchString":"POST"');
+      // ALB mode: the regional web ACL's alarms are in the main region, with the Region dimension.
+      const wafAlarms = alarms(alb).filter((a) => a.Namespace === 'AWS/WAFV2');
+      expect(wafAlarms.map((a) => (a.Dimensions as Array<{ Name: string }>).map((d) => d.Name).sort())).toEqual(
+        Array(2).fill(['Region', 'Rule', 'WebACL']),
+      );
+      // CloudFront mode: in the us-east-1 stack, without a Region dimension, on that stack's own topic.
+      const global = cloudFront.templates['Dify-Global'];
+      const globalAlarms = resources(global, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties!);
+      expect(globalAlarms.length).toBe(3);
+      const [[globalTopic]] = resources(global, 'AWS::SNS::Topic');
+      for (const alarm of globalAlarms) {
+        expect(JSON.stringify(alarm)).not.toContain('"Region"');
+        expect(alarm.AlarmActions).toEqual([{ Ref: globalTopic }]);
+      }
+      expect(rulesOf(global).some((r) => r.Name === 'LoginRateLimitPerClientIp')).toBe(true);
     });
   });
 });

@@ -1,4 +1,5 @@
 import { RDS_CA_IMAGE_PATH } from '../../rds-ca';
+import { DIFY_REQUEST_LOGGING } from '../../../contracts/log-signals';
 
 /**
  * What each Dify container is told, as plain data: non-secret `environment`, `secrets` injected by
@@ -101,6 +102,8 @@ export function apiFamily(service: ApiImageService, mode: string, wiring: Wiring
     MIGRATION_ENABLED: service === 'migration' ? 'true' : 'false',
     DEPLOY_ENV: 'PRODUCTION',
     LOG_LEVEL: 'INFO',
+    // JSON lines, and one access line per request: the sign-in and API-key failure alarms read them.
+    ...DIFY_REQUEST_LOGGING,
     // Public URLs come from the domain; INTERNAL_FILES_URL stays inside the VPC (pitfall 7).
     CONSOLE_API_URL: wiring.publicUrl,
     CONSOLE_WEB_URL: wiring.publicUrl,

@@ -1,5 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
@@ -16,6 +19,9 @@ import { type ContainerSpec, DifyService, DifyTask, type DifyTaskProps } from '.
 import type { DifyRuntime, RunningService, RunSpec } from './runtime';
 import { logGroupOutput, OUTPUTS, type OutputName, serviceNameOutput } from '../../../contracts/stack-outputs';
 import { output } from '../outputs';
+import { FAILED_TASK_PATTERNS } from '../../../contracts/ecs-task-events';
+import { watchLogSignals } from '../log-signal-alarms';
+import type { Observability } from '../observability';
 
 /** The private DNS namespace the services register in: `api.dify.internal`, `sandbox.dify.internal`… */
 export const SERVICE_NAMESPACE = 'dify.internal';
@@ -28,7 +34,12 @@ export interface EcsRuntimeProps {
    * @default - no ECS Exec: no container can be entered
    */
   readonly execKey?: kms.IKey;
+  /** Where task failures and each service's CPU and memory alarms notify. */
+  readonly alarms: Observability;
 }
+
+/** Above this average CPU or memory (% of the task's reservation) for 15 minutes, a service alarms. */
+export const SERVICE_UTILIZATION_ALARM_PERCENT = 85;
 
 /**
  * The ECS side of the platform: one Fargate cluster with Container Insights, and a private DNS
@@ -57,6 +68,7 @@ export class EcsRuntime extends Construct implements DifyRuntime {
 
   private readonly network: Network;
   private readonly logs: LogSettings;
+  private readonly alarms: Observability;
   /** The task behind each running service, and its scaling target once it scales. */
   private readonly tasks = new Map<RunningService, DifyTask>();
   private readonly scaling = new Map<RunningService, ecs.ScalableTaskCount>();
@@ -65,6 +77,7 @@ export class EcsRuntime extends Construct implements DifyRuntime {
     super(scope, id);
     this.network = props.network;
     this.logs = props.logs;
+    this.alarms = props.alarms;
     this.execEnabled = props.execKey !== undefined;
     this.execLogGroup =
       props.execKey === undefined
@@ -92,6 +105,70 @@ export class EcsRuntime extends Construct implements DifyRuntime {
       vpc: props.network.vpc,
       description: 'Dify services, one A record per healthy task',
     });
+    this.watchTaskFailures();
+  }
+
+  /**
+   * One EventBridge rule per kind of task failure in this cluster (contracts/ecs-task-events.ts): each
+   * failed task is a message on the alarm topic naming it, and the rules' match counts feed one alarm.
+   */
+  private watchTaskFailures(): void {
+    const field = (path: string) => events.EventField.fromPath(path);
+    const message = events.RuleTargetInput.fromText(
+      `[containers.task-failed] ECS task stopped in ${field('$.detail.clusterArn')}: ${field('$.detail.group')}, ` +
+        `stop code ${field('$.detail.stopCode')}, reason "${field('$.detail.stoppedReason')}", first container exit ` +
+        `code ${field('$.detail.containers[0].exitCode')} (${field('$.detail.containers[0].reason')}), task ${field('$.detail.taskArn')}. ` +
+        "Check first the task's log stream and `aws ecs describe-tasks`; a reason starting OutOfMemoryError means the task needs more memory.",
+    );
+    const matched = Object.entries(FAILED_TASK_PATTERNS).map(([kind, detail]) => {
+      const rule = new events.Rule(this, `Task${kind}Rule`, {
+        description: `Dify: an ECS task of this cluster stopped (${kind})`,
+        eventPattern: {
+          source: ['aws.ecs'],
+          detailType: ['ECS Task State Change'],
+          detail: { clusterArn: [this.cluster.clusterArn], ...detail },
+        },
+        targets: [new targets.SnsTopic(this.alarms.topic, { message })],
+      });
+      return new cloudwatch.Metric({
+        namespace: 'AWS/Events',
+        metricName: 'TriggeredRules',
+        dimensionsMap: { RuleName: rule.ruleName },
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      });
+    });
+    this.alarms.watch(this, 'TaskFailuresAlarm', {
+      signal: 'containers.task-failed',
+      title: 'ECS: failed tasks',
+      metric: new cloudwatch.MathExpression({
+        expression: matched.map((_, i) => `FILL(m${i}, 0)`).join(' + '),
+        usingMetrics: Object.fromEntries(matched.map((metric, i) => [`m${i}`, metric])),
+        label: 'failed tasks',
+        period: Duration.minutes(5),
+      }),
+      threshold: 1,
+      periods: 1,
+      description:
+        "An ECS task crashed (non-zero exit or out of memory), failed to start or was stopped for failing its health checks. Each such task is also a message on this topic naming it. Check first the stopped task's reason (`aws ecs describe-tasks`) and its log stream.",
+    });
+  }
+
+  /** CPU and memory alarms on a Fargate service of this cluster, as a % of its task's reservation. */
+  public watchService(scope: Construct, name: string, service: ecs.FargateService): void {
+    for (const [resource, metric] of [
+      ['cpu', service.metricCpuUtilization({ period: Duration.minutes(5) })],
+      ['memory', service.metricMemoryUtilization({ period: Duration.minutes(5) })],
+    ] as const) {
+      this.alarms.watch(scope, `${resource === 'cpu' ? 'Cpu' : 'Memory'}Alarm`, {
+        signal: `containers.${resource}`,
+        title: `${name}: ${resource} %`,
+        metric,
+        threshold: SERVICE_UTILIZATION_ALARM_PERCENT,
+        periods: 3,
+        description: `${name}'s average ${resource} has been at or above ${SERVICE_UTILIZATION_ALARM_PERCENT}% of its reservation for 15 minutes: a load spike, a runaway job, or someone using it for something else. Check first the service's request rate and its log, then whether it is at its maximum task count.`,
+      });
+    }
   }
 
   /** A Fargate service per long-running row (a task definition only for a one-off row). */
@@ -128,7 +205,9 @@ export class EcsRuntime extends Construct implements DifyRuntime {
             spot: row.interruptible === true && spec.interruptible,
           });
     output(task, logGroupOutput(row.id), task.logGroup.logGroupName);
+    watchLogSignals(task, this.alarms, row.id, task.logGroup);
     if (task instanceof DifyService) {
+      this.watchService(task, row.name, task.service);
       output(task, serviceNameOutput(row.id), task.service.serviceName);
       this.services.set(row.id, task.service);
     } else {

@@ -67,6 +67,27 @@ export const AUDIT_ALARMS = {
     title: 'shells, attaches and port-forwards into pods',
     description: 'someone opened a shell, attached to or forwarded a port into a pod',
   },
+  PolicyChange: {
+    // Successful writes to RBAC, NetworkPolicies and admission webhooks or policies, by anyone but the
+    // control plane. A deploy of this stack makes some (as its kubectl role): confirm it was one.
+    pattern:
+      '{ (($.objectRef.apiGroup = "rbac.authorization.k8s.io") || ($.objectRef.resource = "networkpolicies") || ($.objectRef.apiGroup = "admissionregistration.k8s.io")) && (($.verb = "create") || ($.verb = "update") || ($.verb = "patch") || ($.verb = "delete") || ($.verb = "deletecollection")) && ($.stage = "ResponseComplete") && ($.responseStatus.code < 400) && ($.user.username != "system:*") && ($.user.username != "eks:*") }',
+    threshold: 1,
+    signal: 'eks.policy-change',
+    title: 'RBAC, NetworkPolicy and admission changes',
+    description:
+      'someone changed RBAC, a NetworkPolicy or an admission webhook or policy. If it was not a deploy of this stack (user.username is its kubectl role), treat it as an attempt to widen access',
+  },
+  PodSecurity: {
+    // Pod Security admission writes "violates PodSecurity" in the refusal (enforce) and "would violate
+    // PodSecurity" in the audit annotation and warning (audit, warn).
+    pattern: '?"violates PodSecurity" ?"would violate PodSecurity"',
+    threshold: 1,
+    signal: 'eks.pod-security-violation',
+    title: 'Pod Security violations',
+    description:
+      "a pod that breaks the namespace's Pod Security level (privileged, host access, root, added capabilities) was refused or flagged. Check first who created it (user.username) and the workload (objectRef)",
+  },
   Refused: {
     pattern: '{ $.responseStatus.code = 403 }',
     threshold: 20,

@@ -17,10 +17,12 @@ import type { Observability } from '../observability';
 import { allowSecretsDecrypt } from '../secret-access';
 import { addRowTarget } from './edge-target';
 import { EksCluster } from './eks-cluster';
+import { EksInsights } from './eks-insights';
 import { admissionObjects } from './kubernetes/admission';
 import { networkPolicies, type NetworkPolicyProps } from './kubernetes/network-policies';
 import type { KubernetesObject } from './kubernetes/objects';
 import { namespaceObjects, namespaceOf, UNTRUSTED_TAINT } from './kubernetes/placement';
+import { NAMESPACES } from '../../../contracts/kubernetes';
 import { rbacObjects } from './kubernetes/rbac';
 import { workloadObjects } from './kubernetes/workloads';
 import type { DifyRuntime, RunningService, RunSpec, SecretSource } from './runtime';
@@ -76,6 +78,8 @@ export class EksRuntime extends Construct implements DifyRuntime {
   public readonly serviceDomain = 'svc.cluster.local';
   public readonly credentialsAddress = POD_IDENTITY_ADDRESS;
   public readonly eks: EksCluster;
+  /** Container Insights: the containers' logs and the pods' metrics the alarms read. */
+  public readonly insights: EksInsights;
   /** The namespaces, RBAC, node pools and NetworkPolicies: every workload applies after it. */
   public readonly platform: eks.KubernetesManifest;
   private readonly rendered = new Map<RunningService, Rendered>();
@@ -96,6 +100,14 @@ export class EksRuntime extends Construct implements DifyRuntime {
     });
     this.untrustedRuntimeClass = props.isolatedSandbox === true ? 'isolated-sandbox' : undefined;
     const cluster = this.eks.cluster;
+    this.insights = new EksInsights(this, 'Insights', {
+      cluster,
+      clusterName: props.clusterName,
+      logs: props.logs,
+      alarms: props.alarms,
+      vpcCidr: props.vpcCidr,
+    });
+    this.insights.watchNamespaces(Object.values(NAMESPACES).map((namespace) => namespace.name));
     // Secrets Store CSI driver with the AWS provider: secrets mount as files, read with the pod's own role.
     const csi = new eks.Addon(this, 'SecretsStoreCsi', {
       cluster,
@@ -182,6 +194,7 @@ export class EksRuntime extends Construct implements DifyRuntime {
     const entry: Rendered = { running, role, spec };
     this.rendered.set(running, entry);
     if (row.deployment !== 'one-off') {
+      this.insights.watchService(holder, row);
       entry.manifest = new eks.KubernetesManifest(holder, 'Workload', {
         cluster: this.eks.cluster,
         manifest: this.objectsOf(row, spec),

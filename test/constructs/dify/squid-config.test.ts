@@ -1,10 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DENIED_DESTINATIONS, squidConfig } from '../../../lib/constructs/dify/squid-config';
+import { LOG_SIGNALS, logSignalPattern } from '../../../contracts/log-signals';
+import { matchesFilterPattern } from '../../helpers/filter-pattern';
 import { freeLoopbackPort } from '../../helpers/free-port';
 
 const squid = (() => {
@@ -58,6 +60,8 @@ describe('the SSRF proxy configuration', () => {
     let proxy: ChildProcess;
     let origin: Server;
     let proxyPort: number;
+    /** Where squid writes its stdout: its access log, as CloudWatch receives it from the container. */
+    let accessLogPath: string;
 
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'squid-'));
@@ -71,7 +75,14 @@ describe('the SSRF proxy configuration', () => {
       );
       writeFileSync(join(dir, 'squid.conf'), conf);
       execFileSync(squid, ['-k', 'parse', '-f', join(dir, 'squid.conf')], { stdio: 'pipe' });
-      proxy = spawn(squid, ['-N', '-f', join(dir, 'squid.conf')], { stdio: 'ignore' });
+      // Squid opens /dev/stdout again as the `proxy` user it drops to: a file that user may write to
+      // stands in for the container's log stream (a pipe of this process's user would refuse it).
+      accessLogPath = join(dir, 'stdout.log');
+      writeFileSync(accessLogPath, '');
+      chmodSync(accessLogPath, 0o666);
+      const stdout = openSync(accessLogPath, 'a');
+      proxy = spawn(squid, ['-N', '-f', join(dir, 'squid.conf')], { stdio: ['ignore', stdout, 'ignore'] });
+      closeSync(stdout);
       for (let attempt = 0; attempt < 50; attempt++) {
         const up = await fetchThroughProxy(`http://127.0.0.1:1/`).then(
           () => true,
@@ -117,6 +128,28 @@ describe('the SSRF proxy configuration', () => {
     it('refuses a port other than 80 and 443 before looking at the destination', async () => {
       const response = await fetchThroughProxy('http://127.0.0.1:8080/');
       expect(response.status).toBe(403);
+    });
+
+    it('writes each refusal as an access line the denied-egress alarm counts, and nothing else it counts', async () => {
+      const port = (origin.address() as AddressInfo).port;
+      await fetchThroughProxy(`http://127.0.0.1:${port}/metadata-probe`);
+      const deadline = Date.now() + 5000;
+      const accessLog = () => readFileSync(accessLogPath, 'utf8');
+      while (!accessLog().includes('/metadata-probe') && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const lines = accessLog()
+        .split('\n')
+        .filter((line) => line.trim() !== '');
+      const probe = lines.find((line) => line.includes('/metadata-probe'));
+      expect(probe).toBeDefined();
+      const pattern = logSignalPattern(LOG_SIGNALS.deniedEgress);
+      expect(matchesFilterPattern(pattern, probe!)).toBe(true);
+      // Every line squid wrote here is a refusal (loopback and port 8080), and each one counts.
+      expect(lines.length).toBeGreaterThanOrEqual(3);
+      for (const line of lines) expect([line, matchesFilterPattern(pattern, line)]).toEqual([line, true]);
+      // The same line in a served request's form does not.
+      expect(matchesFilterPattern(pattern, probe!.replace(/TCP_DENIED\/403/, 'TCP_MISS/200'))).toBe(false);
     });
 
     it('lists every denied range in its configuration', () => {

@@ -14,13 +14,17 @@ const auditEvent = (overrides: {
   subresource?: string;
   code?: number;
   namespace?: string;
+  apiGroup?: string;
+  stage?: string;
+  message?: string;
+  annotations?: Record<string, string>;
 }) =>
   JSON.stringify({
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
     level: 'Metadata',
     auditID: '4d2c6a9e-8a3b-4f1e-9a55-0c2f1f0b7c11',
-    stage: 'ResponseComplete',
+    stage: overrides.stage ?? 'ResponseComplete',
     requestURI: `/api/v1/namespaces/${overrides.namespace ?? 'dify'}/${overrides.resource}/x${overrides.subresource ? `/${overrides.subresource}` : ''}`,
     verb: overrides.verb,
     user: { username: overrides.username, groups: ['system:authenticated'] },
@@ -31,13 +35,30 @@ const auditEvent = (overrides: {
       namespace: overrides.namespace ?? 'dify',
       name: 'x',
       apiVersion: 'v1',
+      ...(overrides.apiGroup ? { apiGroup: overrides.apiGroup } : {}),
       ...(overrides.subresource ? { subresource: overrides.subresource } : {}),
     },
-    responseStatus: { metadata: {}, code: overrides.code ?? 200 },
+    responseStatus: {
+      metadata: {},
+      code: overrides.code ?? 200,
+      ...(overrides.message ? { status: 'Failure', message: overrides.message, reason: 'Forbidden' } : {}),
+    },
     requestReceivedTimestamp: '2026-12-02T10:00:00.000000Z',
     stageTimestamp: '2026-12-02T10:00:00.010000Z',
-    annotations: { 'authorization.k8s.io/decision': 'allow', 'authorization.k8s.io/reason': '' },
+    annotations: {
+      'authorization.k8s.io/decision': 'allow',
+      'authorization.k8s.io/reason': '',
+      ...overrides.annotations,
+    },
   });
+
+const RBAC = 'rbac.authorization.k8s.io';
+const KUBECTL_ROLE = 'arn:aws:sts::123456789012:assumed-role/Dify-Runtime-EksKubectlRole/deploy';
+// The message and annotations kube-apiserver's Pod Security admission writes (k8s.io/pod-security-admission).
+const ENFORCED =
+  'pods "api-7d9f" is forbidden: violates PodSecurity "restricted:latest": privileged (container "api" must not set securityContext.privileged=true)';
+const AUDITED =
+  'would violate PodSecurity "restricted:latest": runAsNonRoot != true (pod must not set securityContext.runAsNonRoot=false)';
 
 const HUMAN = 'arn:aws:sts::123456789012:assumed-role/Dify-BreakGlass/alice';
 
@@ -101,6 +122,83 @@ describe('EKS audit alarm filters on Kubernetes audit events', () => {
       true,
     ],
     ['Refused', 'an allowed request', auditEvent({ verb: 'get', username: HUMAN, resource: 'pods', code: 200 }), false],
+    [
+      'PolicyChange',
+      'a person binds a ClusterRole',
+      auditEvent({ verb: 'create', username: HUMAN, resource: 'clusterrolebindings', apiGroup: RBAC, code: 201 }),
+      true,
+    ],
+    [
+      'PolicyChange',
+      'a deploy patches a NetworkPolicy',
+      auditEvent({ verb: 'patch', username: KUBECTL_ROLE, resource: 'networkpolicies', apiGroup: 'networking.k8s.io' }),
+      true,
+    ],
+    [
+      'PolicyChange',
+      'a person deletes a validating admission policy',
+      auditEvent({
+        verb: 'delete',
+        username: HUMAN,
+        resource: 'validatingadmissionpolicies',
+        apiGroup: 'admissionregistration.k8s.io',
+      }),
+      true,
+    ],
+    [
+      'PolicyChange',
+      'a person reads a Role',
+      auditEvent({ verb: 'get', username: HUMAN, resource: 'roles', apiGroup: RBAC }),
+      false,
+    ],
+    [
+      'PolicyChange',
+      'a refused attempt to bind a Role (counted by Refused instead)',
+      auditEvent({ verb: 'create', username: HUMAN, resource: 'rolebindings', apiGroup: RBAC, code: 403 }),
+      false,
+    ],
+    [
+      'PolicyChange',
+      'the control plane reconciles a ClusterRole',
+      auditEvent({ verb: 'update', username: 'system:apiserver', resource: 'clusterroles', apiGroup: RBAC }),
+      false,
+    ],
+    [
+      'PolicyChange',
+      'a person patches a Deployment',
+      auditEvent({ verb: 'patch', username: HUMAN, resource: 'deployments', apiGroup: 'apps' }),
+      false,
+    ],
+    [
+      'PodSecurity',
+      'a privileged pod refused (enforce)',
+      auditEvent({ verb: 'create', username: HUMAN, resource: 'pods', code: 403, message: ENFORCED }),
+      true,
+    ],
+    [
+      'PodSecurity',
+      'a root pod flagged (audit annotation)',
+      auditEvent({
+        verb: 'create',
+        username: 'system:serviceaccount:kube-system:replicaset-controller',
+        resource: 'pods',
+        code: 201,
+        annotations: { 'pod-security.kubernetes.io/audit-violations': AUDITED },
+      }),
+      true,
+    ],
+    [
+      'PodSecurity',
+      'a compliant pod created',
+      auditEvent({
+        verb: 'create',
+        username: 'system:serviceaccount:kube-system:replicaset-controller',
+        resource: 'pods',
+        code: 201,
+        annotations: { 'pod-security.kubernetes.io/enforce-policy': 'restricted:latest' },
+      }),
+      false,
+    ],
     ['Refused', 'a missing object', auditEvent({ verb: 'get', username: HUMAN, resource: 'pods', code: 404 }), false],
   ];
 

@@ -18,6 +18,7 @@ import { allowed, type Cluster, matrix, type Pod } from '../../helpers/network-p
 import { evaluatePod } from '../../helpers/pod-security';
 import { renderEgress, renderMatrix } from '../../helpers/sg-matrix';
 import { build, task, VARIANTS } from '../../helpers/synth';
+import { INSIGHTS_NAMESPACE } from '../../../lib/constructs/runtime/eks-insights';
 import { logicalId, references, resources } from '../../helpers/template';
 
 /**
@@ -245,10 +246,14 @@ describe('Dify on EKS: the objects the template applies', () => {
   it('binds each service account to its own role through Pod Identity, and no pod mounts a token', () => {
     const associations = resources(template, 'AWS::EKS::PodIdentityAssociation').map(([, a]) => a.Properties!);
     expect(associations.map((a) => `${a.Namespace}/${a.ServiceAccount}`).sort()).toEqual(
-      SERVICE_ROWS.map(
-        (r) =>
-          `${objects.find((o) => o.kind === 'ServiceAccount' && o.metadata.name === r.name)!.metadata.namespace}/${r.name}`,
-      ).sort(),
+      [
+        ...SERVICE_ROWS.map(
+          (r) =>
+            `${objects.find((o) => o.kind === 'ServiceAccount' && o.metadata.name === r.name)!.metadata.namespace}/${r.name}`,
+        ),
+        // The Container Insights add-on's agents (CloudWatch agent and Fluent Bit share it).
+        `${INSIGHTS_NAMESPACE}/cloudwatch-agent`,
+      ].sort(),
     );
     expect(new Set(associations.map((a) => JSON.stringify(a.RoleArn))).size).toBe(associations.length);
     for (const sa of objects.filter((o) => o.kind === 'ServiceAccount'))
