@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { EKSClient } from '@aws-sdk/client-eks';
@@ -45,6 +46,7 @@ export interface AwsClients {
   waf: WAFV2Client;
   rds: RDSClient;
   sns: SNSClient;
+  cloudWatch: CloudWatchClient;
 }
 
 /** What every command gets: the deployment's outputs, AWS clients for its region, and the user's terminal. */
@@ -92,6 +94,7 @@ export class Context {
   waf = () => this.client('waf', () => new WAFV2Client(this.config));
   rds = () => this.client('rds', () => new RDSClient(this.config));
   sns = () => this.client('sns', () => new SNSClient(this.config));
+  cloudWatch = () => this.client('cloudWatch', () => new CloudWatchClient(this.config));
 
   /** The result: JSON with `--json`, text otherwise. */
   print(value: unknown, text: string): void {

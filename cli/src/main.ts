@@ -36,6 +36,9 @@ const OPTIONS = {
   'max-age-days': { type: 'string' },
   'max-key-age-days': { type: 'string' },
   timeout: { type: 'string' },
+  since: { type: 'string' },
+  start: { type: 'string' },
+  end: { type: 'string' },
 } as const;
 
 /** Runs one command line; returns the exit code. Never throws. */

@@ -29,6 +29,7 @@ import { keyAgeDays, poolKeys, readPool } from './keys';
 import { interruptedRotation } from './secrets';
 import { pepperRotationBlockersOf } from './clients';
 import { currentVersionOf } from '../../../contracts/rotation';
+import { alarmChecks } from './doctor-alarms';
 
 export interface Finding {
   readonly check: string;
@@ -310,6 +311,8 @@ export async function doctor(ctx: Context, options: Options) {
         : 'nobody is notified: set alarmEmail and confirm the e-mail',
     );
   });
+
+  await guard('alarms', 'signals', () => alarmChecks(ctx, add));
 
   const failed = findings.filter((f) => f.status === 'FAIL').length;
   ctx.print(

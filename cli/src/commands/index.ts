@@ -1,6 +1,7 @@
 import type { Command } from '../command';
 import { CLIENTS } from './clients';
 import { DOCTOR } from './doctor';
+import { INVESTIGATE } from './investigate';
 import { KEYS } from './keys';
 import { LOCKDOWN } from './lockdown';
 import { QUARANTINE } from './quarantine';
@@ -19,4 +20,5 @@ export const COMMANDS: readonly Command[] = [
   DOCTOR,
   LOCKDOWN,
   QUARANTINE,
+  INVESTIGATE,
 ];

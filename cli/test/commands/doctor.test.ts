@@ -1,4 +1,15 @@
-import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import {
+  CloudFormationClient,
+  CreateStackCommand,
+  ListStackResourcesCommand,
+  type ListStackResourcesCommandOutput,
+} from '@aws-sdk/client-cloudformation';
+import {
+  CloudWatchClient,
+  DescribeAlarmsCommand,
+  ListDashboardsCommand,
+  ListMetricsCommand,
+} from '@aws-sdk/client-cloudwatch';
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { CloudFrontClient, GetDistributionConfigCommand } from '@aws-sdk/client-cloudfront';
 import {
@@ -40,6 +51,71 @@ describe('dify-aws doctor', () => {
   const cloudFront = mockClient(CloudFrontClient);
   const waf = mockClient(WAFV2Client);
   const rds = mockClient(RDSClient);
+  const cloudWatch = mockClient(CloudWatchClient);
+  /** The alarms and dashboard every test deployment declares (moto's CloudFormation cannot create alarms). */
+  const arn = (name: string) => `arn:aws:cloudwatch:us-east-1:123456789012:alarm:${name}`;
+  const DECLARED = [
+    { LogicalResourceId: 'Cpu', PhysicalResourceId: 'S-Cpu-1', ResourceType: 'AWS::CloudWatch::Alarm' },
+    { LogicalResourceId: 'Fivexx', PhysicalResourceId: 'S-Fivexx-1', ResourceType: 'AWS::CloudWatch::Alarm' },
+    { LogicalResourceId: 'Down', PhysicalResourceId: 'S-Down-1', ResourceType: 'AWS::CloudWatch::CompositeAlarm' },
+    { LogicalResourceId: 'Board', PhysicalResourceId: 'S-signals', ResourceType: 'AWS::CloudWatch::Dashboard' },
+  ].map((r) => ({ ...r, ResourceStatus: 'CREATE_COMPLETE' as const, LastUpdatedTimestamp: new Date() }));
+  /** CloudFormation as moto answers it, with the declared alarms and dashboard in every stack's resources. */
+  const withAlarms = (client: CloudFormationClient): CloudFormationClient =>
+    Object.assign(Object.create(client) as CloudFormationClient, {
+      send: async (command: unknown) => {
+        const answer = await client.send(command as ListStackResourcesCommand);
+        if (!(command instanceof ListStackResourcesCommand)) return answer;
+        const page = answer as ListStackResourcesCommandOutput;
+        return { ...page, StackResourceSummaries: [...(page.StackResourceSummaries ?? []), ...DECLARED] };
+      },
+    });
+  /** CloudWatch as a healthy deployment answers: an alarm notifying the topic, one through its incident. */
+  const healthyAlarms = (topics: string[]) => {
+    cloudWatch.on(DescribeAlarmsCommand).resolves({
+      MetricAlarms: [
+        {
+          AlarmName: 'S-Cpu-1',
+          AlarmArn: arn('S-Cpu-1'),
+          AlarmDescription: '[data.aurora-cpu] Aurora CPU',
+          AlarmActions: topics,
+          StateValue: 'OK',
+          Namespace: 'AWS/RDS',
+          MetricName: 'CPUUtilization',
+          Dimensions: [{ Name: 'DBClusterIdentifier', Value: 'dify-aurora' }],
+        },
+        {
+          AlarmName: 'S-Fivexx-1',
+          AlarmArn: arn('S-Fivexx-1'),
+          AlarmDescription: '[edge.alb-5xx] 5xx',
+          AlarmActions: [],
+          StateValue: 'OK',
+          Metrics: [
+            {
+              Id: 'elb',
+              MetricStat: {
+                Metric: { Namespace: 'AWS/ApplicationELB', MetricName: 'HTTPCode_ELB_5XX_Count', Dimensions: [] },
+                Period: 300,
+                Stat: 'Sum',
+              },
+            },
+            { Id: 'sum', Expression: 'FILL(elb, 0)' },
+          ],
+        },
+      ],
+      CompositeAlarms: [
+        {
+          AlarmName: 'S-Down-1',
+          AlarmDescription: '[incident.service-down] down',
+          AlarmRule: `ALARM("${arn('S-Fivexx-1')}")`,
+          AlarmActions: topics,
+        },
+      ],
+    });
+    cloudWatch.on(ListMetricsCommand).resolves({ Metrics: [{ Namespace: 'AWS/RDS', MetricName: 'CPUUtilization' }] });
+    cloudWatch.on(ListDashboardsCommand).resolves({ DashboardEntries: [{ DashboardName: 'S-signals' }] });
+  };
+  let topics: string[];
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -52,6 +128,7 @@ describe('dify-aws doctor', () => {
     const topic = async (name: string) => (await sns.send(new CreateTopicCommand({ Name: name }))).TopicArn!;
     const quietTopic = await topic('quiet');
     const watchedTopic = await topic('watched');
+    topics = [quietTopic, watchedTopic];
     await sns.send(
       new SubscribeCommand({
         TopicArn: watchedTopic,
@@ -138,7 +215,8 @@ describe('dify-aws doctor', () => {
     await moto?.stop();
   });
   beforeEach(() => {
-    for (const mock of [elb, cloudFront, waf, rds]) mock.reset();
+    for (const mock of [elb, cloudFront, waf, rds, cloudWatch]) mock.reset();
+    healthyAlarms(topics);
   });
 
   async function doctor(stack: string, extra: string[] = [], now = new Date(), clients: Record<string, unknown> = {}) {
@@ -151,7 +229,8 @@ describe('dify-aws doctor', () => {
     };
     const code = await run(['doctor', '--stack', stack, '--region', REGION, '--json', ...extra], io, {
       clients: {
-        cloudFormation: cfn,
+        cloudFormation: withAlarms(cfn),
+        cloudWatch: new CloudWatchClient({ region: REGION }),
         secrets,
         elb: new ElasticLoadBalancingV2Client({ region: REGION }),
         cloudFront: new CloudFrontClient({ region: REGION }),
@@ -225,6 +304,12 @@ describe('dify-aws doctor', () => {
       'rotation sandbox-key': 'PASS',
       'rotation cache-dify-password': 'FAIL',
       'alarms alarm topic': 'PASS',
+      'alarms exist': 'PASS',
+      'alarms notify': 'PASS',
+      'alarms insufficient data': 'PASS',
+      // Deployed seconds ago: too early to tell whether each metric arrives.
+      'alarms metrics arrive': 'WARN',
+      'alarms dashboards': 'PASS',
     });
     expect(findings.find((f) => f.target === 'sandbox-key')!.detail).toMatch(
       /^every 90 days; last 0 days ago; next \d{4}-\d\d-\d\d$/,
@@ -427,6 +512,55 @@ describe('dify-aws doctor', () => {
     expect(unfinished.findings.find((f) => f.target === 'sandbox-key')!.detail).toBe(
       `a rotation made version ${live} live but did not finish (its readers may not all have restarted): run dify-aws secrets rotate sandbox-key to finish it`,
     );
+  });
+
+  it('fails an alarm gone from CloudWatch, one that notifies nobody, one stuck without data, an unwritten metric and a missing dashboard', async () => {
+    const later = new Date(Date.now() + 3 * 3_600_000);
+    cloudWatch.on(DescribeAlarmsCommand).resolves({
+      // S-Down-1 (the composite) is gone; S-Fivexx-1 no longer has a composite naming it.
+      MetricAlarms: [
+        {
+          AlarmName: 'S-Cpu-1',
+          AlarmArn: arn('S-Cpu-1'),
+          AlarmDescription: '[data.aurora-cpu] Aurora CPU',
+          AlarmActions: topics,
+          StateValue: 'INSUFFICIENT_DATA',
+          StateUpdatedTimestamp: new Date(later.getTime() - 2 * 3_600_000),
+          Namespace: 'AWS/RDS',
+          MetricName: 'CPUUtilization',
+          Dimensions: [{ Name: 'DBClusterIdentifier', Value: 'typo' }],
+        },
+        {
+          AlarmName: 'S-Fivexx-1',
+          AlarmArn: arn('S-Fivexx-1'),
+          AlarmDescription: '[gateway.key-disabled] a key',
+          AlarmActions: [],
+          StateValue: 'OK',
+          Namespace: 'DifyLlmGateway',
+          MetricName: 'KeyState',
+        },
+      ],
+      CompositeAlarms: [],
+    });
+    // Nothing was ever written under the RDS alarm's dimensions; the gateway's metric is an event's, never asked.
+    cloudWatch.on(ListMetricsCommand).resolves({ Metrics: [] });
+    cloudWatch.on(ListDashboardsCommand).resolves({ DashboardEntries: [] });
+    const { code, findings } = await doctor('Prod', [], later);
+    const alarmFindings = Object.fromEntries(
+      findings
+        .filter((f) => f.check === 'alarms' && f.target !== 'alarm topic')
+        .map((f) => [f.target, [f.status, f.detail]]),
+    );
+    expect(alarmFindings).toEqual({
+      exist: ['FAIL', expect.stringContaining('S-Down-1')],
+      notify: ['FAIL', 'notify nobody: S-Fivexx-1 [gateway.key-disabled]'],
+      'insufficient data': ['FAIL', expect.stringContaining('S-Cpu-1 [data.aurora-cpu]')],
+      'metrics arrive': ['FAIL', expect.stringContaining('S-Cpu-1 [data.aurora-cpu] watches AWS/RDS CPUUtilization')],
+      dashboards: ['FAIL', 'missing: S-signals; redeploy to recreate them'],
+    });
+    expect(JSON.stringify(alarmFindings)).not.toContain('KeyState');
+    expect(cloudWatch.commandCalls(ListMetricsCommand)).toHaveLength(1);
+    expect(code).toBe(4);
   });
 
   it('refuses a key age limit that is not a whole number of days', async () => {
