@@ -30,6 +30,7 @@ import { Storage } from './constructs/storage';
 import { acknowledgeCdkProviders } from './nag/cdk-providers';
 import { SecretRotation } from './constructs/secret-rotation';
 import { DeploymentStack } from './stacks/deployment-stack';
+import { GlobalAlarmsStack } from './stacks/global-alarms-stack';
 import { GlobalStack } from './stacks/global-stack';
 
 /**
@@ -58,6 +59,8 @@ export interface DifyApp {
   readonly main: Stack;
   /** The us-east-1 stack CloudFront needs; only with `edge=cloudfront`. */
   readonly global?: GlobalStack;
+  /** CloudFront's own alarms, in us-east-1 after the main stack; only with `edge=cloudfront`. */
+  readonly globalAlarms?: GlobalAlarmsStack;
   /** Every stack, in the order they deploy. */
   readonly stacks: readonly Stack[];
   readonly keys: Keys;
@@ -128,6 +131,20 @@ export function createApp(app: App, config: Config, options: CreateAppOptions = 
     global === undefined ? undefined : cloudFrontOptions(config, global),
   );
   if (global !== undefined) placement.main.addStackDependency(global);
+  const globalAlarms =
+    global === undefined
+      ? undefined
+      : new GlobalAlarmsStack(app, `${config.stackName}-GlobalAlarms`, {
+          env: { account: config.account, region: 'us-east-1' },
+          crossRegionReferences: true,
+          description: `${description}: CloudFront's alarms`,
+          distribution: composed.edge.cloudFront!.distribution,
+          alarms: global.observability,
+        });
+  if (globalAlarms !== undefined) {
+    globalAlarms.addStackDependency(placement.main);
+    global!.observability.renderDashboards();
+  }
   const stacks = [...new Set([placement.foundation, placement.data, placement.runtime, placement.main])];
   for (const each of stacks) acknowledgeCdkProviders(each);
   return {
@@ -136,7 +153,8 @@ export function createApp(app: App, config: Config, options: CreateAppOptions = 
     placement,
     main: placement.main,
     global,
-    stacks: [...(global ? [global] : []), ...stacks],
+    globalAlarms,
+    stacks: [...(global ? [global] : []), ...stacks, ...(globalAlarms ? [globalAlarms] : [])],
   };
 }
 

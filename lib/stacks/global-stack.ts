@@ -70,6 +70,5 @@ export class GlobalStack extends Stack {
         validation: acm.CertificateValidation.fromDns(zone),
       });
     }
-    this.observability.renderDashboards();
   }
 }

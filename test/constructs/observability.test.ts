@@ -2,6 +2,7 @@ import { FAILED_TASK_PATTERNS } from '../../contracts/ecs-task-events';
 import { GATEWAY_NAMESPACE, GATEWAY_SIGNALS, type GatewaySignal } from '../../contracts/gateway-signals';
 import { LOG_SIGNALS, logSignalPattern } from '../../contracts/log-signals';
 import { SIGN_IN_PATHS } from '../../lib/constructs/web-acl';
+import { CLOUDFRONT_5XX_PERCENT } from '../../lib/stacks/global-alarms-stack';
 import { build, VARIANTS, ZONE } from '../helpers/synth';
 import { logicalId, references, resources } from '../helpers/template';
 
@@ -332,6 +333,25 @@ describe('Observability', () => {
         expect(alarm.AlarmActions).toEqual([{ Ref: globalTopic }]);
       }
       expect(rulesOf(global).some((r) => r.Name === 'LoginRateLimitPerClientIp')).toBe(true);
+    });
+
+    it('watches CloudFront’s 5xx share in us-east-1, from a stack deployed after the distribution’s', () => {
+      const stacks = cloudFront.stacks;
+      expect(stacks.stacks.at(-1)).toBe(stacks.globalAlarms);
+      expect(stacks.globalAlarms!.dependencies).toContain(stacks.main);
+      const [[, alarm]] = resources(cloudFront.templates['Dify-GlobalAlarms'], 'AWS::CloudWatch::Alarm');
+      const properties = alarm.Properties as Record<string, any>;
+      expect([properties.Namespace, properties.MetricName, properties.Threshold]).toEqual([
+        'AWS/CloudFront',
+        '5xxErrorRate',
+        CLOUDFRONT_5XX_PERCENT,
+      ]);
+      // The distribution's id, read from the main stack in its own region when this stack deploys.
+      const [distribution, region] = properties.Dimensions as Array<{ Name: string; Value: any }>;
+      expect(distribution.Value['Fn::GetStackOutput']).toMatchObject({ StackName: 'Dify', Region: stacks.main.region });
+      expect(region).toEqual({ Name: 'Region', Value: 'Global' });
+      expect(properties.AlarmActions[0]['Fn::GetStackOutput']).toMatchObject({ StackName: 'Dify-Global' });
+      expect(build(VARIANTS['alb-zone']).stacks.globalAlarms).toBeUndefined();
     });
   });
 });

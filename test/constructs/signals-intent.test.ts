@@ -1,6 +1,6 @@
 import { SERVICE_ROWS } from '../../lib/constructs/dify/catalog';
 import { INCIDENTS } from '../../lib/constructs/observability';
-import { build, VARIANTS, ZONE } from '../helpers/synth';
+import { build, VARIANTS } from '../helpers/synth';
 import { resources } from '../helpers/template';
 
 /**
@@ -60,27 +60,27 @@ const flatten = (value: unknown): string =>
           .join('')
       : '<token>';
 const signalOf = (alarm: Alarm) => /^\[([a-z0-9.-]+)\] /.exec(flatten(alarm.AlarmDescription))?.[1];
-/** Every alarm of every stack; `global`: in the us-east-1 stack, which notifies a topic of its own. */
+/** Every alarm of every stack; `global`: in a us-east-1 stack, which notifies a topic of its own. */
 function alarmsOf(variant: Record<string, string>): Alarm[] {
   const built = build(variant);
   return Object.entries(built.templates).flatMap(([stack, template]) =>
     ['AWS::CloudWatch::Alarm', 'AWS::CloudWatch::CompositeAlarm'].flatMap((type) =>
       resources(template, type).map(([, a]) => ({
         ...(a.Properties as Record<string, any>),
-        global: stack.endsWith('-Global'),
+        global: [built.stacks.global, built.stacks.globalAlarms].some((us) => us?.stackName === stack),
       })),
     ),
   );
 }
 const text = (value: unknown) => JSON.stringify(value);
 
+// Both platforms, both front doors and both profiles, in four synths.
 describe.each([
-  ['ECS, CloudFront (dev)', VARIANTS.dev, false, false],
-  ['ECS, ALB (dev)', VARIANTS['alb-zone'], false, false],
-  ['ECS, prod', VARIANTS.prod, false, true],
-  ['EKS, CloudFront (dev)', VARIANTS['eks-dev'], true, false],
-  ['EKS, ALB (prod)', { ...VARIANTS['eks-alb'], profile: 'prod', ...ZONE }, true, true],
-])('%s', (_name, variant, eks, replicas) => {
+  ['ECS, CloudFront, prod', VARIANTS.prod, false, true],
+  ['ECS, ALB, dev', VARIANTS['alb-zone'], false, false],
+  ['EKS, CloudFront, prod', VARIANTS['eks-prod'], true, true],
+  ['EKS, ALB, dev', VARIANTS['eks-alb'], true, false],
+])('%s', (_name, variant, eks, prod) => {
   const alarms = alarmsOf(variant);
   const signals = new Set(alarms.map(signalOf));
 
@@ -88,8 +88,13 @@ describe.each([
     expect(wanted.filter((signal) => !signals.has(signal))).toEqual([]);
   });
 
-  it(`${replicas ? 'watches' : 'has no'} replication lag`, () => {
-    expect(REPLICAS.filter((signal) => signals.has(signal))).toEqual(replicas ? REPLICAS : []);
+  it(`${prod ? 'watches' : 'has no'} replication lag`, () => {
+    expect(REPLICAS.filter((signal) => signals.has(signal))).toEqual(prod ? REPLICAS : []);
+  });
+
+  it(`${variant.edge === 'alb' ? 'has no CloudFront to watch' : 'watches CloudFront’s 5xx, in us-east-1'}`, () => {
+    const cloudFront = alarms.filter((alarm) => signalOf(alarm) === 'edge.cloudfront-5xx');
+    expect(cloudFront.map((alarm) => alarm.global)).toEqual(variant.edge === 'alb' ? [] : [true]);
   });
 
   it(`${eks ? 'watches' : 'has no'} the Kubernetes audit signals`, () => {
@@ -105,7 +110,13 @@ describe.each([
   });
 
   it('names a signal and what to check first in every alarm, and only signals this test knows', () => {
-    const known = new Set([...Object.values(WATCHED).flat(), ...REPLICAS, ...EKS_ONLY, ...Object.keys(INCIDENTS)]);
+    const known = new Set([
+      ...Object.values(WATCHED).flat(),
+      ...REPLICAS,
+      ...EKS_ONLY,
+      'edge.cloudfront-5xx',
+      ...Object.keys(INCIDENTS),
+    ]);
     for (const alarm of alarms) {
       expect(known.has(signalOf(alarm) ?? '')).toBe(true);
       expect(text(alarm.AlarmDescription)).toMatch(/Check first|Read the audit log|check first/);

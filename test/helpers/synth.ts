@@ -108,7 +108,7 @@ export interface Built {
   readonly app: App;
   readonly stacks: DifyApp;
   /**
-   * The deployment as one template: every stack but the us-east-1 one, merged, with each reference
+   * The deployment as one template: every stack but the us-east-1 ones, merged, with each reference
    * to another stack's output (`Fn::GetStackOutput`) replaced by the value that output carries. What
    * the stacks create together, so that a test of a property reads the same whichever stack holds it.
    */
@@ -165,7 +165,9 @@ export function build(context: Record<string, string> = {}, options: BuildOption
   } finally {
     console.error = printError;
   }
-  const deployment = stacks.stacks.filter((stack) => stack !== stacks.global).map((stack) => stack.stackName);
+  const deployment = stacks.stacks
+    .filter((stack) => stack !== stacks.global && stack !== stacks.globalAlarms)
+    .map((stack) => stack.stackName);
   const built: Built = {
     app,
     stacks,
