@@ -21,6 +21,7 @@ import { GATEWAY_ENDPOINT, LlmGateway } from './constructs/llm-gateway';
 import type { LogSettings } from './constructs/log-group';
 import { Network } from './constructs/network';
 import { Observability } from './constructs/observability';
+import { SecurityServices } from './constructs/security-services';
 import { output } from './constructs/outputs';
 import { EcsRuntime } from './constructs/runtime/ecs-runtime';
 import { ClusterResponder } from './constructs/runtime/cluster-responder';
@@ -213,6 +214,16 @@ function compose(
     alarmEmail: config.alarmEmail,
   });
   network.watchEgress(observability);
+  new SecurityServices(foundation, 'SecurityServices', {
+    dataEvents:
+      (config.s3DataEvents ?? config.profile === 'prod')
+        ? { buckets: [storage.bucket, storage.pluginBucket], trailBucket: storage.logBucket }
+        : undefined,
+    guardDuty: config.guardDuty,
+    securityHub: config.securityHub,
+    key: keys.logs,
+    logs,
+  });
 
   const database = new Database(data, 'Database', {
     network,

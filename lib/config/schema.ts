@@ -305,6 +305,21 @@ export const configSchema = z
       })
       .default(3)
       .describe('How long each rotation window lasts from the scheduled time, in hours.'),
+    s3DataEvents: bool()
+      .optional()
+      .describe(
+        'Record every object read and write of the storage buckets (CloudTrail data events, $0.10 per 100,000). Default: on in prod, off in dev.',
+      ),
+    guardDuty: bool()
+      .default(false)
+      .describe(
+        'Create a GuardDuty detector with runtime monitoring (ECS and EKS) and EKS audit logs. Off: one detector per account and region, often run by the organization.',
+      ),
+    securityHub: bool()
+      .default(false)
+      .describe(
+        'Enable Security Hub with AWS Foundational Security Best Practices. Off: one hub per account and region, often run by the organization.',
+      ),
     alarmEmail: z
       .email({ error: 'expected an e-mail address such as ops@example.com' })
       .optional()

@@ -301,6 +301,8 @@ describe('configuration: defaults', () => {
       bedrockModels: [],
       fargateSpotWorker: false,
       gatewayProviderPrivateCidrs: [],
+      guardDuty: false,
+      securityHub: false,
     });
   });
 

@@ -85,6 +85,8 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     bedrockModels: 'anthropic.claude-3-5-sonnet-20240620-v1:0,us.anthropic.claude-3-7-sonnet-20250219-v1:0',
     pipMirrorUrl: 'https://pypi.example.com/simple',
     gatewayProviderPrivateCidrs: '10.20.0.0/16',
+    guardDuty: 'true',
+    securityHub: 'true',
   },
   // Dify on EKS: both profiles, and the other edge modes with the VM-per-pod sandbox.
   'eks-dev': { platform: 'eks', profile: 'dev' },
