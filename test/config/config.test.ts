@@ -188,6 +188,12 @@ describe('configuration: bad input is refused with a message naming the key and 
       ["unknown context key 'availabilityZones'"],
     ],
     [
+      'a sign-in limit below the WAF minimum',
+      { wafLoginRateLimit: '5' },
+      ["context key 'wafLoginRateLimit'", 'from 10 (the WAF minimum) to 10000'],
+    ],
+    ['a GuardDuty switch that is not a boolean', { guardDuty: 'yes' }, ["context key 'guardDuty'"]],
+    [
       'a malformed e-mail',
       { alarmEmail: 'ops-at-example' },
       ["context key 'alarmEmail'", 'expected an e-mail address'],
