@@ -192,7 +192,11 @@ describe('configuration: bad input is refused with a message naming the key and 
       { wafLoginRateLimit: '5' },
       ["context key 'wafLoginRateLimit'", 'from 10 (the WAF minimum) to 10000'],
     ],
-    ['a GuardDuty switch that is not a boolean', { guardDuty: 'yes' }, ["context key 'guardDuty'"]],
+    [
+      'a GuardDuty switch that is not a boolean',
+      { guardDuty: 'yes' },
+      ["context key 'guardDuty'", 'expected true or false, got "yes"'],
+    ],
     [
       'a malformed e-mail',
       { alarmEmail: 'ops-at-example' },
