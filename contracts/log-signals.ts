@@ -42,6 +42,13 @@ export interface LogSignal {
   readonly description: string;
 }
 
+/**
+ * Dify 1.13.3's console sign-in endpoints (api/controllers/console/auth/login.py): password sign-in,
+ * and the e-mailed code's check. Both are POST, and Dify's own lock-out is per e-mail address only.
+ * The web ACL's sign-in rate limit and `dify-aws investigate` watch the same two paths.
+ */
+export const SIGN_IN_PATHS = ['/console/api/login', '/console/api/email-code-login/validity'] as const;
+
 /** The environment that makes the api write the lines these signals read. */
 export const DIFY_REQUEST_LOGGING = { ENABLE_REQUEST_LOGGING: 'true', LOG_OUTPUT_FORMAT: 'json' } as const;
 

@@ -1,3 +1,5 @@
+import { SIGN_IN_PATHS } from '../../contracts/log-signals';
+
 /**
  * The CloudWatch Logs Insights queries of `dify-aws investigate`, one per section of its report, each
  * with the pure function that turns the rows CloudWatch returns into the rows printed.
@@ -58,12 +60,6 @@ const LABEL = {
  * was read from the logs and is checked (redact.ts).
  */
 export const LABELS: ReadonlySet<string> = new Set([NONE, ...Object.values(LABEL)]);
-
-/**
- * Dify 1.13.3's console sign-in endpoints (api/controllers/console/auth/login.py): password sign-in
- * and the check of an e-mailed code. The web ACL's sign-in rate limit watches the same two paths.
- */
-export const SIGN_IN_PATHS = ['/console/api/login', '/console/api/email-code-login/validity'] as const;
 
 /** The path whose 401 (wrong password) and 429 (locked after repeated failures) Dify logs per attempt. */
 export const PASSWORD_SIGN_IN_PATH = '/console/api/login';

@@ -5,6 +5,7 @@ import { Construct } from 'constructs';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import { deploymentName } from './deployment-name';
 import type { Observability } from './observability';
+import { SIGN_IN_PATHS } from '../../contracts/log-signals';
 
 /** What the web ACL admits and blocks. */
 export interface WebAclRules {
@@ -67,11 +68,7 @@ export const CLIENT_ADDRESS_HEADERS = [
   },
 ] as const;
 
-/**
- * Dify 1.13.3's console sign-in endpoints (api/controllers/console/auth/login.py): password sign-in,
- * and the e-mailed code's check. Both are POST, and Dify's own lock-out is per e-mail address only.
- */
-export const SIGN_IN_PATHS = ['/console/api/login', '/console/api/email-code-login/validity'] as const;
+export { SIGN_IN_PATHS };
 
 /**
  * The order in which rules are evaluated; tests hold the ACL to it. The `NoClient...` rules exist only
