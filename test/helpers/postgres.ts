@@ -13,13 +13,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeLoopbackPort } from './free-port';
 
-/** Where Debian's and Ubuntu's `postgresql` package puts the newest server; undefined without it. */
+/**
+ * Where the server binaries are: Debian's and Ubuntu's `postgresql` package (the newest server),
+ * else `pg_config --bindir` (Homebrew and most others); undefined without a server.
+ */
 export const PG_BIN = (() => {
   const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return undefined;
-  const version = readdirSync(root).sort().at(-1);
-  return version ? join(root, version, 'bin') : undefined;
+  if (existsSync(root)) {
+    const version = readdirSync(root).sort().at(-1);
+    if (version) return join(root, version, 'bin');
+  }
+  const bindir = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
+  const bin = bindir.status === 0 ? bindir.stdout.trim() : '';
+  return bin !== '' && existsSync(join(bin, 'postgres')) ? bin : undefined;
 })();
+
+/**
+ * PostgreSQL refuses to run as root: as root (CI), the server runs as the `postgres` system user
+ * through runuser; as anyone else (a developer's machine), as that user.
+ */
+const AS_ROOT = process.getuid?.() === 0;
+const serverCommand = (bin: string, command: string, args: string[]): [string, string[]] =>
+  AS_ROOT ? ['runuser', ['-u', 'postgres', '--', join(bin, command), ...args]] : [join(bin, command), args];
+const giveToPostgres = (path: string) => {
+  if (AS_ROOT) chownSync(path, uid('postgres'), uid('postgres'));
+};
 
 /** The stand-in for Aurora's master user: CREATEROLE and CREATEDB, not SUPERUSER (rds_superuser). */
 export const MASTER = { user: 'dify_admin', password: 'MasterPassw0rdNotASuperuser789' };
@@ -40,28 +58,24 @@ export interface Postgres {
  * the master stand-in created. The caller stops it in afterAll.
  */
 export async function startPostgres(): Promise<Postgres> {
-  if (PG_BIN === undefined) throw new Error('PostgreSQL is not installed (apt-get install -y postgresql)');
+  if (PG_BIN === undefined)
+    throw new Error('PostgreSQL is not installed (sudo apt-get install -y postgresql, or brew install postgresql@16)');
   const bin = PG_BIN;
   const dir = mkdtempSync(join(tmpdir(), 'pg-'));
   chmodSync(dir, 0o755);
   const data = join(dir, 'data');
   const pwfile = join(dir, 'pw');
   writeFileSync(pwfile, 'SuperuserOnlyForSetup1234\n');
-  chownSync(dir, uid('postgres'), uid('postgres'));
-  chownSync(pwfile, uid('postgres'), uid('postgres'));
+  giveToPostgres(dir);
+  giveToPostgres(pwfile);
   const asPostgres = (command: string, args: string[]) =>
-    execFileSync('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { stdio: 'pipe', cwd: '/' });
+    execFileSync(...serverCommand(bin, command, args), { stdio: 'pipe', cwd: '/' });
   asPostgres('initdb', ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth', 'scram-sha-256']);
   const { ca, otherCa } = makeCertificates(dir);
-  for (const file of ['server.crt', 'server.key']) chownSync(join(dir, file), uid('postgres'), uid('postgres'));
+  for (const file of ['server.crt', 'server.key']) giveToPostgres(join(dir, file));
   const port = await freeLoopbackPort();
   const server = spawn(
-    'runuser',
-    [
-      '-u',
-      'postgres',
-      '--',
-      join(bin, 'postgres'),
+    ...serverCommand(bin, 'postgres', [
       '-D',
       data,
       '-p',
@@ -76,7 +90,7 @@ export async function startPostgres(): Promise<Postgres> {
       `ssl_cert_file=${join(dir, 'server.crt')}`,
       '-c',
       `ssl_key_file=${join(dir, 'server.key')}`,
-    ],
+    ]),
     { stdio: 'ignore' },
   );
   const psql = (user: string, password: string, database: string, sql: string) =>
