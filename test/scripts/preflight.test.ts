@@ -87,4 +87,15 @@ describe("npm test's preflight", () => {
       expect(section).toContain(prerequisite.macos);
     }
   });
+
+  it("leaves npm ci with no unreviewed install script: package.json's allowScripts names each one", () => {
+    const lock = JSON.parse(readFileSync(repoPath('package-lock.json'), 'utf8'));
+    const withScripts = Object.entries(lock.packages as Record<string, { hasInstallScript?: boolean }>)
+      .filter(([path, entry]) => path !== '' && entry.hasInstallScript === true)
+      .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+    expect(withScripts.length).toBeGreaterThan(0);
+    const reviewed = JSON.parse(readFileSync(repoPath('package.json'), 'utf8')).allowScripts as Record<string, boolean>;
+    const names = new Set(Object.keys(reviewed).map((key) => key.replace(/(?<=.)@[^@]*$/, '')));
+    expect(withScripts.filter((name) => !names.has(name))).toEqual([]);
+  });
 });
