@@ -36,13 +36,18 @@ export class StackOutputs {
 }
 
 /** A stack's outputs, or undefined when no stack of that name exists in the region. */
-async function outputsOf(client: CloudFormationClient, stackName: string): Promise<Record<string, string> | undefined> {
+async function outputsOf(
+  client: CloudFormationClient,
+  stackName: string,
+  deployment: string,
+): Promise<Record<string, string> | undefined> {
   let response;
   try {
     response = await client.send(new DescribeStacksCommand({ StackName: stackName }));
   } catch (error) {
     if (/does not exist/i.test(String((error as Error)?.message))) return undefined;
-    throw awsError(`reading stack ${stackName}`, error);
+    // The deployment's name, not the stack's: the stacks are read at once, and any of them may fail first.
+    throw awsError(`reading the stacks of deployment ${deployment}`, error);
   }
   const stack = response.Stacks?.[0];
   if (stack === undefined) return undefined;
@@ -55,12 +60,20 @@ async function outputsOf(client: CloudFormationClient, stackName: string): Promi
  * split kept everything in the main stack) contributes nothing, and a command that needs one of its
  * outputs says which is missing.
  */
-export async function loadDeployment(client: CloudFormationClient, stackName: string): Promise<StackOutputs> {
+export async function loadDeployment(
+  client: CloudFormationClient,
+  stackName: string,
+  /** The region the client calls, for the message when the stack is not there. */
+  region: () => Promise<string | undefined> = async () => undefined,
+): Promise<StackOutputs> {
   const names = deploymentStacks(stackName);
-  const found = await Promise.all(names.map((name) => outputsOf(client, name)));
+  const found = await Promise.all(names.map((name) => outputsOf(client, name, stackName)));
   if (found[names.length - 1] === undefined) {
+    const where = await region();
     throw new CliError(
-      `stack ${stackName} not found in this region; pass --stack NAME and --region REGION of a deployed stack`,
+      `stack ${stackName} not found in ${where ?? 'this region'}; pass --stack NAME of a deployed stack (the name given to cdk deploy; Dify by default), and --region REGION if it is in another region`,
+      1,
+      'not-found',
     );
   }
   return new StackOutputs(stackName, Object.assign({}, ...found.filter((outputs) => outputs !== undefined)));

@@ -11,8 +11,9 @@ import { ListSubscriptionsByTopicCommand } from '@aws-sdk/client-sns';
 import { GetWebACLForResourceCommand } from '@aws-sdk/client-wafv2';
 import type { Command, Options } from '../command';
 import type { Context } from '../context';
-import { CliError } from '../errors';
+import { CliError, explainError } from '../errors';
 import { table } from '../io';
+import { wholeNumber } from '../spec';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
 import { scheduled, SECRETS, type SecretEntry } from '../../../contracts/secrets';
 import {
@@ -69,22 +70,14 @@ export async function doctor(ctx: Context, options: Options) {
     try {
       await body();
     } catch (error) {
-      add(
-        check,
-        target,
-        'FAIL',
-        `could not check: ${error instanceof CliError ? error.message : ((error as Error)?.name ?? 'error')}`,
-      );
+      add(check, target, 'FAIL', `could not check: ${explainError(error)}`);
     }
   };
   const now = ctx.now().getTime();
+  // Both checked before any AWS call (DOCTOR below).
   const maxAgeDays = options['max-age-days'] === undefined ? 90 : Number(options['max-age-days']);
-  if (!Number.isInteger(maxAgeDays) || maxAgeDays < 1)
-    throw new CliError('--max-age-days: expected a whole number of days');
   // Provider keys cannot rotate themselves; GPT-Load's guide says to change keys every three to six months.
   const maxKeyAgeDays = options['max-key-age-days'] === undefined ? 180 : Number(options['max-key-age-days']);
-  if (!Number.isInteger(maxKeyAgeDays) || maxKeyAgeDays < 1)
-    throw new CliError('--max-key-age-days: expected a whole number of days');
   const lb = stack.get(OUTPUTS.loadBalancerArn);
   const distribution = stack.has(OUTPUTS.distributionId) ? stack.get(OUTPUTS.distributionId) : undefined;
 
@@ -416,11 +409,26 @@ async function eksChecks(ctx: Context, add: Add, guard: Guard) {
 
 export const DOCTOR: Command = {
   name: 'doctor',
-  usage: `  doctor [--max-age-days N] [--max-key-age-days N]
-                               check the deployed posture: TLS, WAF, deletion protection (prod),
-                               rotation and secret ages, provider key ages (warns past 180 days),
-                               alarm subscribers, and on EKS the cluster
-                               (private endpoint, logs, encryption, Pod Security, policies);
-                               exits 4 on any failure`,
+  summary: 'check the deployed posture against what this project deploys; exits 4 on any failure',
+  form: {
+    summary: 'check the deployed posture; exits 4 on any failure',
+    description:
+      'Checks TLS, WAF, deletion protection (prod), rotation and secret ages, provider key ages (warns past --max-key-age-days), alarm subscribers and the alarms themselves, and on EKS the cluster (private endpoint, logs, encryption, Pod Security, policies). Prints a table of findings (with --json, {"healthy", "findings"}); a check that could not run is a FAIL that says why.',
+    options: [
+      {
+        name: 'max-age-days',
+        value: 'N',
+        description: 'fail a secret the operator rotates once it is older, 1 to 3650 days (default 90)',
+        check: wholeNumber('max-age-days', 1, 3650, ' of days'),
+      },
+      {
+        name: 'max-key-age-days',
+        value: 'N',
+        description: 'warn on a provider key once it is older, 1 to 3650 days (default 180)',
+        check: wholeNumber('max-key-age-days', 1, 3650, ' of days'),
+      },
+    ],
+    examples: ['dify-aws doctor', 'dify-aws doctor --max-age-days 30 --json > posture.json'],
+  },
   run: (ctx, { options }) => doctor(ctx, options),
 };

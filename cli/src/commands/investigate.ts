@@ -6,12 +6,13 @@ import {
 } from '@aws-sdk/client-cloudwatch-logs';
 import type { Command, Options } from '../command';
 import type { Context } from '../context';
-import { CliError } from '../errors';
+import { CliError, describeAwsError, UsageError } from '../errors';
 import { table } from '../io';
 import { type Cell, LABELS, type LogSource, type ResultRow, type Section, RESULT_LIMIT, SECTIONS } from '../queries';
 import { withholdSecrets } from '../redact';
 import type { StackOutputs } from '../stack';
 import { logGroupOutput, OUTPUTS } from '../../../contracts/stack-outputs';
+import { shown, wholeNumber } from '../spec';
 
 /** The window the queries cover. */
 export interface Window {
@@ -23,27 +24,25 @@ const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** An ISO 8601 time with its zone: a time without one would be read in this machine's zone. */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:\d{2})$/;
 
-const shown = (value: string) => (value.length > 40 ? `${value.slice(0, 40)}…` : value);
-
 /** `--since 1h`, or `--start ISO [--end ISO]` (the end defaults to now). Checked before any AWS call. */
 export function parseWindow(options: Options, now: Date): Window {
   const text = (name: string) => {
     const value = options[name];
     if (value === undefined) return undefined;
-    if (typeof value !== 'string') throw new CliError(`--${name}: expected a value`);
+    if (typeof value !== 'string') throw new UsageError(`--${name}: expected a value`);
     return value;
   };
   const since = text('since');
   const start = text('start');
   const end = text('end');
   if (since !== undefined && (start !== undefined || end !== undefined)) {
-    throw new CliError('--since and --start/--end: give one or the other');
+    throw new UsageError('--since and --start/--end: give one or the other');
   }
-  if (end !== undefined && start === undefined) throw new CliError('--end needs --start');
+  if (end !== undefined && start === undefined) throw new UsageError('--end needs --start');
   if (start === undefined) {
     const duration = /^([1-9]\d{0,5})([mhd])$/.exec(since ?? '1h');
     if (duration === null) {
-      throw new CliError(
+      throw new UsageError(
         `--since '${shown(since!)}': expected a whole number and a unit, m (minutes), h (hours) or d (days), such as 30m, 1h or 2d`,
       );
     }
@@ -56,7 +55,7 @@ export function parseWindow(options: Options, now: Date): Window {
     const [year, month, day] = value.slice(0, 10).split('-').map(Number);
     const realDay = new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day && month >= 1 && month <= 12;
     if (parsed === undefined || Number.isNaN(parsed.getTime()) || !realDay) {
-      throw new CliError(
+      throw new UsageError(
         `--${name} '${shown(value)}': expected an ISO 8601 time with its zone, such as 2026-12-02T09:30:00Z or 2026-12-02T18:30:00+09:00`,
       );
     }
@@ -64,7 +63,7 @@ export function parseWindow(options: Options, now: Date): Window {
   };
   const window = { start: time('start', start), end: end === undefined ? now : time('end', end) };
   if (window.start.getTime() >= window.end.getTime()) {
-    throw new CliError(
+    throw new UsageError(
       `--start ${window.start.toISOString()} is not before ${end === undefined ? 'now' : '--end'} ${window.end.toISOString()}: expected a window that starts before it ends`,
     );
   }
@@ -112,18 +111,19 @@ export interface PollBounds {
   readonly maxPolls: number;
 }
 
-/** An SDK error by name only: its message can quote the request. */
+/**
+ * An SDK error by its class only (its message can quote the request): what it means for a Logs
+ * Insights query, else the shared translation (errors.ts), else its name.
+ */
 function describeError(error: unknown): string {
   const name = (error as { name?: string })?.name ?? 'Error';
   const known: Record<string, string> = {
     ResourceNotFoundException: 'the log group does not exist',
-    AccessDeniedException: 'access denied: the caller needs logs:StartQuery and logs:GetQueryResults on it',
     LimitExceededException: 'too many Logs Insights queries are running in this account; try again shortly',
     MalformedQueryException: 'CloudWatch refused the query as malformed',
     InvalidParameterException: 'CloudWatch refused a parameter of the query',
-    CredentialsProviderError: 'no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY',
   };
-  return known[name] !== undefined ? `${known[name]} (${name})` : name;
+  return known[name] !== undefined ? `${known[name]} (${name})` : (describeAwsError(error)?.text ?? name);
 }
 
 /**
@@ -214,31 +214,20 @@ export interface SectionReport {
  */
 export async function investigate(ctx: Context, options: Options): Promise<void> {
   const window = parseWindow(options, ctx.now());
+  // Checked before any AWS call (INVESTIGATE below).
   const timeoutS = options.timeout === undefined ? 120 : Number(options.timeout);
-  if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 3600) {
-    throw new CliError(`--timeout '${shown(String(options.timeout))}': expected a whole number of seconds, 1 to 3600`);
-  }
   const intervalMs = 1000;
   const bounds: PollBounds = { timeoutMs: timeoutS * 1000, intervalMs, maxPolls: timeoutS + 1 };
   const stack = await ctx.stack();
   const region = typeof options.region === 'string' ? options.region : undefined;
-  const clients = new Map<string, CloudWatchLogsClient>();
-  const logsIn = (where: string | undefined) => {
-    const key = where ?? '';
-    if (!clients.has(key)) clients.set(key, new CloudWatchLogsClient({ region: where }));
-    return clients.get(key)!;
-  };
+  const logsIn = (where: string | undefined) => ctx.logs(where);
   ctx.progress(
     `investigating ${stack.stackName} from ${window.start.toISOString()} to ${window.end.toISOString()}: ${SECTIONS.length} queries`,
   );
   const reports: SectionReport[] = [];
-  try {
-    for (const [index, section] of SECTIONS.entries()) {
-      const step = `[${index + 1}/${SECTIONS.length}] ${section.id}`;
-      reports.push(await runSection(ctx, section, stack, window, bounds, logsIn, region, step));
-    }
-  } finally {
-    for (const client of clients.values()) client.destroy();
+  for (const [index, section] of SECTIONS.entries()) {
+    const step = `[${index + 1}/${SECTIONS.length}] ${section.id}`;
+    reports.push(await runSection(ctx, section, stack, window, bounds, logsIn, region, step));
   }
   const incomplete = reports.filter((r) => r.status === 'failed' || r.status === 'timed out');
   const document = {
@@ -334,15 +323,35 @@ function render(window: { start: string; end: string }, reports: readonly Sectio
 
 export const INVESTIGATE: Command = {
   name: 'investigate',
-  usage: `  investigate [--since 1h | --start ISO [--end ISO]] [--timeout S]
-                               incident response, last step: what the logs say was affected.
-                               Logs Insights queries over the deployment's log groups: gateway
-                               requests per client and address, failed sign-ins (Dify) and
-                               sign-in attempts per address (web ACL), guardrail blocks, egress
-                               the SSRF proxy denied, provider key ids used. Prints identifiers
-                               and counts only, never a message, prompt or key. --since takes
-                               m, h or d (default 1h); --start alone runs to now; --timeout
-                               bounds each query (default 120 s); exits 4 if one did not finish.
-                               example: dify-aws investigate --since 30m --json > incident.json`,
+  summary: 'incident response, last step: what the logs say was affected in a window',
+  form: {
+    summary: "Logs Insights queries over the deployment's log groups for a window; exits 4 if one did not finish",
+    description:
+      "Reports gateway requests per client and address, failed sign-ins (Dify) and sign-in attempts per address (web ACL), guardrail blocks, egress the SSRF proxy denied, and the provider key ids used. Prints identifiers and counts only, never a message, prompt or key. Each query's progress and elapsed time go to stderr.",
+    options: [
+      {
+        name: 'since',
+        value: 'DURATION',
+        description: 'the window up to now: a whole number and m, h or d (default 1h)',
+      },
+      {
+        name: 'start',
+        value: 'ISO',
+        description: "the window's start, an ISO 8601 time with its zone (instead of --since)",
+      },
+      { name: 'end', value: 'ISO', description: "the window's end, with --start (default now)" },
+      {
+        name: 'timeout',
+        value: 'S',
+        description: 'how long each query may run, in seconds, 1 to 3600 (default 120)',
+        check: wholeNumber('timeout', 1, 3600, ' of seconds'),
+      },
+    ],
+    check: ({ options }, now) => void parseWindow(options, now),
+    examples: [
+      'dify-aws investigate --since 30m --json > incident.json',
+      'dify-aws investigate --start 2026-12-02T09:00:00Z --end 2026-12-02T11:00:00Z',
+    ],
+  },
   run: (ctx, { options }) => investigate(ctx, options),
 };

@@ -8,11 +8,12 @@ import {
   providerSchema,
   providerPoolSchema,
 } from '../../../contracts/gateway-documents';
-import type { Command } from '../command';
+import type { Command, OptionSpec } from '../command';
 import type { Context } from '../context';
 import { SecretDocument } from '../documents';
-import { CliError } from '../errors';
+import { cancelled, CliError, UsageError } from '../errors';
 import { table } from '../io';
+import { oneOf, shown, wholeNumber } from '../spec';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
 
 /** What a provider's keys look like; a value that does not fit is refused before it is stored. */
@@ -104,7 +105,7 @@ export async function keys(
       }
       if (action === 'remove') {
         if (!(await ctx.confirm(`Remove key ${id} of ${name} from the pool? The gateway stops using it within 30 s.`)))
-          throw new CliError('cancelled', 3);
+          throw cancelled();
         config.keys.splice(index, 1);
       } else config.keys[index] = { ...config.keys[index], enabled: action === 'enable' };
       const version = await doc.write(pool);
@@ -148,9 +149,8 @@ async function add(
   }
   const id = (options.id as string | undefined) ?? `${name}-${config.keys.length + 1}`;
   if (config.keys.some((k) => k.id === id)) throw new CliError(`--id: provider ${name} already has a key '${id}'`);
+  // Checked before any AWS call (KEYS below).
   const weight = options.weight === undefined ? 1 : Number(options.weight);
-  if (!Number.isInteger(weight) || weight < 1 || weight > 1000)
-    throw new CliError('--weight: expected a whole number from 1 to 1000');
   const key = await ctx.io.readSecret(`${name} key (not echoed): `);
   const shape = KEY_SHAPES[name];
   if (!shape.pattern.test(key)) throw new CliError(`the key read from stdin does not look like ${shape.expected}`);
@@ -178,11 +178,87 @@ async function add(
   );
 }
 
+const PROVIDER: OptionSpec = {
+  name: 'provider',
+  value: 'P',
+  description: `the provider: ${PROVIDERS.join(', ')}`,
+  required: true,
+  check: oneOf('--provider', PROVIDERS),
+};
+const KEY_ID: OptionSpec = {
+  name: 'id',
+  value: 'ID',
+  description: "the key's id, as keys list shows it",
+  required: true,
+};
+
 export const KEYS: Command = {
   name: 'keys',
-  usage: `  keys add --provider P [--id ID] [--weight N] [--verify] [--base-url URL --models a,b]
-                               add a provider key to the gateway's pool (the key is read from stdin)
-  keys list                    ids, fingerprints, state, weight and age in days; never a key
-  keys enable|disable|remove --provider P --id ID`,
+  summary: "the LLM gateway's provider key pool: add, list, enable, disable, remove",
+  actions: [
+    {
+      name: 'add',
+      summary: "add a provider key to the gateway's pool; the key is read from stdin (never from argv)",
+      description:
+        "The key is read from stdin, or from a prompt that does not echo on a terminal, checked for the provider's key shape, optionally probed against the provider (--verify), and written as a new version of the pool's secret; the gateway picks it up without a restart. The first key of a provider needs --base-url and --models.",
+      options: [
+        PROVIDER,
+        { name: 'id', value: 'ID', description: "the key's id (default: PROVIDER-N, the next number)" },
+        {
+          name: 'weight',
+          value: 'N',
+          description: "share of requests relative to the provider's other keys, 1 to 1000 (default 1)",
+          check: wholeNumber('weight', 1, 1000),
+        },
+        { name: 'verify', description: 'probe the key against the provider before storing it' },
+        {
+          name: 'base-url',
+          value: 'URL',
+          description: "the provider's https:// base URL (for the provider's first key)",
+          check: (value) => {
+            const parsed = providerSchema.shape.baseUrl.safeParse(value);
+            if (!parsed.success)
+              throw new UsageError(`--base-url '${shown(value)}': ${parsed.error.issues[0].message}`);
+          },
+        },
+        { name: 'models', value: 'a,b', description: 'the model ids the provider serves (for its first key)' },
+      ],
+      check: ({ options }) => {
+        if ((options['base-url'] === undefined) !== (options.models === undefined)) {
+          throw new UsageError(
+            "keys add: --base-url and --models go together: give both, for the provider's first key",
+          );
+        }
+      },
+      examples: [
+        'printf %s "$OPENAI_KEY" | dify-aws keys add --provider openai --base-url https://api.openai.com --models gpt-4o-mini',
+        'dify-aws keys add --provider openai --id openai-2 --weight 2 --verify < new-key.txt',
+      ],
+    },
+    {
+      name: 'list',
+      summary: 'ids, fingerprints, state, weight and age in days; never a key',
+      options: [],
+      examples: ['dify-aws keys list', 'dify-aws keys list --json'],
+    },
+    {
+      name: 'enable',
+      summary: 'let the gateway use a disabled key again',
+      options: [PROVIDER, KEY_ID],
+      examples: ['dify-aws keys enable --provider openai --id openai-1'],
+    },
+    {
+      name: 'disable',
+      summary: 'stop the gateway using a key, and keep it in the pool',
+      options: [PROVIDER, KEY_ID],
+      examples: ['dify-aws keys disable --provider openai --id openai-1'],
+    },
+    {
+      name: 'remove',
+      summary: 'remove a key from the pool (asks first; --yes answers)',
+      options: [PROVIDER, KEY_ID],
+      examples: ['dify-aws keys remove --provider openai --id openai-1 --yes'],
+    },
+  ],
   run: (ctx, { action, options }) => keys(ctx, action, options),
 };

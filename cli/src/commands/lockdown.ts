@@ -12,7 +12,7 @@ import {
 import type { Command, Options } from '../command';
 import type { Context } from '../context';
 import { askCluster, platformOf } from '../cluster';
-import { awsError, CliError } from '../errors';
+import { awsError, cancelled } from '../errors';
 import { table } from '../io';
 import { OUTPUTS, SERVICES, serviceNameOutput } from '../../../contracts/stack-outputs';
 
@@ -57,7 +57,7 @@ async function lockdownEks(ctx: Context, options: Options) {
       `Scale every Dify Deployment of ${stack.stackName} and its LLM gateway to zero? Dify and the gateway stop answering.`,
     ))
   ) {
-    throw new CliError('cancelled', 3);
+    throw cancelled();
   }
   const { rows: cluster } = await askCluster(ctx, { action: 'lockdown', undo });
   const rows: Row[] = cluster.map((r) => ({ service: `eks ${r.workload}`, desired: r.replicas, result: r.result }));
@@ -132,7 +132,7 @@ async function lockdownEcs(ctx: Context, options: Options, confirm: 'all' | 'con
       `Scale all ${services.length} services of ${stack.stackName} to zero? Dify and the gateway stop answering.`,
     ))
   ) {
-    throw new CliError('cancelled', 3);
+    throw cancelled();
   }
   const rows: Row[] = [];
   for (const service of services) {
@@ -173,8 +173,13 @@ async function lockdownEcs(ctx: Context, options: Options, confirm: 'all' | 'con
 
 export const LOCKDOWN: Command = {
   name: 'lockdown',
-  usage: `  lockdown [--undo]            incident: scale every service to zero and hold autoscaling there
-                               (on EKS, every Deployment, through the cluster responder);
-                               --undo restores each service's count and limits exactly`,
+  summary: 'incident: scale every service to zero and hold autoscaling there; --undo restores',
+  form: {
+    summary: 'scale every service to zero and hold autoscaling there (asks first)',
+    description:
+      "Each service's desired count and autoscaling limits are remembered in a tag (on EKS, each Deployment's replicas in an annotation, through the cluster responder) before it is scaled down; --undo restores exactly what was remembered.",
+    options: [{ name: 'undo', description: "restore each service's count and limits, as lockdown remembered them" }],
+    examples: ['dify-aws lockdown --yes', 'dify-aws lockdown --undo'],
+  },
   run: (ctx, { options }) => lockdown(ctx, options),
 };

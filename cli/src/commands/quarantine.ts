@@ -1,7 +1,7 @@
 import type { Command, CommandArgs } from '../command';
 import type { Context } from '../context';
 import { askCluster, platformOf } from '../cluster';
-import { CliError } from '../errors';
+import { cancelled, CliError, UsageError } from '../errors';
 import { table } from '../io';
 import type { ResponderRequest } from '../../../contracts/cluster-responder';
 import { NAMESPACES, QUARANTINE_LABEL, WORKLOAD_IDS, WORKLOADS, type WorkloadId } from '../../../contracts/kubernetes';
@@ -16,16 +16,16 @@ const NAMESPACE_NAMES: readonly string[] = Object.values(NAMESPACES).map((ns) =>
  */
 export function parseTarget(text: string | undefined): Target {
   const expected = `expected a service (${WORKLOAD_IDS.map((id) => WORKLOADS[id].name).join(', ')}), pod/NAMESPACE/POD or namespace/NAMESPACE (${NAMESPACE_NAMES.join(', ')})`;
-  if (text === undefined) throw new CliError(`quarantine: ${expected}`);
+  if (text === undefined) throw new UsageError(`quarantine: ${expected}`);
   const byName = WORKLOAD_IDS.find((id) => WORKLOADS[id].name === text || id === text);
   if (byName !== undefined) return { workload: byName as WorkloadId };
   const [kind, namespace, pod, ...extra] = text.split('/');
   if (namespace !== undefined && !NAMESPACE_NAMES.includes(namespace)) {
-    throw new CliError(`quarantine: '${namespace}' is not one of Dify's namespaces; ${expected}`);
+    throw new UsageError(`quarantine: '${namespace}' is not one of Dify's namespaces; ${expected}`);
   }
   if (kind === 'namespace' && namespace !== undefined && pod === undefined) return { namespace };
   if (kind === 'pod' && namespace !== undefined && pod && extra.length === 0) return { namespace, pod };
-  throw new CliError(`quarantine: '${text}' is not a target; ${expected}`);
+  throw new UsageError(`quarantine: '${text}' is not a target; ${expected}`);
 }
 
 /**
@@ -49,7 +49,7 @@ export async function quarantine(ctx: Context, args: CommandArgs) {
         ? `every pod of ${WORKLOADS[target.workload].name}`
         : `every pod in namespace ${target.namespace}`;
   if (!release && !(await ctx.confirm(`Cut all network traffic of ${what}? It stops answering at once.`))) {
-    throw new CliError('cancelled', 3);
+    throw cancelled();
   }
   const { rows } = await askCluster(ctx, { action: 'quarantine', target, release });
   if (rows.length === 0) throw new CliError(`quarantine: no pod matched ${what}`);
@@ -65,8 +65,19 @@ export async function quarantine(ctx: Context, args: CommandArgs) {
 
 export const QUARANTINE: Command = {
   name: 'quarantine',
-  usage: `  quarantine TARGET [--release]
-                               EKS incident: cut all network traffic of a service's pods (api, ...),
-                               pod/NAMESPACE/POD or namespace/NAMESPACE, and keep them for forensics`,
+  summary: 'EKS incident: cut all network traffic of pods, and keep them running for forensics',
+  form: {
+    summary: "cut all network traffic of a service's pods, a pod or a namespace's pods (EKS; asks first)",
+    description:
+      "Labels the pods dify.security/quarantine=true: no NetworkPolicy allow selects such a pod, and every namespace denies by default, so they stay running with no network; their Deployment starts no replacement. --release removes the label. Only Dify's own namespaces and services.",
+    operand: {
+      name: 'TARGET',
+      description: `a service (${WORKLOAD_IDS.map((id) => WORKLOADS[id].name).join(', ')}), pod/NAMESPACE/POD or namespace/NAMESPACE (${NAMESPACE_NAMES.join(', ')})`,
+      required: true,
+      check: (value) => void parseTarget(value),
+    },
+    options: [{ name: 'release', description: 'remove the quarantine label: the pods get their network back' }],
+    examples: ['dify-aws quarantine sandbox', 'dify-aws quarantine pod/dify/api-7f9c6b5d4-x2x7q --release'],
+  },
   run: (ctx, args) => quarantine(ctx, args),
 };

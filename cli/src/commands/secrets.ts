@@ -8,10 +8,11 @@ import {
   UpdateSecretCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { InvokeCommand } from '@aws-sdk/client-lambda';
-import type { Command } from '../command';
+import type { Command, OptionSpec } from '../command';
 import type { Context } from '../context';
-import { awsError, CliError } from '../errors';
+import { awsError, cancelled, CliError } from '../errors';
 import { table } from '../io';
+import { oneOf, wholeNumber } from '../spec';
 import { currentVersionOf, newSecretValue, ROTATION_STEPS, type RotationStep } from '../../../contracts/rotation';
 import { cliRotated, type SecretEntry } from '../../../contracts/secrets';
 import { WORKLOADS, type WorkloadId } from '../../../contracts/kubernetes';
@@ -45,8 +46,8 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
       `secrets rotate: expected one of ${Object.keys(ROTATABLE).join(', ')}${name ? `, got '${name}'` : ''}`,
     );
   }
+  // Checked before any AWS call (SECRETS_COMMAND below).
   const timeoutS = options.timeout === undefined ? 1800 : Number(options.timeout);
-  if (!Number.isInteger(timeoutS) || timeoutS < 1) throw new CliError('--timeout: expected a whole number of seconds');
   if (spec.rotation.by === 'schedule') return rotateScheduled(ctx, name!, spec, timeoutS);
   if (options['force-secret-key'] !== true) {
     throw new CliError(
@@ -61,7 +62,7 @@ async function rotate(ctx: Context, name: string | undefined, options: Record<st
       `Rotate ${spec.what} and redeploy ${spec.consumers.length} services (${spec.consumers.join(', ')})?`,
     ))
   ) {
-    throw new CliError('cancelled', 3);
+    throw cancelled();
   }
   const value = newSecretValue(ctx.randomBytes);
   let version: string | undefined;
@@ -139,15 +140,14 @@ async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, ti
         : `Finish the interrupted rotation of ${spec.what} (pending version ${resume.version})? It ${restarts}.`,
     ))
   ) {
-    throw new CliError('cancelled', 3);
+    throw cancelled();
   }
-  const started = ctx.now().getTime();
-  const elapsed = () => `${Math.round((ctx.now().getTime() - started) / 1000)} s`;
+  const wait = ctx.wait(`rotating ${spec.what}`);
   let version: string;
   if (resume !== undefined) {
     version = resume.version;
     for (const step of ROTATION_STEPS) {
-      ctx.progress(`${step} for version ${version} (${elapsed()})…`);
+      wait.report(`${step} for version ${version}`);
       await invokeStep(ctx, functionName, { SecretId: secretArn, ClientRequestToken: version, Step: step }, spec.what);
     }
   } else {
@@ -170,9 +170,7 @@ async function rotateScheduled(ctx: Context, name: string, spec: SecretEntry, ti
           `the rotation of ${spec.what} did not finish within ${timeoutS} s. ${live}. Run \`dify-aws secrets rotate ${name}\` again to finish it; the log of ${functionName} names the failing step`,
         );
       }
-      ctx.progress(
-        `rotating ${spec.what}: version ${version} is ${(stages[version] ?? ['not staged yet']).join(', ')} (${elapsed()})`,
-      );
+      wait.report(`version ${version} is ${(stages[version] ?? ['not staged yet']).join(', ')}`);
       await ctx.sleep(10_000);
     }
   }
@@ -268,6 +266,7 @@ export async function redeploy(
 export async function waitStable(ctx: Context, consumers: Consumers, timeoutS: number) {
   const { cluster, ecs: services, eks } = consumers;
   const polls = Math.max(1, Math.ceil(timeoutS / 15));
+  const wait = ctx.wait('waiting until the services run new, healthy tasks or pods only');
   for (let i = 0; i < polls; i++) {
     const waiting: string[] = [];
     if (services.length > 0) {
@@ -289,7 +288,7 @@ export async function waitStable(ctx: Context, consumers: Consumers, timeoutS: n
       );
     }
     if (waiting.length === 0) return;
-    ctx.progress(`waiting for ${waiting.join(', ')}`);
+    wait.report(waiting.join(', '));
     await ctx.sleep(15_000);
   }
   throw new CliError(
@@ -345,7 +344,7 @@ async function migrateKms(ctx: Context, options: Record<string, string | boolean
       `Move ${moves.length} secrets to ${target}? The rotation functions and ECS must be allowed to use it.`,
     ))
   ) {
-    throw new CliError('cancelled', 3);
+    throw cancelled();
   }
   const changed: Move[] = [];
   try {
@@ -397,15 +396,52 @@ async function migrateKms(ctx: Context, options: Record<string, string | boolean
   ctx.print({ moved: true, secrets: rows() }, table(rows()));
 }
 
+const TIMEOUT: OptionSpec = {
+  name: 'timeout',
+  value: 'S',
+  description: 'how long to wait for the rotation and the restarted services, in seconds, 1 to 86400 (default 1800)',
+  check: wholeNumber('timeout', 1, 86_400, ' of seconds'),
+};
+
 export const SECRETS_COMMAND: Command = {
   name: 'secrets',
-  usage: `  secrets rotate NAME [--timeout S]
-                               sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password,
-                               cache-plugin-daemon-password, cache-gateway-password,
-                               app-db-password, plugin-db-password: runs the scheduled rotation now
-                               and waits for the services it restarted (or finishes an interrupted one);
-                               secret-key is refused without --force-secret-key
-  secrets migrate-kms --to KEY [--dry-run]
-                               move every secret of the stack to another KMS key, rolling back on failure`,
+  summary: "the deployment's secrets: rotate one now, or move them all to another KMS key",
+  actions: [
+    {
+      name: 'rotate',
+      summary: "run a secret's scheduled rotation now and wait for the services it restarted",
+      description: `NAME is one of ${Object.keys(ROTATABLE).join(', ')}. The rotation runs the same function and four steps as the schedule; the command follows it until the new version is current and the services it restarted are stable, showing progress with the elapsed time on stderr. An interrupted rotation is finished instead of starting another. secret-key is refused without --force-secret-key, which says what a new SECRET_KEY costs.`,
+      operand: {
+        name: 'NAME',
+        description: 'the secret, as listed above',
+        required: true,
+        check: oneOf('secrets rotate NAME', Object.keys(ROTATABLE)),
+      },
+      options: [
+        TIMEOUT,
+        {
+          name: 'force-secret-key',
+          description: "rotate Dify's SECRET_KEY, knowing what it costs (see the refusal's message)",
+        },
+      ],
+      examples: ['dify-aws secrets rotate sandbox-key', 'dify-aws secrets rotate app-db-password --yes --timeout 3600'],
+    },
+    {
+      name: 'migrate-kms',
+      summary: 'move every secret of the stack to another KMS key, rolling back on failure',
+      description:
+        'Proves every secret readable, moves each to the new key, reads each back, and rolls back what it changed on any failure; --dry-run lists what would move and changes nothing.',
+      options: [
+        {
+          name: 'to',
+          value: 'KEY',
+          description: 'the id, ARN or alias of the KMS key to move the secrets to',
+          required: true,
+        },
+        { name: 'dry-run', description: 'list what would move, change nothing' },
+      ],
+      examples: ['dify-aws secrets migrate-kms --to alias/dify-secrets --dry-run'],
+    },
+  ],
   run: (ctx, { action, rest, options }) => secrets(ctx, action, rest, options),
 };

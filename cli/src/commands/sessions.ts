@@ -2,7 +2,8 @@ import { DescribeTasksCommand, RunTaskCommand } from '@aws-sdk/client-ecs';
 import type { Command } from '../command';
 import type { Context } from '../context';
 import { askCluster, platformOf } from '../cluster';
-import { awsError, CliError } from '../errors';
+import { awsError, cancelled, CliError } from '../errors';
+import { wholeNumber } from '../spec';
 import { REFRESH_TOKEN_PREFIXES } from '../../../contracts/dify-sessions';
 import { OUTPUTS } from '../../../contracts/stack-outputs';
 
@@ -43,7 +44,7 @@ export async function revokeSessions(
       'Delete every Dify console refresh token? Everyone must sign in again within the access-token lifetime.',
     ))
   ) {
-    throw new CliError('cancelled', 3);
+    throw cancelled();
   }
   if (eks) {
     // On EKS the cluster responder, in the VPC, signs in to Valkey as Dify's own user and deletes them.
@@ -79,9 +80,16 @@ export async function revokeSessions(
     if (error instanceof CliError) throw error;
     throw awsError('starting the revoke task', error);
   }
+  // Checked before any AWS call (REVOKE_SESSIONS below).
   const timeoutS = options.timeout === undefined ? 900 : Number(options.timeout);
+  const wait = ctx.wait(`waiting for the revoke task ${taskArn}`);
   for (let i = 0; i < Math.ceil(timeoutS / 10); i++) {
-    const task = (await ctx.ecs().send(new DescribeTasksCommand({ cluster, tasks: [taskArn] }))).tasks?.[0];
+    let task;
+    try {
+      task = (await ctx.ecs().send(new DescribeTasksCommand({ cluster, tasks: [taskArn] }))).tasks?.[0];
+    } catch (error) {
+      throw awsError(`reading the state of the revoke task ${taskArn}`, error);
+    }
     if (task?.lastStatus === 'STOPPED') {
       const exit = task.containers?.find((c) => c.name === 'migration')?.exitCode;
       if (exit !== 0)
@@ -93,7 +101,7 @@ export async function revokeSessions(
         `every console refresh token is deleted (task ${taskArn}; the count is in its log). Access tokens already issued lapse within ACCESS_TOKEN_EXPIRE_MINUTES (60 by default).`,
       );
     }
-    ctx.progress(`waiting for the revoke task: ${task?.lastStatus ?? 'unknown'}`);
+    wait.report(task?.lastStatus ?? 'unknown');
     await ctx.sleep(10_000);
   }
   throw new CliError(`the revoke task ${taskArn} did not finish within ${timeoutS} s`);
@@ -101,7 +109,20 @@ export async function revokeSessions(
 
 export const REVOKE_SESSIONS: Command = {
   name: 'revoke-sessions',
-  usage: `  revoke-sessions              delete every console refresh token (from inside the VPC: a one-off
-                               task on ECS, the cluster responder on EKS)`,
+  summary: 'delete every Dify console refresh token, from inside the VPC',
+  form: {
+    summary: 'delete every Dify console refresh token (asks first)',
+    description:
+      'Runs from inside the VPC: a one-off task of the api image on ECS (the command waits for it, showing its state and the elapsed time on stderr), the cluster responder on EKS. No session can be renewed after it, and access tokens already issued lapse within ACCESS_TOKEN_EXPIRE_MINUTES (60 by default).',
+    options: [
+      {
+        name: 'timeout',
+        value: 'S',
+        description: 'how long to wait for the task on ECS, in seconds, 1 to 86400 (default 900)',
+        check: wholeNumber('timeout', 1, 86_400, ' of seconds'),
+      },
+    ],
+    examples: ['dify-aws revoke-sessions', 'dify-aws revoke-sessions --yes --json'],
+  },
   run: (ctx, { options }) => revokeSessions(ctx, options),
 };

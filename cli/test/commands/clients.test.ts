@@ -55,11 +55,15 @@ describe('dify-aws clients against moto_server', () => {
       expect(JSON.parse(await d.value(d.outputs.GatewayClientsSecretArn)).clients[0].disabled).toBe(true);
     });
 
-    it('refuses a bad id and a missing network list', async () => {
-      expect((await d.cli(['clients', 'create', '--id', 'Bad_Id', '--cidrs', '10.0.0.0/8'])).err).toContain(
-        '--id: expected 1-32 characters',
-      );
-      expect((await d.cli(['clients', 'create', '--id', 'other'])).err).toContain('--cidrs: expected the networks');
+    it('refuses a bad id and a missing network list, with exit code 2', async () => {
+      expect(await d.cli(['clients', 'create', '--id', 'Bad_Id', '--cidrs', '10.0.0.0/8'])).toMatchObject({
+        code: 2,
+        err: expect.stringContaining("--id 'Bad_Id': expected 1-32 characters"),
+      });
+      expect(await d.cli(['clients', 'create', '--id', 'other'])).toMatchObject({
+        code: 2,
+        err: expect.stringContaining('clients create: --cidrs a,b is required: the networks the client calls from'),
+      });
     });
   });
 });

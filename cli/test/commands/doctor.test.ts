@@ -575,7 +575,10 @@ describe('dify-aws doctor', () => {
       },
       { clients: { cloudFormation: cfn } },
     );
-    expect([code, captured.err]).toEqual([1, 'dify-aws: --max-key-age-days: expected a whole number of days']);
+    expect([code, captured.err]).toEqual([
+      2,
+      "dify-aws: --max-key-age-days 'six months': expected a whole number of days from 1 to 3650",
+    ]);
   });
 
   describe('on an EKS deployment', () => {
@@ -691,7 +694,7 @@ describe('dify-aws doctor', () => {
         target: 'cluster',
         status: 'FAIL',
         detail:
-          'could not check: invoking the cluster responder Dify-ClusterResponder (assume the incident-responder role): access denied (AccessDeniedException)',
+          'could not check: invoking the cluster responder Dify-ClusterResponder (assume the incident-responder role): access denied (AccessDeniedException): the role or user in use may not make this call; grant the missing permission to that role or user, or use credentials that have it (AWS_PROFILE)',
       });
     });
   });

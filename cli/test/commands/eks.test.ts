@@ -118,7 +118,7 @@ describe('dify-aws on an EKS deployment', () => {
         });
       }
       // The first rollout poll finds the pods still rolling, the next one done.
-      expect(rotated.err).toMatch(/waiting for Api \(0 new, 2\/2 available\), Worker .*, Sandbox/);
+      expect(rotated.err).toMatch(/pods only: Api \(0 new, 2\/2 available\), Worker .*, Sandbox.* \(0 s elapsed\)/);
       expect(cluster.invocations.slice(-3).map((i) => i.request.action)).toEqual(['restart', 'rollout', 'rollout']);
       expect(ecs.calls()).toHaveLength(0);
     } finally {
@@ -197,10 +197,10 @@ describe('dify-aws on an EKS deployment', () => {
       ['pod/dify/', /is not a target/],
     ] as const) {
       const refused = await cli(['quarantine', target, '--yes']);
-      expect(refused.code).toBe(1);
+      expect(refused.code).toBe(2);
       expect(refused.err).toMatch(reason);
     }
-    expect((await cli(['quarantine', '--yes'])).err).toMatch(/quarantine: expected a service/);
+    expect((await cli(['quarantine', '--yes'])).err).toMatch(/quarantine: expected TARGET: a service/);
     expect(cluster.invocations.length).toBe(asked);
   });
 

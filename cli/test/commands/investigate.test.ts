@@ -411,7 +411,7 @@ describe('dify-aws investigate', () => {
       const { code, err } = await cli(['investigate', '--stack', 'NoSuchStack']);
       expect([code, err.trim()]).toEqual([
         1,
-        'dify-aws: stack NoSuchStack not found in this region; pass --stack NAME and --region REGION of a deployed stack',
+        'dify-aws: stack NoSuchStack not found in us-east-1; pass --stack NAME of a deployed stack (the name given to cdk deploy; Dify by default), and --region REGION if it is in another region',
       ]);
     });
   });
@@ -610,14 +610,14 @@ describe('dify-aws investigate', () => {
       ],
       [['--end', '2026-12-02T10:00:00Z'], '--end needs --start'],
       [['--since', '1h', '--start', '2026-12-02T10:00:00Z'], '--since and --start/--end: give one or the other'],
-      [['--timeout', '0'], "--timeout '0': expected a whole number of seconds, 1 to 3600"],
+      [['--timeout', '0'], "--timeout '0': expected a whole number of seconds from 1 to 3600"],
     ])('refuses %j before any AWS call', async (args, message) => {
       const cloudFormation = new CloudFormationClient({ region: REGION });
       const cfnMock = mockClient(cloudFormation);
       const logsMock = mockClient(CloudWatchLogsClient);
       try {
         const { code, err } = await cli(['investigate', ...args], { clients: { cloudFormation } });
-        expect([code, err]).toEqual([1, expect.stringContaining(`dify-aws: ${message}`)]);
+        expect([code, err]).toEqual([2, expect.stringContaining(`dify-aws: ${message}`)]);
         expect([cfnMock.calls().length, logsMock.calls().length]).toEqual([0, 0]);
       } finally {
         logsMock.restore();

@@ -83,13 +83,19 @@ describe('dify-aws keys against moto_server', () => {
       const duplicate = await d.cli(['keys', 'add', '--provider', 'openai'], PLANTED.openai);
       expect(duplicate.err).toContain("already in the pool as 'openai-1'");
       const unknown = await d.cli(['keys', 'add', '--provider', 'gemini'], PLANTED.openai);
-      expect(unknown.err).toContain('--provider: expected one of openai, anthropic, azure-openai, custom');
+      expect([unknown.code, unknown.err]).toEqual([
+        2,
+        expect.stringContaining("--provider 'gemini': expected one of openai, anthropic, azure-openai, custom"),
+      ]);
       // A provider key is never sent in clear: the gateway takes https base URLs only.
       const clear = await d.cli(
         ['keys', 'add', '--provider', 'custom', '--base-url', 'http://llm.example.com/v1', '--models', 'llama'],
         'sk-custom-000000000000000000000',
       );
-      expect([clear.code, clear.err]).toEqual([1, expect.stringContaining('--base-url: expected an https:// URL')]);
+      expect([clear.code, clear.err]).toEqual([
+        2,
+        expect.stringContaining("--base-url 'http://llm.example.com/v1': expected an https:// URL"),
+      ]);
     });
 
     it('disables, enables and removes a key (removal asks, --yes answers)', async () => {

@@ -103,7 +103,10 @@ describe('dify-aws secrets against moto_server', () => {
             .commandCalls(UpdateServiceCommand)
             .map((c) => [c.args[0].input.service, c.args[0].input.forceNewDeployment]),
         ).toEqual(SANDBOX_READERS.map((service) => [service, true]));
-        expect(rotated.err).toContain('waiting for dify-api (1/2)');
+        // Progress on stderr, with the time since the wait began (the test's clock does not move).
+        expect(rotated.err).toMatch(
+          /waiting until the services run new, healthy tasks or pods only: dify-api \(1\/2\), .* \(0 s elapsed\)/,
+        );
         expect(rotated.out + rotated.err).not.toContain(after);
       } finally {
         ecs.restore();
@@ -237,11 +240,15 @@ describe('dify-aws secrets against moto_server', () => {
 
     it('refuses an unknown name with the list, and a bad --timeout, before reading anything', async () => {
       const unknown = await d.cli(['secrets', 'rotate', 'pepper', '--yes']);
+      expect(unknown.code).toBe(2);
       expect(unknown.err).toContain(
-        "secrets rotate: expected one of secret-key, sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password, cache-plugin-daemon-password, cache-gateway-password, app-db-password, plugin-db-password, gateway-pepper, got 'pepper'",
+        "secrets rotate NAME 'pepper': expected one of secret-key, sandbox-key, plugin-daemon-key, plugin-inner-key, cache-dify-password, cache-plugin-daemon-password, cache-gateway-password, app-db-password, plugin-db-password, gateway-pepper",
       );
       const timeout = await d.cli(['secrets', 'rotate', 'sandbox-key', '--yes', '--timeout', 'soon']);
-      expect(timeout.err).toContain('--timeout: expected a whole number of seconds');
+      expect([timeout.code, timeout.err]).toEqual([
+        2,
+        expect.stringContaining("--timeout 'soon': expected a whole number of seconds from 1 to 86400"),
+      ]);
     });
 
     it('refuses SECRET_KEY with the reason, and changes nothing', async () => {

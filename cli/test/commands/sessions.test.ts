@@ -14,8 +14,9 @@ describe('dify-aws sessions against moto_server', () => {
 
   describe('revoke-sessions', () => {
     /** The command against moto's stack and secrets, with ECS (mocked per test: moto runs no task). */
-    const revokeSessions = () =>
+    const revokeSessions = (overrides: Parameters<Deployment['cli']>[2] = {}) =>
       d.cli(['revoke-sessions', '--yes'], '', {
+        ...overrides,
         clients: {
           cloudFormation: d.clients.cfn,
           secrets: d.clients.secrets,
@@ -31,11 +32,24 @@ describe('dify-aws sessions against moto_server', () => {
         .resolves({ tasks: [{ taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/dify-cluster/abc' }] });
       ecs
         .on(DescribeTasksCommand)
+        .resolvesOnce({ tasks: [{ lastStatus: 'PROVISIONING' }] })
         .resolvesOnce({ tasks: [{ lastStatus: 'RUNNING' }] })
         .resolves({ tasks: [{ lastStatus: 'STOPPED', containers: [{ name: 'migration', exitCode: 0 }] }] });
+      // A clock that each sleep moves on: the progress lines say the time since the wait began.
+      let clock = Date.parse('2026-12-02T10:00:00Z');
       try {
-        const result = await revokeSessions();
+        const result = await revokeSessions({
+          now: () => new Date(clock),
+          sleep: async (ms) => {
+            clock += ms;
+          },
+        });
         expect(result.code).toBe(0);
+        const task = 'arn:aws:ecs:us-east-1:123456789012:task/dify-cluster/abc';
+        expect(result.err).toBe(
+          `waiting for the revoke task ${task}: PROVISIONING (0 s elapsed)\nwaiting for the revoke task ${task}: RUNNING (10 s elapsed)\n`,
+        );
+        expect(result.out).not.toContain('elapsed');
         const input = ecs.commandCalls(RunTaskCommand)[0].args[0].input;
         expect(input).toMatchObject({
           cluster: 'dify-cluster',
