@@ -30,3 +30,14 @@ export interface DifyReleaseContract {
 }
 
 export const DIFY_RELEASE = release as unknown as DifyReleaseContract;
+
+/**
+ * The image tags the contract describes and that go together: Dify's api and web, and the plugin
+ * daemon and sandbox releases the same compose file runs beside them. The configuration refuses other
+ * tags unless `difyVersionUnchecked=true` (lib/config/schema.ts).
+ */
+export const DIFY_RELEASE_TAGS = {
+  dify: DIFY_RELEASE.difyVersion,
+  pluginDaemon: DIFY_RELEASE.services.plugin_daemon.tag,
+  sandbox: DIFY_RELEASE.services.sandbox.tag,
+} as const;

@@ -33,7 +33,13 @@ export type Rotation =
   /** A document rewritten entry by entry (keys and clients by the CLI, rehashes by the gateway), not a credential of its own. */
   | { readonly by: 'document' }
   /** Read once, to create the owner account. */
-  | { readonly by: 'never'; readonly why: string };
+  | { readonly by: 'never'; readonly why: string }
+  /**
+   * A deploy with configuration key `key` raised by one: a new value is written at deploy time and
+   * the consumers are restarted by the operator (README: Email). For credentials that a scheduled
+   * rotation in the VPC cannot make (an IAM user's access key: IAM has no VPC endpoint).
+   */
+  | { readonly by: 'deploy'; readonly key: string };
 
 export interface SecretEntry {
   /** The output that holds its ARN. */
@@ -50,6 +56,11 @@ export interface SecretEntry {
   readonly writers?: readonly ServiceId[];
   /** For an ElastiCache user's secret: the output holding the user's id. */
   readonly cacheUserIdOutput?: string;
+  /**
+   * The configuration key that creates it; without it the secret and its output do not exist.
+   * @default - every deployment has it
+   */
+  readonly onlyWith?: string;
   readonly rotation: Rotation;
 }
 
@@ -167,6 +178,15 @@ export const SECRETS = {
     tasks: [],
     readers: ['Gateway'],
     rotation: { by: 'document' },
+  },
+  smtp: {
+    output: OUTPUTS.smtpSecretArn,
+    what: 'the SES SMTP credentials',
+    // The api shows e-mail features and sends some mail itself; the worker sends invitations and resets.
+    consumers: ['Api', 'Worker'],
+    tasks: [],
+    onlyWith: 'email',
+    rotation: { by: 'deploy', key: 'emailCredentialsGeneration' },
   },
 } as const satisfies Record<string, SecretEntry>;
 

@@ -47,6 +47,8 @@ export const OUTPUTS = {
   pluginDaemonKeySecretArn: 'PluginDaemonKeySecretArn',
   pluginInnerApiKeySecretArn: 'PluginInnerApiKeySecretArn',
   initPasswordSecretArn: 'InitPasswordSecretArn',
+  /** Only with email=true: the SES SMTP credentials. */
+  smtpSecretArn: 'SmtpSecretArn',
   dataKeyArn: 'DataKeyArn',
   secretsKeyArn: 'SecretsKeyArn',
   logsKeyArn: 'LogsKeyArn',

@@ -1,4 +1,4 @@
-import { Annotations, type App, type Stack } from 'aws-cdk-lib';
+import type { App, Stack } from 'aws-cdk-lib';
 import { KubectlV36Layer } from '@aws-cdk/lambda-layer-kubectl-v36';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -6,16 +6,19 @@ import type { Construct } from 'constructs';
 import { OUTPUTS } from '../contracts/stack-outputs';
 import type { Config } from './config/schema';
 import { type Sizing, sizingFor } from './config/sizing';
+import { acknowledgeSynthWarnings, addSynthWarning } from './config/warning-catalog';
 import { configWarnings } from './config/warnings';
 import { AppSecrets } from './constructs/app-secrets';
 import { Cache, CACHE_PORT } from './constructs/cache';
 import type { CloudFrontOptions } from './constructs/cloudfront-front';
 import { Database } from './constructs/database';
-import { type DifyServiceName, FLOWS, SERVICE_ROWS } from './constructs/dify/catalog';
+import { type DifyServiceName, flowsFor, SERVICE_ROWS } from './constructs/dify/catalog';
 import { DifyServices, type DifyServicesProps } from './constructs/dify/dify-services';
 import { SecurityGroupFlows } from './constructs/dify/security-group-flows';
 import { DIFY_URL_SURFACE } from './constructs/dify/urls';
 import { Edge, type EdgeDomain } from './constructs/edge';
+import { Email } from './constructs/email';
+import { egressOf } from './constructs/egress';
 import { Keys } from './constructs/keys';
 import { GATEWAY_ENDPOINT, LlmGateway } from './constructs/llm-gateway';
 import type { LogSettings } from './constructs/log-group';
@@ -73,6 +76,8 @@ export interface DifyApp {
   readonly cache: Cache;
   readonly edge: Edge;
   readonly gateway: LlmGateway;
+  /** Amazon SES for Dify's mail; only with `email=true`. */
+  readonly email?: Email;
   /** The ECS runtime: Dify's services with platform=ecs, and the LLM gateway on either platform. */
   readonly platform: EcsRuntime;
   /** Dify's services with platform=eks. */
@@ -148,6 +153,9 @@ export function createApp(app: App, config: Config, options: CreateAppOptions = 
   }
   const stacks = [...new Set([placement.foundation, placement.data, placement.runtime, placement.main])];
   for (const each of stacks) acknowledgeCdkProviders(each);
+  const all = [...(global ? [global] : []), ...stacks, ...(globalAlarms ? [globalAlarms] : [])];
+  // Last, once every construct has added its warnings: those the user accepted on purpose go.
+  acknowledgeSynthWarnings(all, config.acknowledgeWarnings);
   return {
     ...composed,
     sizing,
@@ -155,7 +163,7 @@ export function createApp(app: App, config: Config, options: CreateAppOptions = 
     main: placement.main,
     global,
     globalAlarms,
-    stacks: [...(global ? [global] : []), ...stacks, ...(globalAlarms ? [globalAlarms] : [])],
+    stacks: all,
   };
 }
 
@@ -173,6 +181,7 @@ function compose(
   const removalPolicy = sizing.retention.removalPolicy;
   const logPrefix = `/dify/${config.stackName}/`;
   const clusterIdentifier = `${config.stackName.toLowerCase()}-aurora`;
+  const egress = egressOf(config);
 
   const keys = new Keys(foundation, 'Keys', {
     logGroupPrefix: logPrefix,
@@ -242,7 +251,19 @@ function compose(
     logs,
     alarms: observability,
   });
-  const flows = new SecurityGroupFlows(FLOWS, network, [foundation, data, runtime, main]);
+  const email =
+    config.email && config.domainName !== undefined && config.hostedZoneId !== undefined
+      ? new Email(foundation, 'Email', {
+          domainName: config.domainName,
+          hostedZone: { id: config.hostedZoneId, name: config.hostedZoneName! },
+          from: config.emailFrom ?? `no-reply@${config.domainName}`,
+          credentialsGeneration: config.emailCredentialsGeneration,
+          network,
+          secretsKey: keys.secretsKeyFor(foundation),
+          logs,
+        })
+      : undefined;
+  const flows = new SecurityGroupFlows(flowsFor(egress), network, [foundation, data, runtime, main]);
   flows.add('database', database);
   flows.add('cache', cache);
 
@@ -258,6 +279,8 @@ function compose(
     uploadFileSizeLimitMb: config.uploadFileSizeLimitMb,
     pipMirrorUrl: config.pipMirrorUrl,
     bedrockModels: config.bedrockModels,
+    email,
+    egress,
   };
   // The front door comes first when everything shares one stack: the services read its URL.
   const edge = (): Edge => {
@@ -304,6 +327,7 @@ function compose(
             edgeSubnets: config.edge === 'alb' ? network.vpc.publicSubnets : network.vpc.privateSubnets,
             gateway: { subnets: network.vpc.privateSubnets, port: GATEWAY_ENDPOINT.port },
             isolatedSandbox: config.eksIsolatedSandbox,
+            smtpPort: email?.smtp.port,
           })
       : ecsRuntime;
   const gatewayRuntime = (rendered: DifyRuntime): EcsRuntime =>
@@ -319,6 +343,7 @@ function compose(
       removalPolicy,
       alarms: observability,
       providerPrivateCidrs: config.gatewayProviderPrivateCidrs,
+      internet: egress.internet,
     });
     flows.add('llm_gateway', created.service);
     ecs.watchService(created.service, 'llm-gateway', created.service.service);
@@ -358,6 +383,10 @@ function compose(
       rendered: chokepoints.services,
     });
     services = { ...chokepoints.services, ...behindTheFrontDoor.services };
+  }
+  // The services that send mail (environment.ts gives them the SMTP settings) reach SES's endpoint.
+  if (email !== undefined) {
+    for (const sender of ['api', 'worker'] as const) email.allowSmtpFrom(services[sender], `Dify ${sender}`);
   }
   let responder: ClusterResponder | undefined;
   if (difyRuntime instanceof EksRuntime) {
@@ -408,7 +437,7 @@ function compose(
   // The deployment's profile, which the CLI reports and some of its defaults follow.
   output(main, OUTPUTS.profile, sizing.edge.deletionProtection ? 'prod' : 'dev');
   output(main, OUTPUTS.platform, config.platform);
-  for (const warning of configWarnings(config)) Annotations.of(main).addWarningV2(warning.id, warning.message);
+  for (const warning of configWarnings(config)) addSynthWarning(main, warning.id, warning.message);
 
   return {
     keys,
@@ -420,6 +449,7 @@ function compose(
     cache,
     edge: front,
     gateway: llm,
+    email,
     platform: ecs,
     eks: difyRuntime instanceof EksRuntime ? difyRuntime : undefined,
     services: services as Record<DifyServiceName, RunningService>,
@@ -450,7 +480,7 @@ function cloudFrontOptions(config: Config, global: GlobalStack): CloudFrontOptio
             PriceClass_200: 'PRICE_CLASS_200',
             PriceClass_All: 'PRICE_CLASS_ALL',
           } as const
-        )[config.cloudFrontPriceClass]
+        )[config.cloudFrontPriceClass ?? 'PriceClass_100']
       ],
     geoAllowlist: config.cloudFrontGeoAllowlist,
   };

@@ -76,6 +76,58 @@ describe('bin/dify.ts', () => {
     }
   });
 
+  it('passes `cdk synth --strict` on dev once every warning is acknowledged on purpose (the real CDK CLI)', () => {
+    // What a dev synth warns about (README: Synth warnings); --strict fails on any warning left.
+    const acknowledged = [
+      'dify:devProfile',
+      'dify:noAlarmEmail',
+      'dify:nobodyAllowed',
+      'dify:image-not-digest-pinned:api',
+      'dify:image-not-digest-pinned:web',
+      'dify:image-not-digest-pinned:sandbox',
+      'dify:image-not-digest-pinned:pluginDaemon',
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'dify-strict-'));
+    try {
+      // The CLI pinned in package.json (TOOLING.md: a newer CLI cannot read this library's assembly),
+      // reading cdk.json's context from the repository; the app is the build beforeAll made.
+      const result = spawnSync(
+        process.execPath,
+        [
+          repoPath('node_modules/aws-cdk/bin/cdk'),
+          'synth',
+          '--strict',
+          '--no-lookups',
+          '--quiet',
+          '--app',
+          `node ${repoPath('dist/bin/dify.js')}`,
+          '-c',
+          'profile=dev',
+          '-c',
+          `acknowledgeWarnings=${acknowledged.join(',')}`,
+          '-o',
+          join(dir, 'cdk.out'),
+        ],
+        {
+          cwd: repoPath('.'),
+          encoding: 'utf8',
+          env: {
+            PATH: process.env.PATH,
+            HOME: process.env.HOME,
+            CDK_DISABLE_VERSION_CHECK: '1',
+            AWS_EC2_METADATA_DISABLED: 'true',
+          },
+        },
+      );
+      expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: expect.any(String) });
+      expect(result.stderr).not.toContain('WARNING');
+      expect(result.stderr).not.toContain('--strict');
+      expect(readFileSync(join(dir, 'cdk.out', 'Dify.template.json'), 'utf8')).toContain('AWS::ECS::Service');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a bad -c value with the key and what is expected, without a stack trace', () => {
     const result = synth({ plaform: 'ecs', profile: 'staging' });
     rmSync(result.outdir, { recursive: true, force: true });

@@ -67,6 +67,7 @@ export const configSchema = z.object({
         }
       }),
   ),
+  PROVIDER_PUBLIC_ADDRESSES: oneOf(['allow', 'refuse'] as const, 'allow'),
   AWS_REGION: required('the AWS region (ECS sets it)'),
 });
 

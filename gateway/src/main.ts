@@ -48,7 +48,10 @@ export async function main(
 ): Promise<{ gateway: Gateway; stop: (signal?: string) => Promise<void> }> {
   const now = options.now ?? Date.now;
   const config = loadConfig(env);
-  const addressPolicy = parseAllowedNetworks(config.PROVIDER_ALLOWED_PRIVATE_CIDRS);
+  const addressPolicy = parseAllowedNetworks(
+    config.PROVIDER_ALLOWED_PRIVATE_CIDRS,
+    config.PROVIDER_PUBLIC_ADDRESSES === 'refuse',
+  );
   prepareNormalizer();
   const output = bufferedStdout();
   const telemetry = new Telemetry(output.write, now, options.metricIntervalMs ?? 10_000);

@@ -26,10 +26,18 @@ const NEVER = new Set(['linkLocal', 'unspecified', 'multicast', 'broadcast', 're
 export interface AddressPolicy {
   /** Private networks the deployment allows providers in (PROVIDER_ALLOWED_PRIVATE_CIDRS). */
   readonly allowed: ReadonlyArray<[Address, number]>;
+  /**
+   * Public addresses are refused too (PROVIDER_PUBLIC_ADDRESSES=refuse): the deployment has no way
+   * to the internet (egress=none), so a public provider fails here, naming the host, not by timeout.
+   */
+  readonly refusePublic?: boolean;
 }
 
-/** Parses a comma-separated CIDR list; throws naming the entry that does not parse or can never be allowed. */
-export function parseAllowedNetworks(list: string | undefined): AddressPolicy {
+/**
+ * Parses a comma-separated CIDR list; throws naming the entry that does not parse or can never be
+ * allowed. With `refusePublic`, only those networks are allowed.
+ */
+export function parseAllowedNetworks(list: string | undefined, refusePublic = false): AddressPolicy {
   const allowed: Array<[Address, number]> = [];
   for (const entry of (list ?? '')
     .split(',')
@@ -46,7 +54,7 @@ export function parseAllowedNetworks(list: string | undefined): AddressPolicy {
       throw new Error(`'${entry.slice(0, 64)}' is a ${range} range, which a provider may never use`);
     allowed.push(network);
   }
-  return { allowed };
+  return { allowed, refusePublic };
 }
 
 /** Why an address is refused, or undefined when a provider may use it. */
@@ -59,7 +67,8 @@ export function refusal(address: string, policy: AddressPolicy): string | undefi
   }
   const range = parsed.range();
   if (NEVER.has(range)) return `a ${range} address`;
-  if (range === 'unicast') return undefined;
+  if (range === 'unicast')
+    return policy.refusePublic ? 'a public address, and this deployment has no internet egress' : undefined;
   const inAllowed = policy.allowed.some(
     ([network, bits]) => parsed.kind() === network.kind() && parsed.match(network, bits),
   );

@@ -62,6 +62,20 @@ describe('provider addresses', () => {
     expect(() => checkBaseUrlHost('https://api.openai.com', vpc)).not.toThrow();
   });
 
+  it('with no internet egress (PROVIDER_PUBLIC_ADDRESSES=refuse), opens the named private networks and nothing public', () => {
+    // Why: in a closed network a public provider can never answer; refusing it names the host at
+    // once, where a connection attempt would only time out on every request.
+    const closed = parseAllowedNetworks('10.20.0.0/16', true);
+    expect(refusal('10.20.1.1', closed)).toBeUndefined();
+    expect(refusal('8.8.8.8', closed)).toBe('a public address, and this deployment has no internet egress');
+    expect(refusal('10.21.0.1', closed)).toBe('a private address, outside PROVIDER_ALLOWED_PRIVATE_CIDRS');
+    expect(refusal('169.254.169.254', closed)).toBe('a linkLocal address');
+    expect(() => checkBaseUrlHost('https://8.8.8.8/v1', closed)).toThrow(
+      /provider address 8\.8\.8\.8 refused: a public address, and this deployment has no internet egress/,
+    );
+    expect(refusal('8.8.8.8', parseAllowedNetworks('10.20.0.0/16'))).toBeUndefined();
+  });
+
   it('refuses a name that resolves to a refused address, when it connects', async () => {
     const resolved = await new Promise<NodeJS.ErrnoException | null>((resolve) =>
       guardedLookup(none)('localhost', { all: true }, (error) => resolve(error)),

@@ -42,7 +42,8 @@ export function parseConfig(context: Record<string, unknown>): Config {
         : '';
     problems.push(`unknown context key '${key}'${hint}${hint ? '' : ` Valid keys: ${CONFIG_KEYS.join(', ')}`}`);
   }
-  const result = configSchema.safeParse(ours);
+  // reportInput: each issue carries the value it is about, so a list error names the bad item.
+  const result = configSchema.safeParse(ours, { reportInput: true });
   if (!result.success) {
     problems.push(...result.error.issues.map((issue) => describeIssue(issue, ours)));
   }
@@ -55,15 +56,31 @@ export function loadConfig(scope: Construct): Config {
   return parseConfig(scope.node.getAllContext() as Record<string, unknown>);
 }
 
+/**
+ * One line per issue: the key (and the list item, by position), the value given, once, and what is
+ * expected. Schema messages that start with "expected" say only what is expected; the value given is
+ * put in front of them here. Other messages (a rule across keys: "required with ...") stand alone.
+ */
 function describeIssue(issue: z.core.$ZodIssue, input: Record<string, unknown>): string {
   const key = issue.path.length > 0 ? String(issue.path[0]) : '(config)';
-  const index = issue.path.length > 1 ? ` (item ${Number(issue.path[1]) + 1})` : '';
+  const item = issue.path.length > 1 && typeof issue.path[1] === 'number' ? issue.path[1] : undefined;
+  const where = `context key '${key}'${item === undefined ? '' : ` (item ${item + 1})`}`;
+  let expected = issue.message;
   if (issue.code === 'invalid_value' && 'values' in issue) {
-    const got = JSON.stringify(input[key]);
-    return `context key '${key}': got ${got}; expected one of ${issue.values.map((v) => `'${String(v)}'`).join(', ')}`;
+    expected = `expected one of ${issue.values.map((v) => `'${String(v)}'`).join(', ')}`;
+    const values = issue.values.map(String);
+    if (typeof issue.input === 'string' && values.length > 0) {
+      const nearest = closest(issue.input, values);
+      if (distance(issue.input.toLowerCase(), nearest.toLowerCase()) <= 2) expected += `; did you mean '${nearest}'?`;
+    }
+  } else if (issue.code === 'invalid_type' && !expected.startsWith('expected')) {
+    // zod's own wording ("Invalid input: expected string, received number")
+    expected = `expected ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected}`;
   }
-  if (issue.code === 'invalid_format' || (issue.code === 'invalid_type' && key in input)) {
-    return `context key '${key}'${index}: ${issue.message} (got ${JSON.stringify(input[key])})`;
+  // A list item's own value, not the whole list; a key's value as the user wrote it (`-c` or cdk.json).
+  const given = item !== undefined ? issue.input : key in input ? input[key] : undefined;
+  if (given !== undefined && expected.startsWith('expected') && !/\bgot\b/.test(expected)) {
+    return `${where}: got ${JSON.stringify(given)}; ${expected}`;
   }
-  return `context key '${key}'${index}: ${issue.message}`;
+  return `${where}: ${expected}`;
 }

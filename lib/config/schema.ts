@@ -1,5 +1,9 @@
+import { distance } from 'fastest-levenshtein';
 import * as ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { AWS_COMMERCIAL_REGIONS, AWS_OTHER_PARTITION_REGIONS } from '../../contracts/aws-regions';
+import { DIFY_RELEASE_TAGS } from '../../contracts/dify-release';
+import { SYNTH_WARNING_IDS } from './warning-catalog';
 
 /**
  * The one source of every configuration key: its type, its default and a one-line description.
@@ -19,7 +23,8 @@ const bool = () =>
       if (normalized === 'false') return false;
       return value;
     },
-    z.boolean({ error: (issue) => `expected true or false, got ${JSON.stringify(issue.input)}` }),
+    // The value given is named by load.ts, once, in front of every message that starts with "expected".
+    z.boolean({ error: 'expected true or false' }),
   );
 
 /** A list given as a JSON array in cdk.json or as a comma-separated string with `-c`. */
@@ -32,7 +37,7 @@ const list = <T extends z.ZodType>(item: T) =>
             .map((part) => part.trim())
             .filter((part) => part !== '')
         : value,
-    z.array(item, { error: 'expected a comma-separated list' }),
+    z.array(item, { error: 'expected a comma-separated list (a JSON array in cdk.json)' }),
   );
 
 /** A number as JSON or as the string `-c` delivers; `''` and words are refused, not read as 0 or NaN. */
@@ -40,7 +45,7 @@ const num = () =>
   z.preprocess(
     (value) =>
       typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? Number(value) : value,
-    z.number({ error: (issue) => `expected a number, got ${JSON.stringify(issue.input)}` }),
+    z.number({ error: 'expected a number' }),
   );
 
 /** Quarterly, as Dify's security guide asks: the first Sunday of January, April, July and October, 03:00 UTC. */
@@ -55,39 +60,64 @@ export function rotationScheduleProblem(expression: string): string | undefined 
   const rate = /^rate\((\d+) days?\)$/.exec(expression);
   if (rate !== null) {
     const days = Number(rate[1]);
-    return days >= 1 && days <= 1000 ? undefined : `expected rate(N days) with N from 1 to 1000, got ${days} days`;
+    return days >= 1 && days <= 1000 ? undefined : `expected rate(N days) with N from 1 to 1000, not ${days}`;
   }
   const cron = /^cron\((.*)\)$/.exec(expression);
   if (cron === null) {
-    return `expected rate(N days) or cron(minutes hours day-of-month month day-of-week year), got '${expression}'`;
+    return 'expected rate(N days) or cron(minutes hours day-of-month month day-of-week year)';
   }
   const fields = cron[1].trim().split(/\s+/);
   if (fields.length !== 6)
-    return `expected 6 cron fields (minutes hours day-of-month month day-of-week year), got ${fields.length}`;
+    return `expected 6 cron fields (minutes hours day-of-month month day-of-week year), not ${fields.length}`;
   if (fields[0] !== '0')
-    return `expected the cron minutes field to be 0 (rotation windows start on the hour), got '${fields[0]}'`;
+    return `expected the cron minutes field to be 0 (rotation windows start on the hour), not '${fields[0]}'`;
   if (!/^([01]?\d|2[0-3])$/.test(fields[1]))
-    return `expected one hour from 0 to 23 in the cron hours field, got '${fields[1]}'`;
+    return `expected one hour from 0 to 23 in the cron hours field, not '${fields[1]}'`;
   if (fields[2] !== '?' && fields[4] !== '?')
     return "expected '?' in either day-of-month or day-of-week, as cron requires";
   return undefined;
 }
 
+/** An exact release tag: 1.2.3, or 1.2.3-suffix. */
+const RELEASE_TAG = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?$/;
+
 /** Exact version tags only: a moving tag such as `latest` makes two deploys of one commit differ. */
-const imageTag = (what: string) =>
+const imageTag = (what: string, example: string) =>
   z.string().superRefine((tag, ctx) => {
     if (tag.trim().toLowerCase() === 'latest') {
       ctx.addIssue({
         code: 'custom',
-        message: `'latest' is refused: pin an exact ${what} release tag so that every deploy of a commit runs the same image`,
+        message: `expected an exact ${what} release tag such as ${example} ('latest' is refused: pin an exact ${what} release tag so that every deploy of a commit runs the same image)`,
       });
-    } else if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?$/.test(tag)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `expected an exact release tag such as 1.2.3 or 1.2.3-local, got '${tag}'`,
-      });
+    } else if (!RELEASE_TAG.test(tag)) {
+      ctx.addIssue({ code: 'custom', message: `expected an exact ${what} release tag such as ${example}` });
     }
   });
+
+/**
+ * What is wrong with a region name, or undefined: the app deploys to commercial AWS regions, the
+ * ones contracts/aws-regions.ts lists. A near miss gets the nearest names; a region of another
+ * partition is named as such rather than as a typo.
+ */
+export function regionProblem(region: string): string | undefined {
+  if (Object.hasOwn(AWS_COMMERCIAL_REGIONS, region)) return undefined;
+  const other = Object.hasOwn(AWS_OTHER_PARTITION_REGIONS, region) ? AWS_OTHER_PARTITION_REGIONS[region] : undefined;
+  if (other !== undefined) {
+    return `expected a commercial AWS region: that is ${other.description}, in the ${other.partition} partition, where this app is neither built nor tested (its CloudFront edge stack lives in us-east-1 of the aws partition)`;
+  }
+  const names = Object.keys(AWS_COMMERCIAL_REGIONS);
+  const distances = names.map((name) => distance(region.toLowerCase(), name));
+  const nearest = Math.min(...distances);
+  if (nearest <= 2) {
+    const guesses = names.filter((_name, index) => distances[index] === nearest).map((name) => `'${name}'`);
+    const options = guesses.length === 1 ? guesses[0] : `${guesses.slice(0, -1).join(', ')} or ${guesses.at(-1)}`;
+    return `expected an AWS region name; did you mean ${options}?`;
+  }
+  return `expected an AWS region name such as eu-west-1, one of: ${names.join(', ')}`;
+}
+
+/** An ACM certificate ARN; the first group is its region. */
+const CERTIFICATE_ARN = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[0-9a-f-]{36}$/;
 
 function cidr(family: 'ipv4' | 'ipv6') {
   const kind = family === 'ipv4' ? 'IPv4' : 'IPv6';
@@ -122,6 +152,23 @@ function cidr(family: 'ipv4' | 'ipv6') {
   });
 }
 
+/** A private IPv4 network (RFC 1918 or shared address space), never link-local: where a route the operator owns leads. */
+function privateCidr() {
+  return cidr('ipv4').refine(
+    (value) => {
+      try {
+        return ['private', 'carrierGradeNat'].includes(ipaddr.parseCIDR(value)[0].range());
+      } catch {
+        return true; // cidr() names the problem
+      }
+    },
+    {
+      error: (issue) =>
+        `'${String(issue.input)}' is not a private network; expected a block inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10`,
+    },
+  );
+}
+
 const hostname = z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, {
   error: 'expected a lower-case DNS name such as dify.example.com',
 });
@@ -151,7 +198,10 @@ export const configSchema = z
       .describe('AWS account to deploy to. Unset: environment-agnostic, resolved at deploy time.'),
     region: z
       .string()
-      .regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, { error: 'expected an AWS region name such as eu-west-1' })
+      .superRefine((region, ctx) => {
+        const problem = regionProblem(region);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .default('us-east-1')
       .describe('AWS region of the main stack. A concrete default lets the us-east-1 edge stack reference it offline.'),
     edge: z
@@ -175,7 +225,7 @@ export const configSchema = z
       .describe('Route 53 hosted zone name that contains domainName, e.g. example.com.'),
     certificateArn: z
       .string()
-      .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/, {
+      .regex(CERTIFICATE_ARN, {
         error: 'expected an ACM certificate ARN such as arn:aws:acm:eu-west-1:123456789012:certificate/<uuid>',
       })
       .optional()
@@ -188,7 +238,8 @@ export const configSchema = z
       .describe('IPv6 networks allowed to reach Dify. Empty: nobody. ::/0 is allowed but warned about.'),
     wafRateLimit: num()
       .refine((limit) => Number.isInteger(limit) && limit >= 10 && limit <= 2_000_000_000, {
-        error: 'expected a whole number of requests per 5 minutes per client IP, from 10 (the WAF minimum)',
+        error:
+          'expected a whole number of requests per 5 minutes per client IP, from 10 (the WAF minimum) to 2000000000 (the WAF maximum)',
       })
       .default(1000)
       .describe('WAF rate limit: requests per client IP in any 5 minutes before it is blocked.'),
@@ -212,20 +263,38 @@ export const configSchema = z
       .describe("Dify's UPLOAD_FILE_SIZE_LIMIT; the front door lets bodies this large through on upload paths only."),
     cloudFrontPriceClass: z
       .enum(['PriceClass_100', 'PriceClass_200', 'PriceClass_All'])
-      .default('PriceClass_100')
-      .describe('CloudFront price class (edge locations used). edge=cloudfront only.'),
+      .optional()
+      .describe('CloudFront price class (edge locations used). Unset: PriceClass_100. edge=cloudfront only.'),
     cloudFrontGeoAllowlist: list(
-      z.string().regex(/^[A-Z]{2}$/, { error: 'expected ISO 3166-1 alpha-2 country codes such as DE or JP' }),
+      z.string().regex(/^[A-Z]{2}$/, { error: 'expected an ISO 3166-1 alpha-2 country code such as DE or JP' }),
     )
       .default([])
       .describe('Countries CloudFront serves; empty: no geographic restriction. edge=cloudfront only.'),
-    difyVersion: imageTag('Dify')
-      .default('1.13.3')
-      .describe('Dify release (api, worker, beat, web images). Must match contracts/dify/services.json.'),
-    pluginDaemonVersion: imageTag('dify-plugin-daemon')
-      .default('0.5.3-local')
-      .describe('dify-plugin-daemon image tag that goes with difyVersion.'),
-    sandboxVersion: imageTag('dify-sandbox').default('0.2.14').describe('dify-sandbox image tag.'),
+    difyVersion: imageTag('Dify', DIFY_RELEASE_TAGS.dify)
+      .default(DIFY_RELEASE_TAGS.dify)
+      .describe(
+        'Dify release (api, worker, beat, web images). Must be the one contracts/dify/services.json describes, unless difyVersionUnchecked=true.',
+      ),
+    pluginDaemonVersion: imageTag('dify-plugin-daemon', DIFY_RELEASE_TAGS.pluginDaemon)
+      .default(DIFY_RELEASE_TAGS.pluginDaemon)
+      .describe(
+        "dify-plugin-daemon image tag: the one difyVersion's compose file runs (contracts/dify/services.json), unless difyVersionUnchecked=true.",
+      ),
+    sandboxVersion: imageTag('dify-sandbox', DIFY_RELEASE_TAGS.sandbox)
+      .default(DIFY_RELEASE_TAGS.sandbox)
+      .describe(
+        "dify-sandbox image tag: the one difyVersion's compose file runs (contracts/dify/services.json), unless difyVersionUnchecked=true.",
+      ),
+    difyVersionUnchecked: bool()
+      .default(false)
+      .describe(
+        'Deploy a difyVersion, pluginDaemonVersion or sandboxVersion that contracts/dify/services.json does not describe. Synth then warns (dify:difyVersionUnchecked) that their environment variables, ports, health checks and pairing are not checked.',
+      ),
+    acknowledgeWarnings: list(z.enum(SYNTH_WARNING_IDS))
+      .default([])
+      .describe(
+        'Synth warning ids accepted on purpose (README: Synth warnings), e.g. dify:devProfile,dify:noAlarmEmail: an acknowledged warning is not shown and does not fail `cdk synth --strict`.',
+      ),
     vpcCidr: cidr('ipv4')
       .refine((value) => Number(value.split('/')[1]) <= 18, {
         error: 'expected a prefix of /18 or larger: nine /22 subnets (three tiers in up to three zones) must fit',
@@ -253,7 +322,7 @@ export const configSchema = z
       ),
     bedrockModels: list(
       z.string().regex(/^(?:[a-z]{2}\.)?[a-z0-9-]+\.[A-Za-z0-9._:-]+$/, {
-        error: 'expected Bedrock model ids such as anthropic.claude-3-5-sonnet-20240620-v1:0',
+        error: 'expected a Bedrock model id such as anthropic.claude-3-5-sonnet-20240620-v1:0',
       }),
     )
       .default([])
@@ -262,6 +331,17 @@ export const configSchema = z
       .url({ protocol: /^https$/, error: 'expected an https:// URL of a PyPI simple index' })
       .optional()
       .describe('PyPI mirror for plugin and sandbox installs. Unset: PyPI through the SSRF proxy.'),
+    egress: z
+      .enum(['nat', 'none'])
+      .default('nat')
+      .describe(
+        'Way out of the VPC for the tasks: nat (NAT gateways; the SSRF proxy and the LLM gateway reach the internet) or none (no NAT, no internet; see Closed network in the README).',
+      ),
+    mirrorPrivateCidrs: list(privateCidr())
+      .default([])
+      .describe(
+        "Private networks outside the VPC where pipMirrorUrl's host answers; the SSRF proxy lets HTTPS to that host there through. Required with egress=none.",
+      ),
     fargateSpotWorker: bool()
       .default(false)
       .describe('Run the Celery worker on Fargate Spot (interruptible, cheaper). profile=dev only.'),
@@ -320,6 +400,24 @@ export const configSchema = z
       .describe(
         'Enable Security Hub with AWS Foundational Security Best Practices. Off: one hub per account and region, often run by the organization.',
       ),
+    email: bool()
+      .default(false)
+      .describe(
+        "Send Dify's invitations and password resets through Amazon SES from domainName (needs hostedZoneId and hostedZoneName): DKIM records in the zone, SMTP credentials generated into Secrets Manager.",
+      ),
+    emailFrom: z
+      .email({
+        error: (issue) =>
+          `expected an e-mail address such as no-reply@dify.example.com, got ${JSON.stringify(issue.input)}`,
+      })
+      .optional()
+      .describe("Sender address of Dify's e-mail, at domainName. Unset: no-reply@<domainName>. email=true only."),
+    emailCredentialsGeneration: num()
+      .refine((generation) => Number.isInteger(generation) && generation >= 1, {
+        error: (issue) => `expected a whole number from 1, got ${JSON.stringify(issue.input)}`,
+      })
+      .default(1)
+      .describe('Raise it by one and deploy to replace the SES SMTP access key (README: Email). email=true only.'),
     alarmEmail: z
       .email({ error: 'expected an e-mail address such as ops@example.com' })
       .optional()
@@ -396,8 +494,10 @@ export const configSchema = z
         });
       }
     }
-    if (config.certificateArn !== undefined && config.region !== undefined) {
-      const certRegion = config.certificateArn.split(':')[3];
+    // A malformed ARN is named by its own check; only a well-formed one has a region to compare.
+    const certRegion =
+      config.certificateArn === undefined ? undefined : CERTIFICATE_ARN.exec(config.certificateArn)?.[1];
+    if (certRegion !== undefined) {
       if (certRegion !== config.region) {
         ctx.addIssue({
           code: 'custom',
@@ -429,14 +529,31 @@ export const configSchema = z
           message: `applies to edge=cloudfront only: with edge=${config.edge} the load balancer is IPv4-only, so an IPv6 entry would admit nobody`,
         });
       }
-      for (const key of ['cloudFrontGeoAllowlist'] as const) {
-        if (config[key].length > 0) {
+      // CloudFront's own settings: with no distribution they would be ignored, so they are refused.
+      for (const [key, what] of [
+        ['cloudFrontPriceClass', "chooses CloudFront's edge locations"],
+        ['cloudFrontGeoAllowlist', 'sets which countries CloudFront serves'],
+      ] as const) {
+        const value = config[key];
+        if (value !== undefined && value.length > 0) {
           ctx.addIssue({
             code: 'custom',
             path: [key],
-            message: `applies to edge=cloudfront only (edge is ${config.edge})`,
+            message: `expected no ${key} with edge=${config.edge}: it ${what}, and edge=${config.edge} has no CloudFront distribution; unset it, or use edge=cloudfront`,
           });
         }
+      }
+    }
+    if (!config.difyVersionUnchecked) {
+      const release = `Dify ${DIFY_RELEASE_TAGS.dify}`;
+      const override =
+        "Write the new release's contract first (npm run contract:refresh -- <services.json>), or set -c difyVersionUnchecked=true to deploy it with its environment variables, ports, health checks and pairing unchecked";
+      for (const [key, , described] of uncheckedVersions(config)) {
+        const what =
+          key === 'difyVersion'
+            ? 'the release contracts/dify/services.json describes'
+            : `the ${key === 'pluginDaemonVersion' ? 'plugin daemon' : 'sandbox'} release that ${release}'s compose file runs (contracts/dify/services.json)`;
+        ctx.addIssue({ code: 'custom', path: [key], message: `expected ${described}, ${what}. ${override}.` });
       }
     }
     if (config.profile === 'prod' && config.fargateSpotWorker) {
@@ -447,6 +564,9 @@ export const configSchema = z
           'is for profile=dev only: Spot can reclaim a worker mid-task, and prod keeps queued work on on-demand capacity',
       });
     }
+    closedNetworkProblems(config).forEach((problem) => ctx.addIssue({ code: 'custom', ...problem }));
+    const emailProblem = emailConfigProblem(config);
+    if (emailProblem !== undefined) ctx.addIssue({ code: 'custom', ...emailProblem });
     if (config.profile === 'prod' && config.vpcInterfaceEndpoints === false) {
       ctx.addIssue({
         code: 'custom',
@@ -456,6 +576,135 @@ export const configSchema = z
       });
     }
   });
+
+/**
+ * What egress=none refuses, and what a private package mirror needs, as issues naming their key:
+ * every setting that needs the internet from a task, and every way out that must be named instead.
+ */
+function closedNetworkProblems(config: {
+  readonly egress: 'nat' | 'none';
+  readonly platform: 'ecs' | 'eks';
+  readonly vpcInterfaceEndpoints?: boolean;
+  readonly pipMirrorUrl?: string;
+  readonly mirrorPrivateCidrs: readonly string[];
+  readonly bedrockModels: readonly string[];
+  readonly gatewayProviderPrivateCidrs: readonly string[];
+  readonly vpcCidr: string;
+}): Array<{ path: string[]; message: string }> {
+  const problems: Array<{ path: string[]; message: string }> = [];
+  const refuse = (key: string, message: string) => problems.push({ path: [key], message });
+  if (config.mirrorPrivateCidrs.length > 0 && config.pipMirrorUrl === undefined) {
+    refuse('pipMirrorUrl', 'required when mirrorPrivateCidrs is set: the mirror those networks hold');
+  }
+  for (const network of config.mirrorPrivateCidrs) {
+    if (overlaps(network, config.vpcCidr)) {
+      refuse(
+        'mirrorPrivateCidrs',
+        `'${network}' overlaps vpcCidr ${config.vpcCidr}; expected networks outside the VPC (the SSRF proxy never lets traffic into the VPC)`,
+      );
+    }
+  }
+  if (config.mirrorPrivateCidrs.length > 0 && config.platform === 'eks') {
+    refuse(
+      'mirrorPrivateCidrs',
+      "applies to platform=ecs only: on EKS the SSRF proxy's NetworkPolicy admits public addresses only",
+    );
+  }
+  if (config.egress !== 'none') return problems;
+  const closed = 'with egress=none (no NAT gateway, no internet from any task)';
+  if (config.platform === 'eks') {
+    refuse(
+      'egress',
+      `'none' is refused with platform=eks: EKS Auto Mode's nodes and add-ons (the CloudWatch agent, the Secrets Store CSI provider) call AWS APIs this deployment has no endpoint for, so the cluster would not run ${closed}; use platform=ecs or egress=nat`,
+    );
+  }
+  if (config.vpcInterfaceEndpoints === false) {
+    refuse(
+      'vpcInterfaceEndpoints',
+      `cannot be false ${closed}: KMS and Bedrock are then reachable only through their interface endpoints; leave it unset`,
+    );
+  }
+  if (config.pipMirrorUrl === undefined) {
+    refuse(
+      'pipMirrorUrl',
+      `required ${closed}: plugins and sandbox dependencies install from this mirror, as PyPI is out of reach`,
+    );
+  }
+  if (config.mirrorPrivateCidrs.length === 0) {
+    refuse(
+      'mirrorPrivateCidrs',
+      `required ${closed}: the private networks where pipMirrorUrl's host answers (reached over your Transit Gateway, VPN or peering route), the only place the SSRF proxy may connect to`,
+    );
+  }
+  if (config.bedrockModels.length === 0 && config.gatewayProviderPrivateCidrs.length === 0) {
+    refuse(
+      'egress',
+      `'none' needs a way to a model: set bedrockModels (Bedrock through its interface endpoint) or gatewayProviderPrivateCidrs (the LLM gateway's providers on private networks); ${closed} Dify has no other path to a model`,
+    );
+  }
+  return problems;
+}
+
+/** Whether two IPv4 CIDRs share an address. */
+function overlaps(a: string, b: string): boolean {
+  return within(a, b) || within(b, a);
+}
+
+/**
+ * What is wrong with the e-mail settings, or undefined. SES verifies the domain by DKIM records that
+ * the stack writes into the hosted zone, so e-mail needs the zone; the sender must be at the domain
+ * the identity verifies.
+ */
+function emailConfigProblem(config: {
+  email: boolean;
+  emailFrom?: string;
+  emailCredentialsGeneration: number;
+  domainName?: string;
+  hostedZoneId?: string;
+}): { path: string[]; message: string } | undefined {
+  if (!config.email) {
+    if (config.emailFrom !== undefined)
+      return { path: ['emailFrom'], message: `applies to email=true only (email is false); got '${config.emailFrom}'` };
+    if (config.emailCredentialsGeneration !== 1)
+      return {
+        path: ['emailCredentialsGeneration'],
+        message: `applies to email=true only (email is false); got ${config.emailCredentialsGeneration}`,
+      };
+    return undefined;
+  }
+  if (config.domainName === undefined || config.hostedZoneId === undefined) {
+    return {
+      path: ['email'],
+      message:
+        'needs domainName with hostedZoneId and hostedZoneName: SES verifies the domain through DKIM records the stack writes into that Route 53 zone',
+    };
+  }
+  if (config.emailFrom !== undefined && config.emailFrom.split('@')[1]?.toLowerCase() !== config.domainName) {
+    return {
+      path: ['emailFrom'],
+      message: `'${config.emailFrom}' is not at domainName '${config.domainName}'; expected an address such as no-reply@${config.domainName} (SES sends only from the verified domain)`,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The image tags that differ from the ones the release contract describes, each as
+ * `[key, given, described]`. Tags the schema refuses anyway (`latest`, a branch name) are left out.
+ */
+export function uncheckedVersions(config: {
+  readonly difyVersion: string;
+  readonly pluginDaemonVersion: string;
+  readonly sandboxVersion: string;
+}) {
+  return (
+    [
+      ['difyVersion', config.difyVersion, DIFY_RELEASE_TAGS.dify],
+      ['pluginDaemonVersion', config.pluginDaemonVersion, DIFY_RELEASE_TAGS.pluginDaemon],
+      ['sandboxVersion', config.sandboxVersion, DIFY_RELEASE_TAGS.sandbox],
+    ] as const
+  ).filter(([, given, described]) => given !== described && RELEASE_TAG.test(String(given)));
+}
 
 /** The validated configuration, with defaults applied. */
 export type Config = z.output<typeof configSchema>;

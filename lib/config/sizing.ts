@@ -9,9 +9,15 @@ export const AZ_COUNT = { dev: 2, prod: 3 } as const;
 export interface NetworkSizing {
   /** Availability zones: 2 in dev, 3 in prod. */
   readonly azCount: number;
-  /** NAT gateways: one in dev (cost), one per zone in prod (a zone outage keeps egress). */
+  /**
+   * NAT gateways: one in dev (cost), one per zone in prod (a zone outage keeps egress); none with
+   * egress=none, where the private subnets have no route out of the VPC at all.
+   */
   readonly natGateways: number;
-  /** Interface endpoints for AWS APIs, so that secrets and images never cross the NAT. */
+  /**
+   * Interface endpoints for AWS APIs, so that secrets and images never cross the NAT; always with
+   * egress=none, where they are the only way to KMS and Bedrock.
+   */
   readonly interfaceEndpoints: boolean;
   readonly logRetention: RetentionDays;
   /**
@@ -101,9 +107,13 @@ export interface Sizing {
 
 /** Turns a profile (and the few keys that refine it) into the sizing of every component. */
 export function sizingFor(
-  config: Pick<Config, 'profile' | 'vpcInterfaceEndpoints' | 'databaseMaxCapacity'> & { fargateSpotWorker?: boolean },
+  config: Pick<Config, 'profile' | 'vpcInterfaceEndpoints' | 'databaseMaxCapacity'> & {
+    fargateSpotWorker?: boolean;
+    egress?: Config['egress'];
+  },
 ): Sizing {
   const prod = config.profile === 'prod';
+  const closed = config.egress === 'none';
   // HIPAA asks for six years of audit records; a year in CloudWatch plus the retained buckets covers
   // investigations in prod, while dev keeps a month to stay cheap.
   const logRetention = prod ? RetentionDays.ONE_YEAR : RetentionDays.ONE_MONTH;
@@ -131,8 +141,8 @@ export function sizingFor(
     edge: { deletionProtection: prod },
     network: {
       azCount: AZ_COUNT[config.profile],
-      natGateways: prod ? AZ_COUNT.prod : 1,
-      interfaceEndpoints: config.vpcInterfaceEndpoints ?? prod,
+      natGateways: closed ? 0 : prod ? AZ_COUNT.prod : 1,
+      interfaceEndpoints: closed || (config.vpcInterfaceEndpoints ?? prod),
       logRetention,
       natBytesOutPerHourAlarm: (prod ? 20 : 5) * 1024 ** 3,
     },

@@ -1,8 +1,9 @@
-import type { Config } from './schema';
+import { type Config, uncheckedVersions } from './schema';
+import type { SynthWarningId } from './warning-catalog';
 
 /** A risky but allowed setting, shown at synth as a warning with an id the user can look up. */
 export interface ConfigWarning {
-  readonly id: string;
+  readonly id: SynthWarningId;
   readonly message: string;
 }
 
@@ -42,6 +43,13 @@ export function configWarnings(config: Config): ConfigWarning[] {
       id: 'dify:execEnabled',
       message:
         'enableExec=true: operators with ecs:ExecuteCommand can open a shell in Dify containers, and root filesystems are writable while it is on. Turn it off after the incident.',
+    });
+  }
+  const unchecked = uncheckedVersions(config);
+  if (config.difyVersionUnchecked && unchecked.length > 0) {
+    warnings.push({
+      id: 'dify:difyVersionUnchecked',
+      message: `${unchecked.map(([key, given, described]) => `${key} ${given} (the contract describes ${described})`).join(', ')}: difyVersionUnchecked=true deploys a release that contracts/dify/services.json does not describe. Not checked: the environment variables each container reads (names, required ones, secrets), the ports, the health checks, the secrets that must match across services, and whether the plugin daemon and sandbox releases go with this Dify release. Write the release's contract (npm run contract:refresh -- <services.json>) to have them checked.`,
     });
   }
   if (config.profile === 'dev') {

@@ -60,7 +60,8 @@ export class DnsFirewall extends Construct {
       loggingFormat: lambda.LoggingFormat.JSON,
       depsLockFilePath: repoPath('package-lock.json'),
       projectRoot: repoPath('.'),
-      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'] },
+      // esbuild prints warnings and errors only, as in lib/constructs/in-vpc-custom-resource.ts.
+      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'], logLevel: nodejs.LogLevel.WARNING },
     });
     const providerRole = new FunctionRole(this, 'ProviderRole', { logGroup: providerLogGroup, inVpc: false });
     const provider = new cr.Provider(this, 'Provider', {

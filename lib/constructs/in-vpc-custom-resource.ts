@@ -84,6 +84,9 @@ export function inVpcCustomResource(scope: Construct, props: InVpcCustomResource
       // The Node 24 runtime ships the AWS SDK v3.
       externalModules: props.bundling?.externalModules ?? ['@aws-sdk/*'],
       loader: props.bundling?.loader,
+      // esbuild prints warnings and errors only (CDK's documented default, which it leaves to
+      // esbuild's own, `info`): a size summary per bundle at every synth is noise.
+      logLevel: nodejs.LogLevel.WARNING,
     },
   });
   const providerRole = new FunctionRole(scope, 'ProviderRole', { logGroup: providerLogGroup, inVpc: true });

@@ -49,6 +49,13 @@ export interface LlmGatewayProps {
    * @default none: the gateway sends provider keys to public addresses only
    */
   readonly providerPrivateCidrs?: readonly string[];
+  /**
+   * Public provider addresses are reachable (egress=nat). False with egress=none: the gateway may
+   * open connections to `providerPrivateCidrs` on 443 and nowhere else, over the route the operator
+   * adds to the private subnets.
+   * @default true
+   */
+  readonly internet?: boolean;
 }
 
 /**
@@ -156,6 +163,9 @@ export class LlmGateway extends Construct {
           ...(props.providerPrivateCidrs?.length
             ? { PROVIDER_ALLOWED_PRIVATE_CIDRS: props.providerPrivateCidrs.join(',') }
             : {}),
+          // With no internet (egress=none) a public provider is refused at once, naming its host,
+          // instead of each attempt waiting for a connection that can never open.
+          ...(props.internet === false ? { PROVIDER_PUBLIC_ADDRESSES: 'refuse' } : {}),
         },
         secrets: {
           // Its own ElastiCache user, which sees only the gateway's rate-limit keys (gw:rl:*).
@@ -191,7 +201,17 @@ export class LlmGateway extends Construct {
     // Its callers (Dify's api, worker and plugin daemon, never the load balancer) are flows of the
     // service catalogue (dify/catalog.ts), rendered with theirs.
     this.service.connections.allowToDefaultPort(props.cache, 'LLM gateway to Valkey (shared rate limits)');
-    this.service.connections.allowTo(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'LLM gateway to the LLM providers');
+    if (props.internet === false) {
+      for (const network of props.providerPrivateCidrs ?? []) {
+        this.service.connections.allowTo(
+          ec2.Peer.ipv4(network),
+          ec2.Port.tcp(443),
+          'LLM gateway to the LLM providers on a private network',
+        );
+      }
+    } else {
+      this.service.connections.allowTo(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'LLM gateway to the LLM providers');
+    }
 
     const scaling = this.service.service.autoScaleTaskCount({
       minCapacity: props.sizing.minTasks,

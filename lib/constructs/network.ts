@@ -87,7 +87,9 @@ const PRINCIPAL_ONLY: Partial<Record<string, string[]>> = {
 
 /**
  * The VPC: public subnets for the load balancer and NAT only, private subnets with egress for tasks,
- * isolated subnets for Aurora and ElastiCache. Flow logs go to an encrypted log group, the default
+ * isolated subnets for Aurora and ElastiCache. With no NAT gateway (egress=none) the private subnets
+ * have no route out of the VPC: only the routes an operator adds (a Transit Gateway or VPN route to
+ * a private mirror or model server) lead anywhere. Flow logs go to an encrypted log group, the default
  * security group is stripped of its rules, and S3, ECR, CloudWatch Logs and Secrets Manager (always),
  * KMS (in prod) and Bedrock (when models are listed) are reached through endpoints.
  *
@@ -293,7 +295,9 @@ export class Network extends Construct {
 
   private acknowledgeFindings(flowLogRole: iam.Role): void {
     const igw =
-      'Only the public subnets route to the internet gateway, and only the load balancer and the NAT gateways are placed in them; tasks run in private subnets that egress through NAT, and data stores in isolated subnets with no route out.';
+      this.props.sizing.natGateways === 0
+        ? 'Only the public subnets route to the internet gateway, and only the load balancer is placed in them (egress=none: no NAT gateway); tasks run in private subnets with no route out of the VPC, and data stores in isolated subnets with no route out.'
+        : 'Only the public subnets route to the internet gateway, and only the load balancer and the NAT gateways are placed in them; tasks run in private subnets that egress through NAT, and data stores in isolated subnets with no route out.';
     for (const subnet of this.vpc.publicSubnets) {
       acknowledge(subnet.node.findChild('DefaultRoute'), ...nistAndHipaa('VPCNoUnrestrictedRouteToIGW', igw));
     }
@@ -303,7 +307,7 @@ export class Network extends Construct {
     acknowledge(flowLogPolicy, ...nistAndHipaa('IAMNoInlinePolicy', inline));
   }
 
-  /** Subnets for Dify's tasks and our in-VPC functions: private, egress through NAT only. */
+  /** Subnets for Dify's tasks and our in-VPC functions: private, egress through NAT only (none with egress=none). */
   public get privateSubnets(): ec2.SubnetSelection {
     return { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
   }

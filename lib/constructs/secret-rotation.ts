@@ -146,7 +146,8 @@ export class SecretRotation extends Construct {
       environment: { ROTATION: stack.toJsonString(config) },
       depsLockFilePath: repoPath('package-lock.json'),
       projectRoot: repoPath('.'),
-      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'] },
+      // esbuild prints warnings and errors only, as in lib/constructs/in-vpc-custom-resource.ts.
+      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'], logLevel: nodejs.LogLevel.WARNING },
     });
     acknowledge(
       this.function.node.defaultChild!,

@@ -109,7 +109,10 @@ describe('Network', () => {
     expect(names(dev.template)).toEqual([...core].sort());
     expect(names(prod.template)).toEqual([...services].sort());
     expect(names(build({ profile: 'dev', vpcInterfaceEndpoints: 'true' }).template)).toEqual([...services].sort());
-    expect(names(build(VARIANTS['dev-options']).template)).toEqual([...core, 'bedrock-runtime', 'ssmmessages'].sort());
+    // dev-options is a closed network (egress=none), which forces KMS's endpoint on as well.
+    expect(names(build(VARIANTS['dev-options']).template)).toEqual(
+      [...core, 'kms', 'bedrock-runtime', 'ssmmessages'].sort(),
+    );
     for (const [, endpoint] of resources(prod.template, 'AWS::EC2::VPCEndpoint').filter(
       ([, e]) => e.Properties?.VpcEndpointType === 'Interface',
     )) {

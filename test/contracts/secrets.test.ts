@@ -12,7 +12,8 @@ import { logicalId, resources } from '../helpers/template';
  * exactly its consumers (the task roles that read it at run time, exactly its readers).
  */
 describe('the secret catalogue', () => {
-  const built = build(VARIANTS['dev-options']);
+  // Every option on, so that the secrets only some options create (SECRETS' onlyWith) are here too.
+  const built = build(VARIANTS['prod-everything']);
   const { gateway } = built.stacks;
   const tasks: Record<ServiceId | 'MigrationTask', DifyTask> = {
     Api: task(built, 'api'),

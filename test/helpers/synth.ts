@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { createApp, type DifyApp } from '../../lib/app';
@@ -7,7 +9,12 @@ import type { DifyService, DifyTask } from '../../lib/constructs/runtime/ecs-tas
 import { parseConfig } from '../../lib/config/load';
 import { nagPacks } from '../../lib/nag/acknowledge';
 import { repoPath } from '../../lib/paths';
+import { useBundleCache } from './bundle-cache';
 import { mergeDeployment, type TemplateJson } from './deployment-template';
+import { RUN_DIR_ENV } from './test-run';
+
+// Each Lambda is bundled once per jest run, not at every synth (test/helpers/bundle-cache.ts).
+useBundleCache();
 
 /** cdk.json's context (feature flags and CLI settings), as the CLI would hand it to the app. */
 export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(repoPath('cdk.json'), 'utf8')).context;
@@ -60,7 +67,9 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     allowedIpv4Cidrs: '198.51.100.0/24',
   },
   // Every optional switch of the services at once: ECS Exec, Bedrock (a model and an inference
-  // profile), Fargate Spot for the worker and a PyPI mirror.
+  // profile), Fargate Spot for the worker and a PyPI mirror, in a closed network (egress=none: no
+  // NAT, the mirror and the gateway's providers on private networks). prod-everything holds the same
+  // options with NAT.
   'dev-options': {
     profile: 'dev',
     enableExec: 'true',
@@ -68,6 +77,8 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     fargateSpotWorker: 'true',
     pipMirrorUrl: 'https://pypi.example.com/simple',
     gatewayProviderPrivateCidrs: '10.20.0.0/16',
+    egress: 'none',
+    mirrorPrivateCidrs: '10.30.0.0/24',
   },
   // Every option on at once, in the profile that creates the most: the variant that sizes the stacks.
   'prod-everything': {
@@ -87,6 +98,7 @@ export const VARIANTS: Record<string, Record<string, string>> = {
     gatewayProviderPrivateCidrs: '10.20.0.0/16',
     guardDuty: 'true',
     securityHub: 'true',
+    email: 'true',
   },
   // Dify on EKS: both profiles, and the other edge modes with the VM-per-pod sandbox.
   'eks-dev': { platform: 'eks', profile: 'dev' },
@@ -126,6 +138,32 @@ export interface BuildOptions {
   readonly singleStack?: boolean;
   /** Register the nag packs' acknowledgement writer, as `bin/` does. @default true */
   readonly nag?: boolean;
+  /**
+   * Run CDK's built-in template validation (the `CloudFormation-Validate` rules), which `cdk synth`
+   * runs and fails on (cdk.json's `@aws-cdk/core:validateAgainstDefaultRules`).
+   *
+   * @default false: it reads the templates only after they are written, so they are byte-identical
+   * without it, and it is most of a synth's time and memory (its WebAssembly engine starts afresh in
+   * every test file). test/app/cfn-lint.test.ts runs it on every variant, beside cfn-lint, and
+   * test/bin.test.ts runs `cdk synth`'s own path with it; no other suite needs it.
+   */
+  readonly validate?: boolean;
+}
+
+let scratch: string | undefined;
+
+/**
+ * A fresh folder for one app's cloud assembly. Under jest it lies in the run's TMPDIR, which the
+ * run's teardown removes (test/helpers/test-run.ts); in a script (docs, cost) the folders go when
+ * the process exits, so no `cdk.out*` is left in the temp directory either way.
+ */
+function assemblyDir(): string {
+  if (scratch === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'dify-synth-'));
+    if (process.env[RUN_DIR_ENV] === undefined) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    scratch = dir;
+  }
+  return mkdtempSync(join(scratch, 'cdk.out-'));
 }
 
 /**
@@ -146,7 +184,11 @@ export function build(context: Record<string, string> = {}, options: BuildOption
     // The kubectl and AWS CLI layers are about 60 MB: the templates are the same without copying them.
     ...(context.platform === 'eks' ? { 'aws:cdk:disable-asset-staging': true } : {}),
   };
-  const app = new App({ context: fullContext });
+  const app = new App({
+    context: fullContext,
+    outdir: assemblyDir(),
+    builtinCloudFormationValidation: options.validate === true,
+  });
   const stacks = createApp(app, parseConfig(fullContext), { singleStack: options.singleStack });
   if (options.singleStack) {
     Validations.of(stacks.main).acknowledge({

@@ -9,6 +9,7 @@ import {
   webEnvironment,
   type Wiring,
 } from './environment';
+import type { Egress } from '../egress';
 import type { HealthCheck } from './health-checks';
 import type { ImageName } from './images';
 import { squidConfig } from './squid-config';
@@ -77,6 +78,8 @@ export type SizingKey = 'api' | 'worker' | 'beat' | 'web' | 'sandbox' | 'pluginD
 export interface StartContext {
   /** The VPC's CIDR: the SSRF proxy denies it. */
   readonly vpcCidr: string;
+  /** Where the SSRF proxy may connect. @default - egress=nat, no private mirror */
+  readonly egress?: Egress;
 }
 
 /** The container's entry point and command. @default - both the image's own */
@@ -191,8 +194,8 @@ export const DIFY_SERVICES: Readonly<Record<DifyServiceName, DifyServiceRow>> = 
     startPeriodSeconds: 30,
     // The image renders its own config into /etc/squid at start, which a read-only root forbids, and
     // its stock rules allow the metadata endpoints (pitfall 5): write ours to the writable volume.
-    start: ({ vpcCidr }) => {
-      const config = squidConfig({ vpcCidr, port: portOf('ssrf_proxy'), runDirectory: SQUID_RUN_DIRECTORY });
+    start: ({ vpcCidr, egress }) => {
+      const config = squidConfig({ vpcCidr, egress, port: portOf('ssrf_proxy'), runDirectory: SQUID_RUN_DIRECTORY });
       const file = `${SQUID_RUN_DIRECTORY}/squid.conf`;
       return {
         entryPoint: ['/bin/bash', '-c'],
@@ -436,7 +439,9 @@ export type Peer =
   /** Amazon Bedrock's runtime API, through its interface endpoint. */
   | 'bedrock'
   /** Any IPv4 address, on the listed ports. */
-  | 'internet';
+  | 'internet'
+  /** The private package mirror's networks outside the VPC (mirrorPrivateCidrs), on 443. */
+  | 'mirror';
 
 /** One allowed connection: `from` opens connections to `to` on `ports`. Nothing else is allowed. */
 export interface Flow {
@@ -446,6 +451,8 @@ export interface Flow {
   readonly ports?: readonly number[];
   /** The rule's description, as the security group (and later the NetworkPolicy) carries it. */
   readonly description: string;
+  /** For a flow to `mirror`: its networks. */
+  readonly networks?: readonly string[];
 }
 
 const TARGET_PHRASE: Partial<Record<DifyServiceName | Peer, string>> = {
@@ -500,3 +507,25 @@ export const FLOWS: readonly Flow[] = [
     description: 'Dify to the LLM gateway',
   })),
 ];
+
+/**
+ * The flows of a deployment with this egress: FLOWS, without the SSRF proxy's way to the internet
+ * when there is none (egress=none), and with its way to a private package mirror when there is one
+ * (HTTPS only, as the proxy allows the mirror by CONNECT to 443 only).
+ */
+export function flowsFor(egress: Egress): readonly Flow[] {
+  return [
+    ...FLOWS.filter((flow) => egress.internet || flow.to !== 'internet'),
+    ...(egress.mirror
+      ? [
+          {
+            from: 'ssrf_proxy' as const,
+            to: 'mirror' as const,
+            ports: [443],
+            networks: egress.mirror.networks,
+            description: 'SSRF proxy to the package mirror on 443',
+          },
+        ]
+      : []),
+  ];
+}

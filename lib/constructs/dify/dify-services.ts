@@ -8,6 +8,8 @@ import type { AppSecrets } from '../app-secrets';
 import { type Cache, CACHE_PORT } from '../cache';
 import { Database, DATABASE_PORT } from '../database';
 import type { Edge } from '../edge';
+import type { Email } from '../email';
+import { type Egress, NAT_EGRESS } from '../egress';
 import type { DifyRuntime, RunningService } from '../runtime/runtime';
 import type { Storage } from '../storage';
 import { DIFY_SERVICES, type DifyServiceName, wire } from './catalog';
@@ -44,6 +46,16 @@ export interface DifyServicesProps {
   readonly pipMirrorUrl?: string;
   /** Bedrock model ids the plugin daemon may invoke. Empty: no Bedrock permission at all. */
   readonly bedrockModels: readonly string[];
+  /**
+   * Where the SSRF proxy may connect, and whether Dify may try the internet at all.
+   * @default - egress=nat: public addresses through the NAT gateways, no private mirror
+   */
+  readonly egress?: Egress;
+  /**
+   * Amazon SES for Dify's mail: its SMTP settings and credentials go to the api and the worker.
+   * @default - no e-mail
+   */
+  readonly email?: Email;
   /** Services rendered by an earlier instance that this one's rows depend on (the migration waits for the proxy). */
   readonly rendered?: Partial<Record<DifyServiceName, RunningService>>;
 }
@@ -68,7 +80,7 @@ export class DifyServices extends Construct {
     this.runtime = typeof props.runtime === 'function' ? props.runtime(this) : props.runtime;
     const { database, cache, sizing } = props;
     const images = new DifyImages(this, 'Images', props.versions);
-    const secretOf: Record<SecretName, secretsmanager.ISecret> = {
+    const secretOf: Partial<Record<SecretName, secretsmanager.ISecret>> = {
       secretKey: props.secrets.secretKey,
       sandboxApiKey: props.secrets.sandboxApiKey,
       pluginDaemonKey: props.secrets.pluginDaemonKey,
@@ -78,6 +90,7 @@ export class DifyServices extends Construct {
       cachePluginDaemon: cache.users.pluginDaemon.secret,
       appDatabase: database.appSecret,
       pluginDatabase: database.pluginSecret,
+      smtp: props.email?.secret,
     };
     const runtime = this.runtime;
     const wiring: Wiring = wire(
@@ -96,6 +109,9 @@ export class DifyServices extends Construct {
         pluginBucketName: props.storage.pluginBucket.bucketName,
         uploadFileSizeLimitMb: props.uploadFileSizeLimitMb,
         pipMirrorUrl: props.pipMirrorUrl,
+        email: props.email?.smtp,
+        internet: (props.egress ?? NAT_EGRESS).internet,
+        bedrockRuntime: props.bedrockModels.length > 0,
       },
       (row) => runtime.hostOf(row),
     );
@@ -108,12 +124,12 @@ export class DifyServices extends Construct {
       }
       const service = this.runtime.run(this, row, {
         image: images.image(row.image),
-        start: row.start?.({ vpcCidr: props.vpcCidr }) ?? {},
+        start: row.start?.({ vpcCidr: props.vpcCidr, egress: props.egress }) ?? {},
         environment,
         secrets: Object.fromEntries(
           Object.entries(secrets).map(([variable, ref]) => [
             variable,
-            { secret: secretOf[ref.secret], field: ref.field },
+            { secret: secretOf[ref.secret] ?? missingSecret(name, variable, ref.secret), field: ref.field },
           ]),
         ),
         sizing: sizing[row.sizing],
@@ -179,6 +195,10 @@ export class DifyServices extends Construct {
       }
     }
   }
+}
+
+function missingSecret(service: string, variable: string, secret: SecretName): never {
+  throw new Error(`${service} reads ${variable} from the ${secret} secret, which this deployment does not have`);
 }
 
 /** Prefixes of Bedrock's cross-region inference profile ids, e.g. `us.anthropic.claude-…`. */

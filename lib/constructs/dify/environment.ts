@@ -19,7 +19,8 @@ export type SecretName =
   | 'cacheDify'
   | 'cachePluginDaemon'
   | 'appDatabase'
-  | 'pluginDatabase';
+  | 'pluginDatabase'
+  | 'smtp';
 
 /** A secret, or one JSON field of it (the database secrets hold username, password, host...). */
 export interface SecretRef {
@@ -81,6 +82,24 @@ export interface Wiring {
    * @default - none: installs reach PyPI through the SSRF proxy
    */
   readonly pipMirrorUrl?: string;
+  /**
+   * Public addresses are reachable through the SSRF proxy (egress=nat). False with egress=none:
+   * the marketplace and the version check are turned off rather than left to fail on every page.
+   * @default true
+   */
+  readonly internet?: boolean;
+  /**
+   * Bedrock's runtime endpoint exists (bedrockModels is set): the plugin daemon's model plugins
+   * reach it directly. Through the SSRF proxy they could not, as its private DNS name resolves to
+   * addresses in the VPC, which the proxy refuses.
+   * @default false
+   */
+  readonly bedrockRuntime?: boolean;
+  /**
+   * Amazon SES's SMTP interface, through its endpoint in the VPC (configuration key email).
+   * @default - no e-mail: Dify hides the features that need it
+   */
+  readonly email?: { readonly server: string; readonly port: number; readonly from: string };
 }
 
 export interface ServiceEnvironment {
@@ -159,6 +178,11 @@ export function apiFamily(service: ApiImageService, mode: string, wiring: Wiring
     HTTPS_PROXY: proxy,
     NO_PROXY: noProxy(wiring),
     AWS_S3_US_EAST_1_REGIONAL_ENDPOINT: 'regional',
+    // With no internet (egress=none), the plugin marketplace and the console's version check
+    // (updates.dify.ai) are off: plugins are installed from uploaded packages, whose Python
+    // dependencies come from the package mirror. An empty CHECK_UPDATE_URL makes the api answer
+    // with its own version without a call (api/controllers/console/version.py).
+    ...(wiring.internet === false ? { MARKETPLACE_ENABLED: 'false', CHECK_UPDATE_URL: '' } : {}),
   };
   const secrets: Record<string, SecretRef> = {
     SECRET_KEY: { secret: 'secretKey' },
@@ -174,6 +198,21 @@ export function apiFamily(service: ApiImageService, mode: string, wiring: Wiring
     environment.GUNICORN_TIMEOUT = '360';
     // /install asks for it before the owner account can be created (the api serves /console/api/init).
     secrets.INIT_PASSWORD = { secret: 'initPassword' };
+  }
+  if (wiring.email !== undefined && (service === 'api' || service === 'worker')) {
+    // Invitations, password resets and sign-in codes: the worker sends them (Celery mail tasks), and
+    // the api shows the features that need mail only when MAIL_TYPE is set. STARTTLS on 587: Dify's
+    // smtplib client with SMTP_USE_TLS and SMTP_OPPORTUNISTIC_TLS both true (api/libs/smtp.py).
+    Object.assign(environment, {
+      MAIL_TYPE: 'smtp',
+      MAIL_DEFAULT_SEND_FROM: wiring.email.from,
+      SMTP_SERVER: wiring.email.server,
+      SMTP_PORT: String(wiring.email.port),
+      SMTP_USE_TLS: 'true',
+      SMTP_OPPORTUNISTIC_TLS: 'true',
+    });
+    secrets.SMTP_USERNAME = { secret: 'smtp', field: 'username' };
+    secrets.SMTP_PASSWORD = { secret: 'smtp', field: 'password' };
   }
   if (service === 'api' || service === 'worker') {
     Object.assign(secrets, {
@@ -264,7 +303,10 @@ export function pluginDaemonEnvironment(wiring: Wiring, port: number): ServiceEn
       // Plugin installs reach PyPI through the SSRF proxy, or use the mirror; the api stays direct.
       HTTP_PROXY: wiring.urls.ssrfProxy,
       HTTPS_PROXY: wiring.urls.ssrfProxy,
-      NO_PROXY: noProxy(wiring),
+      // Model plugins call Bedrock through its interface endpoint, directly (see Wiring.bedrockRuntime).
+      NO_PROXY: wiring.bedrockRuntime
+        ? `${noProxy(wiring)},bedrock-runtime.${wiring.region}.amazonaws.com`
+        : noProxy(wiring),
       ...(wiring.pipMirrorUrl ? { PIP_MIRROR_URL: wiring.pipMirrorUrl } : {}),
     },
     secrets: {

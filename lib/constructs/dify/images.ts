@@ -1,7 +1,7 @@
-import { Annotations } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import { Construct } from 'constructs';
+import { addSynthWarning } from '../../config/warning-catalog';
 import { repoPath } from '../../paths';
 import { rdsCaBundle } from '../../rds-ca';
 
@@ -76,7 +76,8 @@ export class DifyImages extends Construct {
     if (asset === undefined) {
       const reference = this.upstream[name];
       if (!reference.includes('@sha256:')) {
-        Annotations.of(this).addWarningV2(
+        addSynthWarning(
+          this,
           `dify:image-not-digest-pinned:${name}`,
           `Image ${reference} is pinned by tag only: add its index digest to IMAGE_DIGESTS in lib/constructs/dify/images.ts (docker buildx imagetools inspect ${reference}) so that a moved tag cannot change what runs.`,
         );

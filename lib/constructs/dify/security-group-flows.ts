@@ -4,7 +4,7 @@ import type { Network } from '../network';
 import type { DifyServiceName, Flow, Peer } from './catalog';
 
 /** An end of a flow that has a security group: a service, Aurora, Valkey, the gateway, the load balancer. */
-export type FlowEnd = DifyServiceName | Exclude<Peer, 'internet' | 'bedrock'>;
+export type FlowEnd = DifyServiceName | Exclude<Peer, 'internet' | 'bedrock' | 'mirror'>;
 
 /**
  * Renders the catalogue's flows as security-group rules, each as soon as both of its ends exist.
@@ -47,6 +47,16 @@ export class SecurityGroupFlows {
       const from = this.ends.get(flow.from as FlowEnd)!;
       for (const port of flow.ports ?? []) {
         from.connections.allowTo(ec2.Peer.anyIpv4(), ec2.Port.tcp(port), flow.description);
+      }
+      return true;
+    }
+    if (flow.to === 'mirror') {
+      const from = this.ends.get(flow.from as FlowEnd);
+      if (from === undefined) return false;
+      for (const network of flow.networks ?? []) {
+        for (const port of flow.ports ?? []) {
+          from.connections.allowTo(ec2.Peer.ipv4(network), ec2.Port.tcp(port), flow.description);
+        }
       }
       return true;
     }

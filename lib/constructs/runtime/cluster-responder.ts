@@ -91,7 +91,8 @@ export class ClusterResponder extends Construct {
       },
       depsLockFilePath: repoPath('package-lock.json'),
       projectRoot: repoPath('.'),
-      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'] },
+      // esbuild prints warnings and errors only, as in lib/constructs/in-vpc-custom-resource.ts.
+      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'], logLevel: nodejs.LogLevel.WARNING },
     });
     acknowledge(
       this.function.node.defaultChild!,

@@ -57,6 +57,12 @@ export interface EksRuntimeProps {
    * @default false - a dedicated tainted node pool only
    */
   readonly isolatedSandbox?: boolean;
+  /**
+   * The port of SES's SMTP endpoint in the private subnets, which the api and worker pods send mail
+   * through (configuration key email).
+   * @default - no e-mail: no pod may reach it
+   */
+  readonly smtpPort?: number;
 }
 
 interface Rendered {
@@ -127,7 +133,13 @@ export class EksRuntime extends Construct implements DifyRuntime {
     const platformEgress: NetworkPolicyProps['platformEgress'] = Object.fromEntries(
       AWS_CALLERS.map((service) => [
         service,
-        [{ cidrs: [`${POD_IDENTITY_ADDRESS}/32`], ports: [80], description: 'EKS Pod Identity agent' }],
+        [
+          { cidrs: [`${POD_IDENTITY_ADDRESS}/32`], ports: [80], description: 'EKS Pod Identity agent' },
+          // The services environment.ts gives the SMTP settings to (an interface endpoint: private addresses).
+          ...(props.smtpPort !== undefined && (service === 'api' || service === 'worker')
+            ? [{ cidrs: cidrs(vpc.privateSubnets), ports: [props.smtpPort], description: 'SES SMTP endpoint' }]
+            : []),
+        ],
       ]),
     );
     const policies = networkPolicies(

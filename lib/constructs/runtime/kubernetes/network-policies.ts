@@ -27,7 +27,7 @@ export interface PeerAddress {
 export interface NetworkPolicyProps {
   readonly vpcCidr: string;
   /** Every non-Dify peer the flows name, except `internet` (any public IPv4 address). */
-  readonly peers: Readonly<Record<Exclude<Peer, 'internet'>, PeerAddress>>;
+  readonly peers: Readonly<Record<Exclude<Peer, 'internet' | 'mirror'>, PeerAddress>>;
   /**
    * Platform flows that the flow table leaves to the platform on ECS (the task's own credentials
    * and the AWS APIs it calls), by service.
@@ -80,7 +80,7 @@ const portsOf = (target: DifyServiceName | Peer, flow: Flow, props: NetworkPolic
     if (port === undefined) throw new Error(`${flow.description}: ${target} serves no port`);
     return [port];
   }
-  return props.peers[target as Exclude<Peer, 'internet'>].ports;
+  return props.peers[target as Exclude<Peer, 'internet' | 'mirror'>].ports;
 };
 
 const tcp = (ports: readonly number[]) => ports.map((port) => ({ protocol: 'TCP', port }));
@@ -128,7 +128,8 @@ export function networkPolicies(
       .map((flow) => {
         const ports = tcp(portsOf(service, flow, props));
         if (isService(flow.from)) return { from: [servicePeer(flow.from)], ports };
-        if (flow.from === 'internet') throw new Error(`${flow.description}: nothing is let in from the internet`);
+        if (flow.from === 'internet' || flow.from === 'mirror')
+          throw new Error(`${flow.description}: nothing is let in from outside the VPC`);
         return { from: props.peers[flow.from].cidrs.map((cidr) => ({ ipBlock: { cidr } })), ports };
       });
     const egress = [
@@ -138,6 +139,7 @@ export function networkPolicies(
           const ports = tcp(portsOf(flow.to, flow, props));
           if (isService(flow.to)) return { to: [servicePeer(flow.to)], ports };
           if (flow.to === 'internet') return { to: [{ ipBlock: internetBlock(props.vpcCidr) }], ports };
+          if (flow.to === 'mirror') return { to: (flow.networks ?? []).map((cidr) => ({ ipBlock: { cidr } })), ports };
           return { to: props.peers[flow.to].cidrs.map((cidr) => ({ ipBlock: { cidr } })), ports };
         }),
       ...(props.platformEgress?.[service] ?? []).map((rule) => ({
