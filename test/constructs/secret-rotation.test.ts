@@ -56,6 +56,9 @@ describe.each([
       'gatewayRehash: document',
       'initPassword: never',
       'secretKey: cli',
+      // SES's SMTP password is derived from an IAM access key, and IAM has no VPC endpoint for the
+      // in-VPC rotation function: a deploy rotates it (emailCredentialsGeneration).
+      'smtp: deploy',
     ]);
     // The scheduled ones, plus the master's hosted rotation.
     expect(schedules(built)).toHaveLength(scheduled().length + 1);
