@@ -152,8 +152,11 @@ function cidr(family: 'ipv4' | 'ipv6') {
   });
 }
 
-/** A private IPv4 network (RFC 1918 or shared address space), never link-local: where a route the operator owns leads. */
-function privateCidr() {
+/**
+ * A private IPv4 network (RFC 1918 or shared address space), never link-local: where a route the
+ * operator owns leads. `note` is added to the refusal.
+ */
+function privateCidr(note = '') {
   return cidr('ipv4').refine(
     (value) => {
       try {
@@ -164,7 +167,7 @@ function privateCidr() {
     },
     {
       error: (issue) =>
-        `'${String(issue.input)}' is not a private network; expected a block inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10`,
+        `'${String(issue.input)}' is not a private network; expected a block inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10${note}`,
     },
   );
 }
@@ -345,21 +348,7 @@ export const configSchema = z
     fargateSpotWorker: bool()
       .default(false)
       .describe('Run the Celery worker on Fargate Spot (interruptible, cheaper). profile=dev only.'),
-    gatewayProviderPrivateCidrs: list(
-      cidr('ipv4').refine(
-        (value) => {
-          try {
-            return ['private', 'carrierGradeNat'].includes(ipaddr.parseCIDR(value)[0].range());
-          } catch {
-            return true; // cidr() names the problem
-          }
-        },
-        {
-          error: (issue) =>
-            `'${String(issue.input)}' is not a private network; expected a block inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10 (link-local addresses, the metadata endpoints, are never allowed)`,
-        },
-      ),
-    )
+    gatewayProviderPrivateCidrs: list(privateCidr(' (link-local addresses, the metadata endpoints, are never allowed)'))
       .default([])
       .describe(
         'Private networks the LLM gateway may send provider keys to (an in-VPC model server). Empty: public provider addresses only.',

@@ -13,6 +13,7 @@ import { acknowledgeHint, SYNTH_WARNING_IDS, type SynthWarningId } from '../../l
 import { configWarnings } from '../../lib/config/warnings';
 import { upstreamImages } from '../../lib/constructs/dify/images';
 import { repoPath } from '../../lib/paths';
+import { refusal } from '../helpers/config';
 import { build, CDK_JSON_CONTEXT, ZONE } from '../helpers/synth';
 
 const CERTIFICATE = 'arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012';
@@ -24,17 +25,6 @@ function sourceFiles(dir: string): string[] {
     if (statSync(path).isDirectory()) return sourceFiles(path);
     return path.endsWith('.ts') ? [path] : [];
   });
-}
-
-/** The message a context (as `-c key=value` delivers it) is refused with. */
-function refusal(context: Record<string, unknown>): string {
-  try {
-    parseConfig(context);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error(`expected ${JSON.stringify(context)} to be refused`);
 }
 
 describe('configuration: bad input is refused with a message naming the key and what is expected', () => {

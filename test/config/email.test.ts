@@ -1,20 +1,11 @@
-import { ConfigError, parseConfig } from '../../lib/config/load';
+import { parseConfig } from '../../lib/config/load';
+import { refusal } from '../helpers/config';
+import { ZONE } from '../helpers/synth';
 
 /**
  * The e-mail keys: SES verifies the domain through records in its hosted zone, so email=true needs
  * one, and sends only from that domain. Each refusal names the key, the value and what is expected.
  */
-const ZONE = { domainName: 'dify.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ', hostedZoneName: 'example.com' };
-
-function refusal(context: Record<string, unknown>): string {
-  try {
-    parseConfig(context);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error(`expected ${JSON.stringify(context)} to be refused`);
-}
 
 describe('configuration: e-mail', () => {
   it('is off by default, and sends from no-reply at the domain when turned on', () => {

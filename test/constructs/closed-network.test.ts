@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Template } from 'aws-cdk-lib/assertions';
-import { ConfigError, parseConfig } from '../../lib/config/load';
+import { parseConfig } from '../../lib/config/load';
 import { squidConfig } from '../../lib/constructs/dify/squid-config';
 import { egressOf } from '../../lib/constructs/egress';
+import { refusal } from '../helpers/config';
+import { SQUID } from '../helpers/squid';
 import { build, VARIANTS } from '../helpers/synth';
 import { logicalId, references, resources } from '../helpers/template';
 
@@ -231,14 +233,7 @@ describe('the SSRF proxy configuration of a closed network', () => {
     expect(index('http_access deny all')).toBe(index('http_access deny to_vpc') + 1);
   });
 
-  const squid = (() => {
-    try {
-      execFileSync('squid', ['-v'], { stdio: 'ignore' });
-      return 'squid';
-    } catch {
-      return undefined;
-    }
-  })();
+  const squid = SQUID;
   it('parses as valid squid configuration (squid -k parse)', () => {
     if (squid === undefined) throw new Error('squid is not installed (apt-get install -y squid; .ci/run installs it)');
     const dir = mkdtempSync(join(tmpdir(), 'squid-closed-'));
@@ -258,15 +253,6 @@ describe('egress=none is refused where a setting needs the internet, naming the 
     Object.fromEntries(
       Object.entries({ ...CLOSED, ...changes }).filter((entry): entry is [string, string] => entry[1] !== undefined),
     );
-  function refusal(context: Record<string, string>): string {
-    try {
-      parseConfig(context);
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      return (error as Error).message;
-    }
-    throw new Error(`expected ${JSON.stringify(context)} to be refused`);
-  }
 
   const cases: Array<[string, Record<string, string | undefined>, string[]]> = [
     [

@@ -8,15 +8,9 @@ import { DENIED_DESTINATIONS, squidConfig } from '../../../lib/constructs/dify/s
 import { LOG_SIGNALS, logSignalPattern } from '../../../contracts/log-signals';
 import { matchesFilterPattern } from '../../helpers/filter-pattern';
 import { freeLoopbackPort } from '../../helpers/free-port';
+import { SQUID } from '../../helpers/squid';
 
-const squid = (() => {
-  try {
-    execFileSync('squid', ['-v'], { stdio: 'ignore' });
-    return 'squid';
-  } catch {
-    return undefined;
-  }
-})();
+const squid = SQUID;
 
 describe('the SSRF proxy configuration', () => {
   const config = squidConfig({ vpcCidr: '10.0.0.0/16', port: 3128, runDirectory: '/var/run/squid' });
