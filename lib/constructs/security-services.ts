@@ -104,7 +104,7 @@ export class SecurityServices extends Construct {
       const standard = new securityhub.CfnStandard(this, 'Foundational', {
         standardsArn: `arn:${Aws.PARTITION}:securityhub:${stack.region}::${FOUNDATIONAL_STANDARD}`,
       });
-      standard.addDependency(hub);
+      standard.addResourceDependency(hub);
     }
   }
 }
