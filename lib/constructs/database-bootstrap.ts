@@ -1,6 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
-import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as rds from 'aws-cdk-lib/aws-rds';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -32,7 +32,7 @@ export interface DatabaseBootstrapProps {
  * reaches the template, the properties CloudFormation echoes in events, or a log line.
  */
 export class DatabaseBootstrap extends Construct {
-  public readonly function: nodejs.NodejsFunction;
+  public readonly function: lambda.Function;
 
   constructor(scope: Construct, id: string, props: DatabaseBootstrapProps) {
     super(scope, id);
@@ -44,16 +44,10 @@ export class DatabaseBootstrap extends Construct {
       securityGroupDescription: 'Database bootstrap: PostgreSQL to Aurora, HTTPS to the VPC endpoints and S3 only',
       // Secrets Manager for the credentials; Lambda and S3 for the provider framework.
       endpoints: ['Lambda'],
-      entry: 'lambda/db-bootstrap/src/index.ts',
+      bundle: 'db-bootstrap',
       description: 'Dify: creates databases, login roles and extensions (5432, TLS verified, idempotent)',
       timeout: Duration.minutes(5),
       logGroupSuffix: 'db-bootstrap',
-      bundling: {
-        // pg's optional native binding is never used.
-        externalModules: ['@aws-sdk/*', 'pg-native'],
-        // The committed RDS CA bundle is inlined as text (its SHA-256 is checked below).
-        loader: { '.pem': 'text' },
-      },
       resourceType: 'Custom::DifyDatabaseBootstrap',
       properties: {
         ClusterArn: props.cluster.clusterArn,

@@ -1,13 +1,12 @@
 import { CustomResource, Duration, Stack } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as route53resolver from 'aws-cdk-lib/aws-route53resolver';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag/acknowledge';
 import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
-import { repoPath } from '../paths';
+import { LAMBDA_HANDLER, lambdaCode } from './lambda-code';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import { acknowledgeOutsideVpc } from './managed-prefix-list';
@@ -40,9 +39,9 @@ export class DnsFirewall extends Construct {
     const providerLogGroup = encryptedLogGroup(this, 'ProviderLogGroup', props.logs, {
       suffix: 'firewall-domain-lists-provider',
     });
-    const handler = new nodejs.NodejsFunction(this, 'Lookup', {
-      entry: repoPath('lambda/firewall-domain-lists/src/index.ts'),
-      handler: 'handler',
+    const handler = new lambda.Function(this, 'Lookup', {
+      code: lambdaCode('firewall-domain-lists'),
+      handler: LAMBDA_HANDLER,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       role: new FunctionRole(this, 'LookupRole', {
@@ -58,10 +57,6 @@ export class DnsFirewall extends Construct {
       description: 'Dify: reads the ids of AWS-managed DNS Firewall domain lists by name (deploy time)',
       logGroup: functionLogGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      depsLockFilePath: repoPath('package-lock.json'),
-      projectRoot: repoPath('.'),
-      // esbuild prints warnings and errors only, as in lib/constructs/in-vpc-custom-resource.ts.
-      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'], logLevel: nodejs.LogLevel.WARNING },
     });
     const providerRole = new FunctionRole(this, 'ProviderRole', { logGroup: providerLogGroup, inVpc: false });
     const provider = new cr.Provider(this, 'Provider', {

@@ -3,7 +3,6 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ses from 'aws-cdk-lib/aws-ses';
@@ -12,7 +11,7 @@ import { Construct } from 'constructs';
 import { OUTPUTS } from '../../contracts/stack-outputs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
-import { repoPath } from '../paths';
+import { LAMBDA_HANDLER, lambdaCode } from './lambda-code';
 import { noAutomaticRotation } from './app-secrets';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
@@ -218,9 +217,9 @@ export class Email extends Construct {
     grantSecretWrite(this.secret, role);
     // It reads which key is current, to keep a replaced key until the consumers restart.
     grantSecretRead(this.secret, role);
-    const handler = new nodejs.NodejsFunction(this, 'CredentialsFunction', {
-      entry: repoPath('lambda/ses-smtp-credentials/src/index.ts'),
-      handler: 'handler',
+    const handler = new lambda.Function(this, 'CredentialsFunction', {
+      code: lambdaCode('ses-smtp-credentials'),
+      handler: LAMBDA_HANDLER,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       role,
@@ -230,9 +229,6 @@ export class Email extends Construct {
         'Dify: creates the SES SMTP user’s access key into its secret, and picks the SMTP endpoint’s subnets',
       logGroup: functionLogGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      depsLockFilePath: repoPath('package-lock.json'),
-      projectRoot: repoPath('.'),
-      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'] },
     });
     const providerRole = new FunctionRole(this, 'ProviderRole', { logGroup: providerLogGroup, inVpc: false });
     const provider = new cr.Provider(this, 'Provider', {

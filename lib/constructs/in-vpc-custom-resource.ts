@@ -1,13 +1,13 @@
 import { CustomResource, type Duration, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
+import type { LambdaBundleName } from '../../contracts/lambda-bundles';
 import { acknowledge } from '../nag/acknowledge';
 import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
-import { repoPath } from '../paths';
 import { FunctionRole } from './function-role';
+import { LAMBDA_HANDLER, lambdaCode } from './lambda-code';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { ExtraEndpoint, Network } from './network';
 
@@ -19,14 +19,12 @@ export interface InVpcCustomResourceProps {
   readonly securityGroupDescription: string;
   /** The interface endpoints it calls beyond the ones every task reaches. */
   readonly endpoints: readonly ExtraEndpoint[];
-  /** The handler, relative to the repository (a `handler` export). */
-  readonly entry: string;
+  /** The handler's bundle (contracts/lambda-bundles.ts). */
+  readonly bundle: LambdaBundleName;
   readonly description: string;
   readonly timeout: Duration;
   /** Suffix of the function's log group; the provider's is `<suffix>-provider`. */
   readonly logGroupSuffix: string;
-  /** Modules left out of the bundle, and loaders; the runtime's AWS SDK is always left out. */
-  readonly bundling?: Pick<nodejs.BundlingOptions, 'loader'> & { readonly externalModules?: string[] };
   readonly resourceType: `Custom::${string}`;
   /** ARNs and names only: CloudFormation echoes them in its events. */
   readonly properties: Record<string, unknown>;
@@ -36,7 +34,7 @@ export interface InVpcCustomResourceProps {
 
 export interface InVpcCustomResource {
   readonly securityGroup: ec2.SecurityGroup;
-  readonly function: nodejs.NodejsFunction;
+  readonly function: lambda.Function;
   readonly functionRole: FunctionRole;
   readonly resource: CustomResource;
 }
@@ -62,9 +60,9 @@ export function inVpcCustomResource(scope: Construct, props: InVpcCustomResource
     suffix: `${props.logGroupSuffix}-provider`,
   });
   const functionRole = new FunctionRole(scope, 'FunctionRole', { logGroup: functionLogGroup, inVpc: true });
-  const fn = new nodejs.NodejsFunction(scope, 'Function', {
-    entry: repoPath(props.entry),
-    handler: 'handler',
+  const fn = new lambda.Function(scope, 'Function', {
+    code: lambdaCode(props.bundle),
+    handler: LAMBDA_HANDLER,
     runtime: lambda.Runtime.NODEJS_24_X,
     role: functionRole.role,
     architecture: lambda.Architecture.ARM_64,
@@ -76,18 +74,6 @@ export function inVpcCustomResource(scope: Construct, props: InVpcCustomResource
     securityGroups: [securityGroup],
     logGroup: functionLogGroup,
     loggingFormat: lambda.LoggingFormat.JSON,
-    depsLockFilePath: repoPath('package-lock.json'),
-    projectRoot: repoPath('.'),
-    bundling: {
-      minify: true,
-      target: 'node24',
-      // The Node 24 runtime ships the AWS SDK v3.
-      externalModules: props.bundling?.externalModules ?? ['@aws-sdk/*'],
-      loader: props.bundling?.loader,
-      // esbuild prints warnings and errors only (CDK's documented default, which it leaves to
-      // esbuild's own, `info`): a size summary per bundle at every synth is noise.
-      logLevel: nodejs.LogLevel.WARNING,
-    },
   });
   const providerRole = new FunctionRole(scope, 'ProviderRole', { logGroup: providerLogGroup, inVpc: true });
   const provider = new cr.Provider(scope, 'Provider', {

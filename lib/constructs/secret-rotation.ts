@@ -3,7 +3,6 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { WORKLOADS } from '../../contracts/kubernetes';
@@ -11,7 +10,7 @@ import type { RotationConfig } from '../../contracts/rotation';
 import { scheduled, type SecretId } from '../../contracts/secrets';
 import { OUTPUTS, type ServiceId } from '../../contracts/stack-outputs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
-import { repoPath } from '../paths';
+import { LAMBDA_HANDLER, lambdaCode } from './lambda-code';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
@@ -60,7 +59,7 @@ export interface SecretRotationProps {
  * invoke the bootstrap (and, on EKS, the cluster responder).
  */
 export class SecretRotation extends Construct {
-  public readonly function: nodejs.NodejsFunction;
+  public readonly function: lambda.Function;
   public readonly schedules: Readonly<Partial<Record<SecretId, secretsmanager.CfnRotationSchedule>>>;
 
   constructor(scope: Construct, id: string, props: SecretRotationProps) {
@@ -124,9 +123,9 @@ export class SecretRotation extends Construct {
 
     this.grant(role, props, rotated, userIds, restartable);
 
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      entry: repoPath('lambda/secret-rotation/src/index.ts'),
-      handler: 'handler',
+    this.function = new lambda.Function(this, 'Function', {
+      code: lambdaCode('secret-rotation'),
+      handler: LAMBDA_HANDLER,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       role,
@@ -144,10 +143,6 @@ export class SecretRotation extends Construct {
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
       environment: { ROTATION: stack.toJsonString(config) },
-      depsLockFilePath: repoPath('package-lock.json'),
-      projectRoot: repoPath('.'),
-      // esbuild prints warnings and errors only, as in lib/constructs/in-vpc-custom-resource.ts.
-      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'], logLevel: nodejs.LogLevel.WARNING },
     });
     acknowledge(
       this.function.node.defaultChild!,

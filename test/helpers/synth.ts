@@ -9,12 +9,8 @@ import type { DifyService, DifyTask } from '../../lib/constructs/runtime/ecs-tas
 import { parseConfig } from '../../lib/config/load';
 import { nagPacks } from '../../lib/nag/acknowledge';
 import { repoPath } from '../../lib/paths';
-import { useBundleCache } from './bundle-cache';
 import { mergeDeployment, type TemplateJson } from './deployment-template';
 import { RUN_DIR_ENV } from './test-run';
-
-// Each Lambda is bundled once per jest run, not at every synth (test/helpers/bundle-cache.ts).
-useBundleCache();
 
 /** cdk.json's context (feature flags and CLI settings), as the CLI would hand it to the app. */
 export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(repoPath('cdk.json'), 'utf8')).context;

@@ -2,12 +2,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, CfnResource, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
-import { repoPath } from '../../lib/paths';
-import { useBundleCache } from './bundle-cache';
-import { BUNDLE_CACHE_ENV, RUN_DIR_ENV, setUpRun, tearDownRun } from './test-run';
+import { LAMBDA_BUNDLE_DIR_ENV } from '../../contracts/lambda-bundles';
+import { RUN_DIR_ENV, setUpRun, tearDownRun } from './test-run';
 
 // Why: each `npm test` used to leave about 70 cdk.out folders (2 GB after a few runs) in the
 // system's temp directory. Nothing a test creates may outlive the run.
@@ -25,7 +21,7 @@ describe('the test run’s own directory', () => {
 
   it('is removed by the teardown, which fails (under CI) on a cdk.out folder written around it', () => {
     // The hooks keep their state in environment variables: the real run's are put back after.
-    const keys = ['TMPDIR', RUN_DIR_ENV, BUNDLE_CACHE_ENV, 'DIFY_TEST_SYSTEM_TMPDIR'];
+    const keys = ['TMPDIR', RUN_DIR_ENV, LAMBDA_BUNDLE_DIR_ENV, 'DIFY_TEST_SYSTEM_TMPDIR'];
     const saved = keys.map((key) => [key, process.env[key]] as const);
     // A stand-in for the system's temp directory, so the real run is left alone.
     const system = mkdtempSync(join(tmpdir(), 'system-'));
@@ -47,44 +43,5 @@ describe('the test run’s own directory', () => {
       }
       rmSync(system, { recursive: true, force: true });
     }
-  });
-});
-
-describe('the bundle cache', () => {
-  // Why: every synth bundled every Lambda with esbuild; the cache must give the same bytes (hence
-  // the same asset hash, the same template) as bundling, and never one bundle for another.
-  const cache = mkdtempSync(join(tmpdir(), 'bundles-'));
-  afterAll(() => rmSync(cache, { recursive: true, force: true }));
-  useBundleCache(cache);
-
-  const codeKey = (minify: boolean): string => {
-    const stack = new Stack(new App(), 'Probe');
-    new nodejs.NodejsFunction(stack, 'Function', {
-      entry: repoPath('lambda/firewall-domain-lists/src/index.ts'),
-      runtime: lambda.Runtime.NODEJS_24_X,
-      depsLockFilePath: repoPath('package-lock.json'),
-      projectRoot: repoPath('.'),
-      bundling: { minify, target: 'node24', externalModules: ['@aws-sdk/*'], logLevel: nodejs.LogLevel.WARNING },
-    });
-    const [fn] = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'));
-    return fn.Properties.Code.S3Key as string;
-  };
-
-  it('is the run’s, set up by the global setup', () => {
-    expect(process.env[BUNDLE_CACHE_ENV]).toBe(join(process.env[RUN_DIR_ENV]!, 'bundles'));
-  });
-
-  it('bundles once, then hands out a copy that hashes as the bundle did', () => {
-    const bundled = codeKey(true);
-    expect(readdirSync(cache)).toHaveLength(1);
-    expect(codeKey(true)).toBe(bundled);
-    expect(readdirSync(cache)).toHaveLength(1);
-  });
-
-  it('bundles again for different options', () => {
-    const minified = codeKey(true);
-    const plain = codeKey(false);
-    expect(plain).not.toBe(minified);
-    expect(readdirSync(cache)).toHaveLength(2);
   });
 });

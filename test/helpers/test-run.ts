@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LAMBDA_BUNDLE_DIR_ENV } from '../../contracts/lambda-bundles';
 
 /**
  * One directory per `jest` run for everything the tests write (jest.config.js: globalSetup and
@@ -10,7 +11,8 @@ import { join } from 'node:path';
  *   directory lands here: CDK's `cdk.out*` of every app synthesized without an outdir, `cdk synth`'s
  *   output in test/bin.test.ts, cfn-lint's templates, PostgreSQL's data directory. The workers are
  *   started after the global setup and inherit it.
- * - `bundles/` holds each Lambda bundle once (test/helpers/bundle-cache.ts).
+ * - `bundles/` holds each Lambda's bundle, made once by the global setup (contracts/lambda-bundles.ts),
+ *   which every synth of the run deploys.
  *
  * The teardown removes the directory, and looks for `cdk.out*` folders that appeared in the
  * system's temp directory meanwhile: something wrote around TMPDIR. Under CI (`CI` set, as in
@@ -19,8 +21,6 @@ import { join } from 'node:path';
  * so it is a warning that names them.
  */
 export const RUN_DIR_ENV = 'DIFY_TEST_RUN_DIR';
-/** The run's bundle directory (test/helpers/bundle-cache.ts); unset outside jest. */
-export const BUNDLE_CACHE_ENV = 'DIFY_TEST_BUNDLE_CACHE';
 
 const SYSTEM_TMPDIR_ENV = 'DIFY_TEST_SYSTEM_TMPDIR';
 const LITTER = /^cdk\.out/;
@@ -45,7 +45,7 @@ export function setUpRun(systemTmpdir: string = tmpdir()): void {
   for (const dir of [run, tmp]) chmodSync(dir, 0o711);
   process.env[SYSTEM_TMPDIR_ENV] = systemTmpdir;
   process.env[RUN_DIR_ENV] = run;
-  process.env[BUNDLE_CACHE_ENV] = bundles;
+  process.env[LAMBDA_BUNDLE_DIR_ENV] = bundles;
   process.env.TMPDIR = tmp;
   (globalThis as { difyTestLitterBefore?: string[] }).difyTestLitterBefore = litterIn(systemTmpdir);
 }
@@ -56,7 +56,7 @@ export function tearDownRun(strict: boolean = isCi()): void {
   if (run === undefined || systemTmpdir === undefined) return;
   rmSync(run, { recursive: true, force: true });
   process.env.TMPDIR = systemTmpdir;
-  for (const name of [RUN_DIR_ENV, SYSTEM_TMPDIR_ENV, BUNDLE_CACHE_ENV]) delete process.env[name];
+  for (const name of [RUN_DIR_ENV, SYSTEM_TMPDIR_ENV, LAMBDA_BUNDLE_DIR_ENV]) delete process.env[name];
   const before = new Set((globalThis as { difyTestLitterBefore?: string[] }).difyTestLitterBefore ?? []);
   const left = litterIn(systemTmpdir).filter((name) => !before.has(name));
   if (left.length === 0) return;

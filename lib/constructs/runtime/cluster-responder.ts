@@ -3,13 +3,12 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { GROUPS } from '../../../contracts/kubernetes';
 import { deploymentStacks, OUTPUTS } from '../../../contracts/stack-outputs';
 import { acknowledge, nistAndHipaa } from '../../nag/acknowledge';
-import { repoPath } from '../../paths';
+import { LAMBDA_HANDLER, lambdaCode } from '../lambda-code';
 import { FunctionRole } from '../function-role';
 import { encryptedLogGroup, type LogSettings } from '../log-group';
 import type { Network } from '../network';
@@ -41,7 +40,7 @@ export interface ClusterResponderProps {
  * reaches the cluster's API, the Secrets Manager endpoint and Valkey, nothing more.
  */
 export class ClusterResponder extends Construct {
-  public readonly function: nodejs.NodejsFunction;
+  public readonly function: lambda.Function;
   public readonly securityGroup: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: ClusterResponderProps) {
@@ -65,9 +64,9 @@ export class ClusterResponder extends Construct {
     const logGroup = encryptedLogGroup(this, 'LogGroup', props.logs, { suffix: 'eks/cluster-responder' });
     const role = new FunctionRole(this, 'Role', { logGroup, inVpc: true }).role;
     grantSecretRead(props.cache.secret, role);
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      entry: repoPath('lambda/cluster-responder/src/index.ts'),
-      handler: 'handler',
+    this.function = new lambda.Function(this, 'Function', {
+      code: lambdaCode('cluster-responder'),
+      handler: LAMBDA_HANDLER,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       role,
@@ -89,10 +88,6 @@ export class ClusterResponder extends Construct {
         CACHE_PORT: String(props.cache.port),
         CACHE_SECRET_ARN: props.cache.secret.secretArn,
       },
-      depsLockFilePath: repoPath('package-lock.json'),
-      projectRoot: repoPath('.'),
-      // esbuild prints warnings and errors only, as in lib/constructs/in-vpc-custom-resource.ts.
-      bundling: { minify: true, target: 'node24', externalModules: ['@aws-sdk/*'], logLevel: nodejs.LogLevel.WARNING },
     });
     acknowledge(
       this.function.node.defaultChild!,

@@ -39,7 +39,7 @@ export class Migration extends Construct {
       securityGroupDescription: 'Migration runner: HTTPS to the VPC endpoints (ECS, Lambda) and S3 only',
       // The ECS API (RunTask, DescribeTasks, StopTask) and Lambda through their interface endpoints.
       endpoints: ['Ecs', 'Lambda'],
-      entry: 'lambda/run-task/src/index.ts',
+      bundle: 'run-task',
       description: 'Dify: runs the database migration task and waits for exit code 0',
       // The handler waits up to 13 minutes for the task and stops it after that.
       timeout: Duration.minutes(14),
