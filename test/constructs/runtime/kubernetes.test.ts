@@ -228,6 +228,40 @@ describe('Dify on Kubernetes: workloads from the catalogue', () => {
     for (const service of objects.filter((o) => o.kind === 'Service') as any[])
       for (const port of service.spec.ports) expect(port.targetPort).toBe(port.port);
   });
+
+  // Why: Deployments had no spread, so a prod api's, worker's or web's replicas could all sit in one
+  // zone, or on one node, and go down together.
+  it('spreads every replicated Deployment over zones, then nodes, as a preference that never blocks a pod', () => {
+    const deployments = SERVICE_ROWS.flatMap((row) => workloadObjects(row, specOf(row.service))).filter(
+      (o) => o.kind === 'Deployment',
+    ) as any[];
+    expect(deployments.length).toBeGreaterThan(4);
+    for (const deployment of deployments) {
+      const { selector, template, strategy } = deployment.spec;
+      const constraints = template.spec.topologySpreadConstraints;
+      if (strategy.type === 'Recreate') {
+        // beat: one replica, nothing to spread.
+        expect({ name: deployment.metadata.name, constraints }).toEqual({ name: 'beat', constraints: undefined });
+        continue;
+      }
+      expect({ name: deployment.metadata.name, constraints }).toEqual({
+        name: deployment.metadata.name,
+        constraints: ['topology.kubernetes.io/zone', 'kubernetes.io/hostname'].map((topologyKey) => ({
+          maxSkew: 1,
+          topologyKey,
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: selector,
+        })),
+      });
+      // The selector counts this Deployment's own pods, and only them.
+      expect(template.metadata.labels).toMatchObject(selector.matchLabels);
+      const others = deployments.filter((d) => d !== deployment);
+      for (const other of others)
+        expect(
+          Object.entries(selector.matchLabels).every(([k, v]) => other.spec.template.metadata.labels[k] === v),
+        ).toBe(false);
+    }
+  });
 });
 
 describe('Dify on Kubernetes: the same hardening as the ECS task definitions', () => {

@@ -125,6 +125,12 @@ export interface PodSpec {
     readonly effect: 'NoSchedule' | 'NoExecute';
   }>;
   readonly runtimeClassName?: string;
+  readonly topologySpreadConstraints?: ReadonlyArray<{
+    readonly maxSkew: number;
+    readonly topologyKey: string;
+    readonly whenUnsatisfiable: 'DoNotSchedule' | 'ScheduleAnyway';
+    readonly labelSelector: { readonly matchLabels: Labels };
+  }>;
   readonly restartPolicy?: 'Always' | 'Never' | 'OnFailure';
   readonly terminationGracePeriodSeconds?: number;
   readonly shareProcessNamespace?: boolean;

@@ -237,7 +237,29 @@ export function workloadObjects(row: DifyServiceRow, spec: WorkloadSpec): Kubern
           row.deployment === 'singleton'
             ? { type: 'Recreate' }
             : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-        template: { ...template, spec: { ...template.spec, restartPolicy: 'Always' } },
+        template: {
+          ...template,
+          spec: {
+            ...template.spec,
+            restartPolicy: 'Always',
+            // Replicas in different zones, then on different nodes, so that one zone or one node lost
+            // does not take every replica with it (ECS spreads Fargate tasks over zones by itself). A
+            // preference, which Auto Mode's Karpenter tries to meet when it adds nodes, never a reason
+            // to leave a pod unscheduled.
+            ...(row.deployment === 'singleton'
+              ? {}
+              : {
+                  topologySpreadConstraints: ['topology.kubernetes.io/zone', 'kubernetes.io/hostname'].map(
+                    (topologyKey) => ({
+                      maxSkew: 1,
+                      topologyKey,
+                      whenUnsatisfiable: 'ScheduleAnyway' as const,
+                      labelSelector: selector,
+                    }),
+                  ),
+                }),
+          },
+        },
       },
     },
   ];
