@@ -209,6 +209,7 @@ function compose(
     bedrock: config.bedrockModels.length > 0,
     exec: config.enableExec,
     eks: config.platform === 'eks',
+    runtimeMonitoring: config.guardDuty,
   });
   const secrets = new AppSecrets(foundation, 'AppSecrets', { key: keys.secretsKeyFor(foundation), removalPolicy });
   const storage = new Storage(foundation, 'Storage', {

@@ -35,6 +35,14 @@ export interface NetworkProps {
    * @default false - no EKS cluster
    */
   readonly eks?: boolean;
+  /**
+   * GuardDuty Runtime Monitoring (`guardDuty`): its agent runs in every Fargate task and sends to
+   * the `guardduty-data` endpoint GuardDuty itself creates in this VPC, so tasks may reach 443 inside
+   * the VPC (`allowRuntimeMonitoringAgent`), and the ECR endpoints let images of AWS's own accounts
+   * be pulled (its agent's).
+   * @default false
+   */
+  readonly runtimeMonitoring?: boolean;
 }
 
 /** Endpoints of a private EKS cluster (platform=eks): its API, Pod Identity's credentials, tokens. */
@@ -189,7 +197,9 @@ export class Network extends Construct {
         securityGroups: [securityGroup],
         subnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       });
-      for (const statement of endpointPolicy(name)) endpoints[name].addToPolicy(statement);
+      // AWS's own images (the EKS add-ons', GuardDuty's agent) come from AWS's accounts.
+      const awsImages = props.eks === true || props.runtimeMonitoring === true;
+      for (const statement of endpointPolicy(name, awsImages)) endpoints[name].addToPolicy(statement);
     }
     this.interfaceEndpoints = endpoints;
     this.s3Endpoint = this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3 });
@@ -342,6 +352,27 @@ export class Network extends Construct {
     );
   }
 
+  /**
+   * With GuardDuty Runtime Monitoring, lets a Fargate task's GuardDuty agent reach the `guardduty-data`
+   * endpoint: GuardDuty creates it in this VPC with its own security group, which admits 443 from the
+   * VPC's range, so its addresses are known only after the deploy. Only resources whose own groups
+   * admit this task are reachable: in this VPC, that endpoint and nothing else of ours, since every
+   * endpoint and service here admits named security groups only.
+   */
+  public allowRuntimeMonitoringAgent(client: ec2.IConnectable, description: string): void {
+    if (this.props.runtimeMonitoring !== true) return;
+    client.connections.allowTo(
+      ec2.Peer.ipv4(this.vpc.vpcCidrBlock),
+      ec2.Port.tcp(443),
+      `${description}: GuardDuty's runtime agent to the guardduty-data endpoint GuardDuty creates in the VPC`,
+    );
+  }
+
+  /** Whether GuardDuty Runtime Monitoring's agent runs in the tasks (`runtimeMonitoring`). */
+  public get runtimeMonitoring(): boolean {
+    return this.props.runtimeMonitoring === true;
+  }
+
   /** The id of S3's regional prefix list (what the gateway endpoint routes), read at deploy time. */
   public get s3PrefixListId(): string {
     this.s3Prefixes ??= new ManagedPrefixList(this, 'S3PrefixList', {
@@ -368,7 +399,7 @@ export class Network extends Construct {
  * resource) only this account's resources, so a workload cannot push data through the endpoint to
  * another account's secret, log group, repository or function.
  */
-function endpointPolicy(name: string): iam.PolicyStatement[] {
+function endpointPolicy(name: string, awsImages: boolean): iam.PolicyStatement[] {
   const account = { 'aws:PrincipalAccount': Aws.ACCOUNT_ID };
   const principalOnly = PRINCIPAL_ONLY[name];
   const statements = [];
@@ -394,5 +425,22 @@ function endpointPolicy(name: string): iam.PolicyStatement[] {
       }),
     );
   }
+  if (awsImages && (name === 'EcrApi' || name === 'EcrDocker')) {
+    // Pulls only, by this account's principals, from any account's repository: the EKS add-ons' and
+    // GuardDuty's images live in AWS's accounts (a different one per region). Pushing, and every
+    // other call, still names this account's resources only.
+    statements.push(
+      new iam.PolicyStatement({
+        sid: 'PullAwsImages',
+        principals: [new iam.AnyPrincipal()],
+        actions: [...ECR_PULL],
+        resources: ['*'],
+        conditions: { StringEquals: account },
+      }),
+    );
+  }
   return statements;
 }
+
+/** What pulling an image takes from ECR, besides the authorization token. */
+export const ECR_PULL = ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'] as const;

@@ -1,3 +1,5 @@
+import { ECR_PULL } from '../../lib/constructs/network';
+import { DifyTask, GUARDDUTY_AGENT_REPOSITORY } from '../../lib/constructs/runtime/ecs-task';
 import { FOUNDATIONAL_STANDARD } from '../../lib/constructs/security-services';
 import { build, VARIANTS } from '../helpers/synth';
 import { logicalId, references, resources } from '../helpers/template';
@@ -65,5 +67,110 @@ describe('optional security services', () => {
     const [[, standard]] = resources(everything.template, 'AWS::SecurityHub::Standard');
     expect(JSON.stringify(standard.Properties!.StandardsArn)).toContain(FOUNDATIONAL_STANDARD);
     expect(standard.DependsOn).toContain(hubId);
+  });
+
+  // Why: with guardDuty=true, GuardDuty injects its agent into every Fargate task, but the execution
+  // roles could pull only this deployment's images, the ECR endpoints admitted only this account's
+  // repositories, and the tasks' security groups reached only this stack's endpoints: the agent could
+  // neither start nor report (found by review).
+  describe('GuardDuty’s Fargate agent', () => {
+    const tasksOf = (built: typeof dev) =>
+      built.app.node.findAll().filter((construct): construct is DifyTask => construct instanceof DifyTask);
+    const egressOf = (built: typeof dev, task: DifyTask) => {
+      const id = logicalId(task.securityGroup);
+      const inline = resources(built.template, 'AWS::EC2::SecurityGroup').find(([sg]) => sg === id)![1].Properties!
+        .SecurityGroupEgress as Array<Record<string, any>> | undefined;
+      const separate = resources(built.template, 'AWS::EC2::SecurityGroupEgress')
+        .filter(([, rule]) => references(rule.Properties!.GroupId, id))
+        .map(([, rule]) => rule.Properties as Record<string, any>);
+      return [...(inline ?? []), ...separate];
+    };
+    const agentEgress = (rules: Array<Record<string, any>>) =>
+      rules.filter((rule) => String(rule.Description).includes('GuardDuty'));
+    const pullsAgent = (built: typeof dev, task: DifyTask) => {
+      const role = logicalId(task.taskDefinition.obtainExecutionRole());
+      return resources(built.template, 'AWS::IAM::Policy')
+        .filter(([, policy]) => references(policy.Properties!.Roles, role))
+        .flatMap(([, policy]) => (policy.Properties as Record<string, any>).PolicyDocument.Statement)
+        .filter((statement: Record<string, any>) =>
+          JSON.stringify(statement.Resource).includes(GUARDDUTY_AGENT_REPOSITORY),
+        );
+    };
+    const ecrPolicies = (built: typeof dev) =>
+      ['EcrApi', 'EcrDocker'].map(
+        (name) =>
+          (
+            resources(built.template, 'AWS::EC2::VPCEndpoint').find(
+              ([id]) => id === logicalId(built.stacks.network.interfaceEndpoints[name]),
+            )![1].Properties as Record<string, any>
+          ).PolicyDocument.Statement as Array<Record<string, any>>,
+      );
+
+    it('is pulled by every task’s execution role from GuardDuty’s repository, pulls only', () => {
+      const tasks = tasksOf(everything);
+      expect(tasks.length).toBeGreaterThanOrEqual(9);
+      for (const task of tasks) {
+        const [statement, ...more] = pullsAgent(everything, task);
+        expect(more).toEqual([]);
+        expect(statement.Action).toEqual([...ECR_PULL]);
+        // CDK merges it with the pull of the task's own image (same actions): that repository, and GuardDuty's.
+        const granted = [statement.Resource].flat();
+        expect(granted).toContainEqual({
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':ecr:',
+              { Ref: 'AWS::Region' },
+              `:*:repository/${GUARDDUTY_AGENT_REPOSITORY}`,
+            ],
+          ],
+        });
+        for (const other of granted.filter(
+          (resource) => !JSON.stringify(resource).includes(GUARDDUTY_AGENT_REPOSITORY),
+        ))
+          expect(JSON.stringify(other)).toContain('container-assets');
+      }
+    });
+
+    it('reaches GuardDuty’s endpoint in the VPC on 443 from every task, by one rule', () => {
+      const vpc = logicalId(everything.stacks.network.vpc);
+      for (const task of tasksOf(everything)) {
+        const rules = agentEgress(egressOf(everything, task));
+        expect(rules).toHaveLength(1);
+        expect(rules[0]).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443 });
+        expect(references(rules[0].CidrIp, vpc)).toBe(true);
+        expect(JSON.stringify(rules[0].CidrIp)).toContain('CidrBlock');
+      }
+    });
+
+    it('is pulled through the ECR endpoints, which let this account’s principals pull AWS’s images and nothing more', () => {
+      for (const statements of ecrPolicies(everything)) {
+        const pull = statements.find((statement) => statement.Sid === 'PullAwsImages')!;
+        expect(pull).toMatchObject({
+          Effect: 'Allow',
+          Action: [...ECR_PULL],
+          Resource: '*',
+          Condition: { StringEquals: { 'aws:PrincipalAccount': { Ref: 'AWS::AccountId' } } },
+        });
+        // Every other call still names this account's resources only.
+        for (const statement of statements.filter((s) => s.Sid !== 'PullAwsImages'))
+          expect(JSON.stringify(statement)).toMatch(/aws:ResourceAccount|ecr:GetAuthorizationToken/);
+      }
+      // EKS pulls its add-ons' images from AWS's registry: the same statement, without guardDuty.
+      for (const statements of ecrPolicies(build(VARIANTS['eks-dev'])))
+        expect(statements.map((s) => s.Sid)).toContain('PullAwsImages');
+    });
+
+    it('opens none of it without guardDuty on ECS', () => {
+      const tasks = tasksOf(prod);
+      expect(tasks.length).toBeGreaterThanOrEqual(9);
+      for (const task of tasks) {
+        expect(agentEgress(egressOf(prod, task))).toEqual([]);
+        expect(pullsAgent(prod, task)).toEqual([]);
+      }
+      for (const statements of ecrPolicies(prod)) expect(statements.map((s) => s.Sid)).not.toContain('PullAwsImages');
+    });
   });
 });

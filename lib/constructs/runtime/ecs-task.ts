@@ -11,7 +11,7 @@ import { allowSecretsDecrypt } from '../secret-access';
 import type { SecretSource } from './runtime';
 import { acknowledge, acknowledgeGrantedResource, nistAndHipaa } from '../../nag/acknowledge';
 import { encryptedLogGroup, type LogSettings } from '../log-group';
-import type { Network } from '../network';
+import { ECR_PULL, type Network } from '../network';
 import { deploymentName } from '../deployment-name';
 
 /** The container runtime's default capability set on Fargate; anything not kept is dropped. */
@@ -61,6 +61,9 @@ export interface TaskPlatform {
   readonly execLogGroup?: logs.ILogGroup;
 }
 
+/** GuardDuty's repository of its Fargate agent, in each region's own AWS account (GuardDuty's guide). */
+export const GUARDDUTY_AGENT_REPOSITORY = 'aws-guardduty-agent-fargate';
+
 /** How long a task's DNS record may be cached: short, so a replaced task stops receiving calls quickly. */
 export const DNS_TTL = Duration.seconds(10);
 
@@ -103,6 +106,8 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
   /** Whether the root filesystem is read-only in this deployment (ECS Exec turns it off). */
   public readonly readonlyRootFilesystem: boolean;
   private readonly runtime: TaskPlatform;
+  /** GuardDuty's agent repository, when its agent runs in this task (`guardDuty`). */
+  private readonly guardDutyAgent?: string;
 
   constructor(scope: Construct, id: string, props: DifyTaskProps) {
     super(scope, id);
@@ -196,6 +201,15 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
       defaultPort: spec.port === undefined ? undefined : ec2.Port.tcp(spec.port),
     });
     props.network.allowAwsServices(this, `Dify ${props.name}`);
+    if (props.network.runtimeMonitoring) {
+      props.network.allowRuntimeMonitoringAgent(this, `Dify ${props.name}`);
+      // GuardDuty adds its agent as a sidecar that ECS pulls with this role, from GuardDuty's own
+      // repository of the region (in an AWS account that differs by region).
+      this.guardDutyAgent = `arn:${Aws.PARTITION}:ecr:${Aws.REGION}:*:repository/${GUARDDUTY_AGENT_REPOSITORY}`;
+      executionRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: [...ECR_PULL], resources: [this.guardDutyAgent] }),
+      );
+    }
     acknowledge(this.taskDefinition.node.defaultChild!, {
       id: 'AwsSolutions-ECS2',
       reason:
@@ -240,6 +254,13 @@ export class DifyTask extends Construct implements ec2.IConnectable, iam.IGranta
         reason:
           'ecr:GetAuthorizationToken supports no resource-level permission (it returns a registry login token); the image pull itself is limited to the asset repository, and the execution role can be assumed only by ECS tasks of this account.',
       });
+      if (this.guardDutyAgent !== undefined) {
+        acknowledgeGrantedResource(
+          execution,
+          this.guardDutyAgent,
+          "GuardDuty's Fargate agent (guardDuty=true), which ECS pulls with this role: GuardDuty publishes it in a repository of that one name in an AWS account of its own per region, so the account is a wildcard; pull actions only, of that repository name, in this region.",
+        );
+      }
     }
   }
 }
