@@ -6,7 +6,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag/acknowledge';
 import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
-import { LAMBDA_HANDLER, lambdaCode } from './lambda-code';
+import { BundledFunction } from './lambda-code';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import { acknowledgeOutsideVpc } from './managed-prefix-list';
@@ -39,11 +39,8 @@ export class DnsFirewall extends Construct {
     const providerLogGroup = encryptedLogGroup(this, 'ProviderLogGroup', props.logs, {
       suffix: 'firewall-domain-lists-provider',
     });
-    const handler = new lambda.Function(this, 'Lookup', {
-      code: lambdaCode('firewall-domain-lists'),
-      handler: LAMBDA_HANDLER,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+    const handler = new BundledFunction(this, 'Lookup', {
+      bundle: 'firewall-domain-lists',
       role: new FunctionRole(this, 'LookupRole', {
         logGroup: functionLogGroup,
         inVpc: false,
@@ -53,10 +50,8 @@ export class DnsFirewall extends Construct {
         },
       }).role,
       timeout: Duration.minutes(1),
-      memorySize: 256,
       description: 'Dify: reads the ids of AWS-managed DNS Firewall domain lists by name (deploy time)',
       logGroup: functionLogGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
     });
     const providerRole = new FunctionRole(this, 'ProviderRole', { logGroup: providerLogGroup, inVpc: false });
     const provider = new cr.Provider(this, 'Provider', {

@@ -11,7 +11,7 @@ import { Construct } from 'constructs';
 import { OUTPUTS } from '../../contracts/stack-outputs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
 import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
-import { LAMBDA_HANDLER, lambdaCode } from './lambda-code';
+import { BundledFunction } from './lambda-code';
 import { noAutomaticRotation } from './app-secrets';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
@@ -217,18 +217,13 @@ export class Email extends Construct {
     grantSecretWrite(this.secret, role);
     // It reads which key is current, to keep a replaced key until the consumers restart.
     grantSecretRead(this.secret, role);
-    const handler = new lambda.Function(this, 'CredentialsFunction', {
-      code: lambdaCode('ses-smtp-credentials'),
-      handler: LAMBDA_HANDLER,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+    const handler = new BundledFunction(this, 'CredentialsFunction', {
+      bundle: 'ses-smtp-credentials',
       role,
       timeout: Duration.minutes(1),
-      memorySize: 256,
       description:
         'Dify: creates the SES SMTP user’s access key into its secret, and picks the SMTP endpoint’s subnets',
       logGroup: functionLogGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
     });
     const providerRole = new FunctionRole(this, 'ProviderRole', { logGroup: providerLogGroup, inVpc: false });
     const provider = new cr.Provider(this, 'Provider', {

@@ -7,7 +7,7 @@ import type { LambdaBundleName } from '../../contracts/lambda-bundles';
 import { acknowledge } from '../nag/acknowledge';
 import { acknowledgeDeployTimeFunction } from '../nag/deploy-time-function';
 import { FunctionRole } from './function-role';
-import { LAMBDA_HANDLER, lambdaCode } from './lambda-code';
+import { BundledFunction } from './lambda-code';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { ExtraEndpoint, Network } from './network';
 
@@ -60,20 +60,15 @@ export function inVpcCustomResource(scope: Construct, props: InVpcCustomResource
     suffix: `${props.logGroupSuffix}-provider`,
   });
   const functionRole = new FunctionRole(scope, 'FunctionRole', { logGroup: functionLogGroup, inVpc: true });
-  const fn = new lambda.Function(scope, 'Function', {
-    code: lambdaCode(props.bundle),
-    handler: LAMBDA_HANDLER,
-    runtime: lambda.Runtime.NODEJS_24_X,
+  const fn = new BundledFunction(scope, 'Function', {
+    bundle: props.bundle,
     role: functionRole.role,
-    architecture: lambda.Architecture.ARM_64,
     timeout: props.timeout,
-    memorySize: 256,
     description: props.description,
     vpc: network.vpc,
     vpcSubnets: network.privateSubnets,
     securityGroups: [securityGroup],
     logGroup: functionLogGroup,
-    loggingFormat: lambda.LoggingFormat.JSON,
   });
   const providerRole = new FunctionRole(scope, 'ProviderRole', { logGroup: providerLogGroup, inVpc: true });
   const provider = new cr.Provider(scope, 'Provider', {

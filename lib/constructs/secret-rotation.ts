@@ -10,7 +10,7 @@ import type { RotationConfig } from '../../contracts/rotation';
 import { scheduled, type SecretId } from '../../contracts/secrets';
 import { OUTPUTS, type ServiceId } from '../../contracts/stack-outputs';
 import { acknowledge, nistAndHipaa } from '../nag/acknowledge';
-import { LAMBDA_HANDLER, lambdaCode } from './lambda-code';
+import { BundledFunction } from './lambda-code';
 import { FunctionRole } from './function-role';
 import { encryptedLogGroup, type LogSettings } from './log-group';
 import type { Network } from './network';
@@ -123,16 +123,12 @@ export class SecretRotation extends Construct {
 
     this.grant(role, props, rotated, userIds, restartable);
 
-    this.function = new lambda.Function(this, 'Function', {
-      code: lambdaCode('secret-rotation'),
-      handler: LAMBDA_HANDLER,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+    this.function = new BundledFunction(this, 'Function', {
+      bundle: 'secret-rotation',
       role,
       // The finish step waits up to 12 minutes for restarted consumers before it removes an old
       // cache password.
       timeout: Duration.minutes(15),
-      memorySize: 256,
       // One rotation per secret at a time is all Secrets Manager starts; a bound on a stolen invoke right.
       reservedConcurrentExecutions: 4,
       description:
@@ -141,7 +137,6 @@ export class SecretRotation extends Construct {
       vpcSubnets: props.network.privateSubnets,
       securityGroups: [securityGroup],
       logGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
       environment: { ROTATION: stack.toJsonString(config) },
     });
     acknowledge(

@@ -8,7 +8,7 @@ import { Construct } from 'constructs';
 import { GROUPS } from '../../../contracts/kubernetes';
 import { deploymentStacks, OUTPUTS } from '../../../contracts/stack-outputs';
 import { acknowledge, nistAndHipaa } from '../../nag/acknowledge';
-import { LAMBDA_HANDLER, lambdaCode } from '../lambda-code';
+import { BundledFunction } from '../lambda-code';
 import { FunctionRole } from '../function-role';
 import { encryptedLogGroup, type LogSettings } from '../log-group';
 import type { Network } from '../network';
@@ -64,14 +64,10 @@ export class ClusterResponder extends Construct {
     const logGroup = encryptedLogGroup(this, 'LogGroup', props.logs, { suffix: 'eks/cluster-responder' });
     const role = new FunctionRole(this, 'Role', { logGroup, inVpc: true }).role;
     grantSecretRead(props.cache.secret, role);
-    this.function = new lambda.Function(this, 'Function', {
-      code: lambdaCode('cluster-responder'),
-      handler: LAMBDA_HANDLER,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+    this.function = new BundledFunction(this, 'Function', {
+      bundle: 'cluster-responder',
       role,
       timeout: Duration.seconds(60),
-      memorySize: 256,
       // Two at once at most: an incident's few calls, and a bound on what a stolen invoke right can do.
       reservedConcurrentExecutions: 2,
       description: `${what}: incident steps on Dify's Deployments and pods, as the dify-responders group`,
@@ -79,7 +75,6 @@ export class ClusterResponder extends Construct {
       vpcSubnets: props.network.privateSubnets,
       securityGroups: [this.securityGroup],
       logGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
       environment: {
         CLUSTER_NAME: cluster.clusterName,
         CLUSTER_ENDPOINT: cluster.clusterEndpoint,
